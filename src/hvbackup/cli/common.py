@@ -1,0 +1,160 @@
+"""What every command shares: options, JSON output, progress, and turning errors into exit codes.
+
+Commands only parse arguments, call into engine/repo/hyperv/..., and print through `emit`.
+With `--json` a command prints exactly one JSON document on stdout and nothing else; progress
+and messages go to stderr, and progress is hidden.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Callable, Iterator
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from hvbackup.errors import EXIT_INTERRUPTED, HvBackupError, UsageError
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")]
+RepoOpt = Annotated[
+    Path,
+    typer.Option("--repo", "-r", envvar="HVBACKUP_REPO", help="Repository path (or HVBACKUP_REPO)."),
+]
+PasswordFileOpt = Annotated[
+    Path | None,
+    typer.Option("--password-file", help="Read the passphrase from this file (else HVBACKUP_PASSWORD, else a prompt)."),
+]
+
+
+def read_password(password_file: Path | None, *, confirm: bool = False, prompt: str = "Repository passphrase") -> str:
+    """The passphrase from --password-file, HVBACKUP_PASSWORD, or an interactive prompt."""
+    if password_file is not None:
+        try:
+            text = password_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read password file {password_file}: {exc.strerror}") from None
+        return text.rstrip("\r\n")
+    env = os.environ.get("HVBACKUP_PASSWORD")
+    if env is not None:
+        return env
+    if not sys.stdin.isatty():
+        raise UsageError("no passphrase: set HVBACKUP_PASSWORD, pass --password-file, or run in a terminal")
+    return typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+
+
+def emit(data: Any, as_json: bool, render: Callable[[Any], None] | None = None) -> None:
+    """Print a command's result: one JSON document, or the human rendering."""
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, default=_json_default, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    elif render is not None:
+        render(data)
+    else:
+        stdout.print(data)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, bytes):
+        return obj.hex()
+    if hasattr(obj, "to_json"):
+        return obj.to_json()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn expected failures into a one-line message and the documented exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except HvBackupError as exc:
+            stderr.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            stderr.print("[bold red]interrupted[/]")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    return wrapper
+
+
+class ProgressReporter:
+    """A byte-count progress bar on stderr; silent with --json or when disabled."""
+
+    def __init__(self, description: str, total: int | None, enabled: bool = True) -> None:
+        self._progress: Progress | None = None
+        self._task = None
+        if enabled:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                DownloadColumn(binary_units=True),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=stderr,
+                transient=True,
+            )
+            self._task = self._progress.add_task(description, total=total)
+
+    def __enter__(self) -> "ProgressReporter":
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def advance(self, nbytes: int) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task, nbytes)
+
+    def set_total(self, total: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, total=total)
+
+
+@contextmanager
+def progress(description: str, total: int | None, as_json: bool) -> Iterator[ProgressReporter]:
+    with ProgressReporter(description, total, enabled=not as_json and stderr.is_terminal) as reporter:
+        yield reporter
+
+
+def register_modules(app: typer.Typer, prefix: str) -> None:
+    """Let every `hvbackup.cli.<prefix>*` module add its commands to `app`."""
+    import importlib
+    import pkgutil
+
+    import hvbackup.cli as pkg
+
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        if info.name.startswith(prefix):
+            importlib.import_module(f"hvbackup.cli.{info.name}").register(app)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
