@@ -1,0 +1,171 @@
+"""Where repository objects live: the Backend interface and the local directory backend.
+
+An object name is a relative path with `/` separators ("chunks/ab/cd/abcd…"). A put is atomic:
+a reader sees either no object or the whole object, never a part of it, even after a crash.
+The local backend gets that by writing a temporary file in the target directory, fsyncing it,
+renaming it over the final name and fsyncing the directory. Temporary files start with
+`.tmp-`; listings never show them.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Protocol
+
+from hvbackup.repo.errors import ObjectNotFound
+
+TEMP_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True)
+class ObjectStat:
+    name: str
+    size: int
+    mtime: float
+
+
+class Backend(Protocol):
+    def put(self, name: str, data: bytes | memoryview) -> None:
+        """Store an object atomically, replacing any object of the same name."""
+
+    def get(self, name: str) -> bytes:
+        """The object's bytes; ObjectNotFound if there is none."""
+
+    def exists(self, name: str) -> bool: ...
+
+    def delete(self, name: str) -> None:
+        """Remove an object; no error if it is already gone."""
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Names of all objects under the folder `prefix`, at any depth, in no particular order."""
+
+    def stat(self, name: str) -> ObjectStat:
+        """Size and modification time; ObjectNotFound if there is none."""
+
+    def remove_temporary(self, older_than: float) -> int:
+        """Delete temporary files left by crashed writers, older than `older_than` (epoch s)."""
+
+
+class LocalBackend:
+    """Objects as files under a root directory; crash-safe puts."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, name: str) -> Path:
+        if name.startswith("/") or ".." in name.split("/"):
+            raise ValueError(f"bad object name {name!r}")
+        return self.root / name
+
+    def put(self, name: str, data: bytes | memoryview) -> None:
+        final = self._path(name)
+        tmp = final.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            self._make_dirs(final.parent)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        os.rename(tmp, final)
+        _fsync_dir(final.parent)
+
+    def _make_dirs(self, directory: Path) -> None:
+        """Create missing directories, each made durable in its parent."""
+        missing = []
+        while not directory.exists():
+            missing.append(directory)
+            directory = directory.parent
+        for d in reversed(missing):
+            try:
+                d.mkdir()
+            except FileExistsError:
+                continue
+            _fsync_dir(d.parent)
+
+    def get(self, name: str) -> bytes:
+        try:
+            with open(self._path(name), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise ObjectNotFound(name) from None
+
+    def exists(self, name: str) -> bool:
+        return self._path(name).is_file()
+
+    def delete(self, name: str) -> None:
+        path = self._path(name)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        _fsync_dir(path.parent)
+
+    def stat(self, name: str) -> ObjectStat:
+        try:
+            st = self._path(name).stat()
+        except FileNotFoundError:
+            raise ObjectNotFound(name) from None
+        return ObjectStat(name, st.st_size, st.st_mtime)
+
+    def list(self, prefix: str) -> Iterator[str]:
+        base = self._path(prefix.rstrip("/"))
+        yield from self._walk(base, prefix.rstrip("/"))
+
+    def _walk(self, directory: Path, name: str) -> Iterator[str]:
+        try:
+            entries = list(os.scandir(directory))
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            if entry.name.startswith(TEMP_PREFIX):
+                continue
+            child = f"{name}/{entry.name}" if name else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                yield from self._walk(Path(entry.path), child)
+            else:
+                yield child
+
+    def remove_temporary(self, older_than: float) -> int:
+        removed = 0
+        for dirpath, _dirs, files in os.walk(self.root):
+            for fname in files:
+                if not fname.startswith(TEMP_PREFIX):
+                    continue
+                path = Path(dirpath) / fname
+                try:
+                    if path.stat().st_mtime < older_than:
+                        path.unlink()
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+        return removed
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # some filesystems refuse fsync on directories
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
+
