@@ -1,0 +1,43 @@
+"""`hvbackup-guest vssd`: the VSS daemon replacing hv_vss_daemon / hypervvssd."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hvbackup.cli.common import handle_errors, stderr
+from hvbackup.cli.guestcmd_options import (DEFAULT_STATE, ConfigOpt, HooksDirOpt, MaxSecondsOpt, MountOpt,
+                                           StateDirOpt, freeze_options)
+from hvbackup.guest.vssd import DEFAULT_DEVICE, DaemonOptions, VssDaemon
+
+
+def _say(message: str) -> None:
+    stderr.print(f"{time.strftime('%H:%M:%S')} {message}", highlight=False, markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @handle_errors
+    def vssd(
+        device: Annotated[Path, typer.Option("--device", help="The kernel's VSS device.")] = DEFAULT_DEVICE,
+        socket: Annotated[Path | None, typer.Option("--socket", help="Connect to a lab host's SEQPACKET socket instead.")] = None,
+        mount: MountOpt = None,
+        config: ConfigOpt = None,
+        hooks_dir: HooksDirOpt = None,
+        state_dir: StateDirOpt = DEFAULT_STATE,
+        max_seconds: MaxSecondsOpt = None,
+    ) -> None:
+        """Answer Hyper-V's backup requests (HOT_BACKUP, FREEZE, THAW) with hooks around the freeze.
+
+        Logs go to stderr only outside the freeze window. With --socket it serves until the lab host
+        closes the socket.
+
+        Example: hvbackup-guest vssd --socket /run/lab/vm1.sock --mount /srv/data
+        """
+        opts = freeze_options(config, hooks_dir, state_dir, mount, max_seconds, None, "vssd")
+        VssDaemon(DaemonOptions(opts, device, socket), say=_say).run()
+        sys.stdout.flush()

@@ -1,0 +1,54 @@
+"""PostgreSQL: CHECKPOINT before the freeze, so the frozen image needs no redo beyond it
+(backup.sgml, "File System Level Backup"); in "backup" mode also pg_backup_start (PG 15+) or
+pg_start_backup(label, true, false) (9.6-14) with the session held across the freeze, and
+pg_backup_stop after the thaw, whose backup_label goes into the report (reference guest.md §4.3).
+"""
+
+from __future__ import annotations
+
+from hvbackup.guest.config import PostgresConfig
+from hvbackup.guest.quiescers.base import ClientSession, QuiesceError, Quiescer
+
+
+class PostgresQuiescer(Quiescer):
+    def __init__(self, config: PostgresConfig) -> None:
+        super().__init__(name="postgresql")
+        self.config = config
+        self.session: ClientSession | None = None
+        self.version = 0
+
+    def _argv(self) -> list[str]:
+        c = self.config
+        return [*c.command, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                "-h", c.host, "-p", str(c.port), "-d", c.dbname]
+
+    def _prepare(self) -> None:
+        self.session = ClientSession(self._argv(), "\\echo {marker}", self.config.timeout)
+        self.version = int(self.session.run("SHOW server_version_num;").strip())
+        self.session.run("CHECKPOINT;")
+        self.detail["checkpoint"] = True
+        if self.config.mode == "backup":
+            start = "pg_backup_start('hvbackup', true)" if self.version >= 150000 else \
+                "pg_start_backup('hvbackup', true, false)"
+            self.detail["start_lsn"] = self.session.run(f"SELECT {start};").strip()
+        else:
+            self._close()
+
+    def _release(self) -> None:
+        if self.config.mode != "backup" or self.session is None:
+            return
+        stop = "pg_backup_stop(false)" if self.version >= 150000 else "pg_stop_backup(false, false)"
+        out = self.session.run(f"SELECT lsn || E'\\n' || labelfile FROM {stop};")
+        self.detail["backup_label"] = out.strip().split("\n", 1)[-1]
+        self._close()
+
+    def _abort(self) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+
+__all__ = ["PostgresQuiescer", "QuiesceError"]
