@@ -1,0 +1,92 @@
+"""open_disk: detect the format from the content and open differencing parents along the chain."""
+
+from __future__ import annotations
+
+import ntpath
+import os
+import posixpath
+from collections.abc import Callable
+
+from hvbackup.disk.errors import DiskError, VhdxError
+from hvbackup.disk.image import DiskImage
+from hvbackup.disk.raw import RawImage
+from hvbackup.disk.source import ByteSource, FileSource
+from hvbackup.disk.vhd import VhdImage, has_vhd_footer
+from hvbackup.disk.vhdx.reader import VhdxImage
+from hvbackup.disk.vhdx.structures import FILE_IDENTIFIER_SIGNATURE
+
+Opener = Callable[[str], ByteSource]
+MAX_CHAIN_DEPTH = 64
+
+
+def open_disk(path_or_source: str | os.PathLike[str] | ByteSource, *, opener: Opener | None = None) -> DiskImage:
+    """Open a VHDX/AVHDX, VHD or raw image; parents of differencing disks are opened through `opener`."""
+    opener = opener or FileSource
+    source = opener(os.fspath(path_or_source)) if isinstance(path_or_source, (str, os.PathLike)) else path_or_source
+    return _open_chain(source, opener, seen=[])
+
+
+def _open_chain(source: ByteSource, opener: Opener, seen: list[str]) -> DiskImage:
+    try:
+        image = _open_one(source)
+        if isinstance(image, VhdxImage) and image.is_differencing:
+            _open_parent(image, opener, seen + [_identity(source.name)])
+        return image
+    except BaseException:
+        source.close()
+        raise
+
+
+def _open_one(source: ByteSource) -> DiskImage:
+    if source.size >= 8 and source.pread(0, 8) == FILE_IDENTIFIER_SIGNATURE:
+        return VhdxImage(source)
+    if has_vhd_footer(source):
+        return VhdImage(source)
+    return RawImage(source)
+
+
+def _identity(name: str) -> str:
+    return os.path.realpath(name) if os.path.exists(name) else name
+
+
+def attach_parent_chain(child: VhdxImage, opener: Opener) -> None:
+    """Open and attach the parents of a differencing disk opened some other way (the writer)."""
+    _open_parent(child, opener, [_identity(child.name)])
+
+
+def _open_parent(child: VhdxImage, opener: Opener, seen: list[str]) -> None:
+    if len(seen) > MAX_CHAIN_DEPTH:
+        raise VhdxError(f"{child.name}: differencing chain is deeper than {MAX_CHAIN_DEPTH} disks")
+    tried: list[str] = []
+    for candidate in parent_candidates(child.name, child.parent_locator or {}):
+        if _identity(candidate) in seen:
+            raise VhdxError(f"{child.name}: parent chain loops back to {candidate}")
+        try:
+            source = opener(candidate)
+        except (DiskError, OSError):
+            tried.append(candidate)
+            continue
+        parent = _open_chain(source, opener, seen)
+        try:
+            child.attach_parent(parent, candidate)
+        except BaseException:
+            parent.close()
+            raise
+        return
+    raise VhdxError(f"{child.name}: parent disk not found (tried {', '.join(tried) or 'no path'})")
+
+
+def parent_candidates(child_name: str, locator: dict[str, str]) -> list[str]:
+    """Paths to try for the parent, in order: relative to the child, absolute, volume path."""
+    windows_child = "\\" in child_name or ntpath.splitdrive(child_name)[0] != ""
+    candidates: list[str] = []
+    relative = locator.get("relative_path")
+    if relative:
+        if windows_child:
+            candidates.append(ntpath.normpath(ntpath.join(ntpath.dirname(child_name), relative)))
+        else:
+            candidates.append(posixpath.normpath(posixpath.join(posixpath.dirname(child_name), relative.replace("\\", "/"))))
+    for key in ("absolute_win32_path", "volume_path"):
+        if locator.get(key):
+            candidates.append(locator[key])
+    return list(dict.fromkeys(candidates))

@@ -1,0 +1,1 @@
+"""VHDX and AVHDX ([MS-VHDX]): reader, writer, log replay and merge."""
