@@ -133,6 +133,11 @@ class Repository:
                 return cls(path, backend, config, keys, slot.slot_id, cache_root)
         raise WrongPassword(f"wrong passphrase for the repository at {path} (tried {len(slots)} key slots)")
 
+    @staticmethod
+    def read_config(path: Path) -> RepoConfig:
+        """The config of the repository at `path`: RepositoryNotFound or UnsupportedFormat if unusable."""
+        return _read_config(Path(path), LocalBackend(Path(path)))
+
     def close(self) -> None:
         self._flush_cache()
         self._cache.close()

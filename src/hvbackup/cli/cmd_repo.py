@@ -1,0 +1,471 @@
+"""Repository commands: init, key, snapshots, check, forget, protect, prune, unlock, repo."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from hvbackup.cli.common import (
+    JsonOpt,
+    PasswordFileOpt,
+    RepoOpt,
+    emit,
+    handle_errors,
+    human_bytes,
+    progress,
+    read_password,
+    stderr,
+    stdout,
+)
+from hvbackup.errors import EXIT_FAILED, UsageError
+from hvbackup.repo import Repository
+from hvbackup.repo.check import CheckReport, check
+from hvbackup.repo.config import DEFAULT_CHUNK_SIZE
+from hvbackup.repo.crypto import CIPHERS, KeyMaterial
+from hvbackup.repo.forget import forget
+from hvbackup.repo.prune import DEFAULT_SAFETY_WINDOW, PruneResult, prune
+from hvbackup.repo.retention import Decision, KeepPolicy, parse_duration
+
+KeyFileOpt = Annotated[
+    Path | None,
+    typer.Option("--key-file", help="Open with a key saved by `hvbackup key export` instead of a passphrase."),
+]
+
+
+def open_repository(repo: Path, password_file: Path | None, key_file: Path | None = None) -> Repository:
+    """Open the repository the way every command does: exported key file, or passphrase."""
+    Repository.read_config(repo)  # a missing repository is reported before asking for a passphrase
+    if key_file is not None:
+        try:
+            _repo_id, key = KeyMaterial.import_(key_file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UsageError(f"cannot read key file {key_file}: {exc.strerror}") from None
+        except (ValueError, KeyError) as exc:
+            raise UsageError(f"{key_file} is not an exported hvbackup key ({exc})") from None
+        return Repository.open(repo, key=key)
+    return Repository.open(repo, read_password(password_file))
+
+
+def parse_size(text: str) -> int:
+    match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)(i?B)?\s*", text, re.IGNORECASE)
+    if match is None:
+        raise UsageError(f"bad size {text!r}; use e.g. 4MiB, 1M, 65536")
+    return int(match.group(1)) * 1024 ** " KMG".index(match.group(2).upper() or " ")
+
+
+def parse_seconds(text: str) -> float:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|min|h|d)?\s*", text)
+    if match is None:
+        raise UsageError(f"bad duration {text!r}; use e.g. 1h, 30min, 90s, 2d")
+    return float(match.group(1)) * {"s": 1, "min": 60, "h": 3600, "d": 86400}[match.group(2) or "s"]
+
+
+def _local_time(iso: str) -> str:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+# -- init and keys -------------------------------------------------------------------------
+
+
+@handle_errors
+def init_cmd(
+    repo: RepoOpt,
+    password_file: PasswordFileOpt = None,
+    chunk_size: Annotated[str, typer.Option(help="Chunk size, a power of two (default 4MiB).")] = "4MiB",
+    cipher: Annotated[str, typer.Option(help=f"AEAD cipher: {', '.join(CIPHERS)}.")] = "aes-256-gcm",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a repository.
+
+    Example: HVBACKUP_PASSWORD=... hvbackup init --repo /srv/hvbackup
+    """
+    size = parse_size(chunk_size) if chunk_size else DEFAULT_CHUNK_SIZE
+    password = read_password(password_file, confirm=True)
+    if not password:
+        raise UsageError("the passphrase must not be empty")
+    with Repository.init(repo, password, chunk_size=size, cipher=cipher) as r:
+        result = {"repository": str(repo), "id": r.id, "chunk_size": r.chunk_size, "cipher": r.config.cipher}
+    emit(result, as_json, lambda d: stdout.print(
+        f"created repository {d['id']} at {d['repository']} ({human_bytes(d['chunk_size'])} chunks, {d['cipher']}).\n"
+        "Without the passphrase or an exported key (hvbackup key export) the backups cannot be read."
+    ))
+
+
+key_app = typer.Typer(help="Manage the passphrases (key slots) that open the repository.", no_args_is_help=True)
+
+
+def _new_password(new_password_file: Path | None) -> str:
+    if new_password_file is not None:
+        return read_password(new_password_file)
+    env = os.environ.get("HVBACKUP_NEW_PASSWORD")
+    if env is not None:
+        return env
+    if not os.isatty(0):
+        raise UsageError("no new passphrase: set HVBACKUP_NEW_PASSWORD, pass --new-password-file, or use a terminal")
+    return typer.prompt("New passphrase", hide_input=True, confirmation_prompt=True)
+
+
+@key_app.command("add")
+@handle_errors
+def key_add(
+    repo: RepoOpt,
+    password_file: PasswordFileOpt = None,
+    key_file: KeyFileOpt = None,
+    new_password_file: Annotated[
+        Path | None, typer.Option(help="The new passphrase (else HVBACKUP_NEW_PASSWORD, else a prompt).")
+    ] = None,
+    label: Annotated[str, typer.Option(help="A note stored with the slot, e.g. who holds it.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a passphrase that opens the repository.
+
+    Example: HVBACKUP_NEW_PASSWORD=... hvbackup key add --repo /srv/hvbackup --label "second admin"
+    """
+    with open_repository(repo, password_file, key_file) as r:
+        password = _new_password(new_password_file)
+        if not password:
+            raise UsageError("the passphrase must not be empty")
+        slot = r.add_key_slot(password, label)
+    emit(slot.to_json(), as_json, lambda d: stdout.print(f"added key slot {d['id']}"))
+
+
+@key_app.command("list")
+@handle_errors
+def key_list(
+    repo: RepoOpt, password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None, as_json: JsonOpt = False
+) -> None:
+    """List the key slots.
+
+    Example: hvbackup key list --repo /srv/hvbackup
+    """
+    with open_repository(repo, password_file, key_file) as r:
+        slots = [dict(s.to_json(), current=s.slot_id == r.slot_id) for s in r.key_slots()]
+
+    def render(rows: list[dict]) -> None:
+        table = Table("id", "created", "host", "label", "kdf")
+        for row in rows:
+            table.add_row(("* " if row["current"] else "  ") + row["id"], row["created"], row["hostname"],
+                          row["label"], row["kdf"])
+        stdout.print(table)
+
+    emit(slots, as_json, render)
+
+
+@key_app.command("remove")
+@handle_errors
+def key_remove(
+    slot: Annotated[str, typer.Argument(help="The slot id (see key list).")],
+    repo: RepoOpt,
+    password_file: PasswordFileOpt = None,
+    key_file: KeyFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a key slot (not the last one, nor the one in use).
+
+    Example: hvbackup key remove 3f2a9c0d1e2b4a5c --repo /srv/hvbackup
+    """
+    with open_repository(repo, password_file, key_file) as r:
+        r.remove_key_slot(slot)
+    emit({"removed": slot}, as_json, lambda d: stdout.print(f"removed key slot {d['removed']}"))
+
+
+@key_app.command("export")
+@handle_errors
+def key_export(
+    repo: RepoOpt,
+    password_file: PasswordFileOpt = None,
+    key_file: KeyFileOpt = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (mode 0600).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the repository's raw key material for safekeeping (a JSON document).
+
+    Anyone holding it can read every backup. Open with it: hvbackup snapshots --repo R --key-file FILE.
+    Example: hvbackup key export --repo /srv/hvbackup -o /safe/place/hvbackup.key
+    """
+    with open_repository(repo, password_file, key_file) as r:
+        text = r.export_key()
+    if output is not None:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+        emit({"written": str(output)}, as_json, lambda d: stderr.print(f"key written to {d['written']}"))
+        return
+    typer.echo(text)
+
+
+# -- snapshots, protect --------------------------------------------------------------------
+
+
+@handle_errors
+def snapshots_cmd(
+    repo: RepoOpt,
+    password_file: PasswordFileOpt = None,
+    key_file: KeyFileOpt = None,
+    source: Annotated[str | None, typer.Option(help="Only snapshots of this source.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List snapshots, oldest first.
+
+    Example: hvbackup snapshots --repo /srv/hvbackup --source web01
+    """
+    with open_repository(repo, password_file, key_file) as r:
+        infos = [i.to_json() for i in r.list_snapshots() if source is None or i.source == source]
+
+    def render(rows: list[dict]) -> None:
+        table = Table("id", "time", "source", "disks", "mode", "consistency", "protected")
+        for row in rows:
+            m = row["manifest"]
+            table.add_row(row["short_id"], _local_time(row["time"]), row["source"], ", ".join(row["disks"]),
+                          str(m.get("mode", "")), str(m.get("consistency", "")), "yes" if row["protected"] else "")
+        stdout.print(table)
+        stdout.print(f"{len(rows)} snapshots")
+
+    emit(infos, as_json, render)
+
+
+def _set_protected(repo: Path, password_file: Path | None, key_file: Path | None, ref: str, on: bool,
+                   as_json: bool) -> None:
+    with open_repository(repo, password_file, key_file) as r:
+        info = r.set_protected(ref, on)
+    state = "protected" if on else "no longer protected"
+    emit({"id": info.id, "protected": info.protected}, as_json,
+         lambda d: stdout.print(f"snapshot {d['id'][:8]} is {state}"))
+
+
+@handle_errors
+def protect_cmd(
+    snapshot: Annotated[str, typer.Argument(help="Snapshot id, unique prefix, or latest.")],
+    repo: RepoOpt,
+    password_file: PasswordFileOpt = None,
+    key_file: KeyFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Protect a snapshot: forget and prune never remove it.
+
+    Example: hvbackup protect 3080099f --repo /srv/hvbackup
+    """
+    _set_protected(repo, password_file, key_file, snapshot, True, as_json)
+
+
+@handle_errors
+def unprotect_cmd(
+    snapshot: Annotated[str, typer.Argument(help="Snapshot id, unique prefix, or latest.")],
+    repo: RepoOpt,
+    password_file: PasswordFileOpt = None,
+    key_file: KeyFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a snapshot's protection.
+
+    Example: hvbackup unprotect 3080099f --repo /srv/hvbackup
+    """
+    _set_protected(repo, password_file, key_file, snapshot, False, as_json)
+
+
+# -- check -----------------------------------------------------------------------------------
+
+
+def parse_subset(text: str) -> float:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%\s*", text)
+    if match is None or not 0 < float(match.group(1)) <= 100:
+        raise UsageError(f"bad subset {text!r}; use a percentage such as 10%")
+    return float(match.group(1)) / 100
+
+
+@handle_errors
+def check_cmd(
+    repo: RepoOpt,
+    password_file: PasswordFileOpt = None,
+    key_file: KeyFileOpt = None,
+    read_data: Annotated[bool, typer.Option("--read-data", help="Also decrypt and re-hash the chunks.")] = False,
+    subset: Annotated[str | None, typer.Option(help="With --read-data, read only this share, e.g. 10%.")] = None,
+    workers: Annotated[int, typer.Option(help="Threads reading chunks.")] = 4,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the repository's structure and, with --read-data, its data. Exit 1 on damage.
+
+    Example: hvbackup check --repo /srv/hvbackup --read-data --subset 10%
+    """
+    share = parse_subset(subset) if subset else None
+    with open_repository(repo, password_file, key_file) as r:
+        with progress("Reading chunks", None, as_json) as bar:
+            report = check(r, read_data=read_data, subset=share, workers=workers, progress=bar)
+    emit(report.to_json(), as_json, lambda _: _render_check(report))
+    if not report.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _render_check(report: CheckReport) -> None:
+    stdout.print(f"{report.snapshots} snapshots, {report.indexes} disk indexes, "
+                 f"{report.chunks_referenced} chunks referenced" +
+                 (f", {report.chunks_read} read and verified" if report.read_data else ""))
+    for error in report.errors:
+        stdout.print(f"[red]error:[/] {error}", highlight=False)
+    for problem in report.chunks:
+        stdout.print(f"[red]{problem.problem} chunk[/] {problem.chunk_id}: {problem.reason}", highlight=False)
+        for use in problem.used_by:
+            stdout.print(f"  used by snapshot {use.snapshot[:8]} ({use.source}, {_local_time(use.time)}) "
+                         f"disk {use.disk} at {len(use.offsets)} offset(s), first {use.offsets[0]}", highlight=False)
+    if report.ok:
+        stdout.print("[green]no errors found[/]")
+    else:
+        damaged = ", ".join(s[:8] for s in report.damaged_snapshots) or "none"
+        stdout.print(f"[red]damage found[/]; damaged snapshots: {damaged}")
+
+
+# -- forget, prune, unlock -----------------------------------------------------------------
+
+
+def _render_forget(decisions: list[Decision], dry_run: bool) -> None:
+    table = Table("id", "time", "source", "action", "reason")
+    for d in decisions:
+        action = "keep" if d.keep else ("would remove" if dry_run else "removed")
+        table.add_row(d.snapshot.short_id, _local_time(d.snapshot.time.isoformat()), d.snapshot.source, action,
+                      "; ".join(d.reasons))
+    stdout.print(table)
+
+
+def _render_prune(result: PruneResult) -> None:
+    verb = "would delete" if result.dry_run else "deleted"
+    stdout.print(f"{result.snapshots} snapshots reference {result.chunks_referenced} of {result.chunks_total} chunks; "
+                 f"{verb} {result.chunks_deleted} chunks ({human_bytes(result.bytes_deleted)}); "
+                 f"kept {result.chunks_kept_young} unreferenced chunks younger than the safety window; "
+                 f"{result.objects_cleaned} leftover objects cleaned")
+
+
+SafetyOpt = Annotated[str, typer.Option(help="Keep unreferenced chunks younger than this (e.g. 1h, 30min).")]
+WaitOpt = Annotated[float, typer.Option(help="Wait up to this many seconds for running backups to finish.")]
+
+
+@handle_errors
+def forget_cmd(
+    repo: RepoOpt,
+    password_file: PasswordFileOpt = None,
+    key_file: KeyFileOpt = None,
+    keep_last: Annotated[int, typer.Option(help="Keep the newest N snapshots.")] = 0,
+    keep_hourly: Annotated[int, typer.Option(help="Keep the newest snapshot of each of the last N hours.")] = 0,
+    keep_daily: Annotated[int, typer.Option(help="... of each of the last N days.")] = 0,
+    keep_weekly: Annotated[int, typer.Option(help="... of each of the last N ISO weeks.")] = 0,
+    keep_monthly: Annotated[int, typer.Option(help="... of each of the last N months.")] = 0,
+    keep_yearly: Annotated[int, typer.Option(help="... of each of the last N years.")] = 0,
+    keep_within: Annotated[str | None, typer.Option(help="Keep all within this long of the newest, e.g. 7d.")] = None,
+    source: Annotated[str | None, typer.Option(help="Only snapshots of this source.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Show what would be removed.")] = False,
+    then_prune: Annotated[bool, typer.Option("--prune", help="Run prune afterwards.")] = False,
+    safety_window: SafetyOpt = "1h",
+    wait: WaitOpt = 0.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove snapshots that no keep rule keeps, per source. Protected snapshots stay.
+
+    Example: hvbackup forget --repo /srv/hvbackup --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
+    """
+    policy = KeepPolicy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly,
+                        parse_duration(keep_within) if keep_within else None)
+    window = parse_seconds(safety_window)
+    with open_repository(repo, password_file, key_file) as r:
+        decisions = forget(r, policy, source=source, dry_run=dry_run)
+        pruned = prune(r, safety_window=window, wait=wait) if then_prune and not dry_run else None
+    result: dict[str, Any] = {"dry_run": dry_run, "snapshots": [d.to_json() for d in decisions]}
+    if pruned is not None:
+        result["prune"] = pruned.to_json()
+
+    def render(_: Any) -> None:
+        _render_forget(decisions, dry_run)
+        if pruned is not None:
+            _render_prune(pruned)
+
+    emit(result, as_json, render)
+
+
+@handle_errors
+def prune_cmd(
+    repo: RepoOpt,
+    password_file: PasswordFileOpt = None,
+    key_file: KeyFileOpt = None,
+    safety_window: SafetyOpt = "1h",
+    wait: WaitOpt = 0.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Count what would be deleted.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete chunks no snapshot uses (mark and sweep). Refuses while a backup holds a lease.
+
+    Example: hvbackup prune --repo /srv/hvbackup --wait 600
+    """
+    window = parse_seconds(safety_window) if safety_window else DEFAULT_SAFETY_WINDOW
+    with open_repository(repo, password_file, key_file) as r:
+        with progress("Deleting chunks", None, as_json) as bar:
+            result = prune(r, safety_window=window, wait=wait, dry_run=dry_run, progress=bar)
+    emit(result.to_json(), as_json, lambda _: _render_prune(result))
+
+
+@handle_errors
+def unlock_cmd(
+    repo: RepoOpt,
+    password_file: PasswordFileOpt = None,
+    key_file: KeyFileOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Remove every lock, also of live processes.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove stale locks (of processes that are gone), or with --force all locks.
+
+    Example: hvbackup unlock --repo /srv/hvbackup
+    """
+    with open_repository(repo, password_file, key_file) as r:
+        if force:
+            removed = r.locks.list()
+            for lock in removed:
+                r.locks.remove(lock)
+        else:
+            removed = r.locks.remove_stale()
+        remaining = r.locks.list()
+    result = {"removed": [lock.to_json() for lock in removed], "remaining": [lock.to_json() for lock in remaining]}
+
+    def render(_: Any) -> None:
+        for lock in removed:
+            stdout.print(f"removed {lock.describe()}", highlight=False)
+        for lock in remaining:
+            stdout.print(f"still held: {lock.describe()}", highlight=False)
+        if not removed and not remaining:
+            stdout.print("no locks")
+
+    emit(result, as_json, render)
+
+
+repo_app = typer.Typer(help="Repository maintenance.", no_args_is_help=True)
+
+
+@repo_app.command("rebuild-cache")
+@handle_errors
+def rebuild_cache_cmd(
+    repo: RepoOpt, password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Rebuild the local chunk cache from the repository alone.
+
+    Example: hvbackup repo rebuild-cache --repo /srv/hvbackup
+    """
+    with open_repository(repo, password_file, key_file) as r:
+        with r.backup_lease("rebuild cache"):
+            count = r.rebuild_cache()
+    emit({"chunks": count}, as_json, lambda d: stdout.print(f"cache rebuilt: {d['chunks']} chunks"))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init_cmd)
+    app.add_typer(key_app, name="key")
+    app.command("snapshots")(snapshots_cmd)
+    app.command("check")(check_cmd)
+    app.command("forget")(forget_cmd)
+    app.command("protect")(protect_cmd)
+    app.command("unprotect")(unprotect_cmd)
+    app.command("prune")(prune_cmd)
+    app.command("unlock")(unlock_cmd)
+    app.add_typer(repo_app, name="repo")

@@ -1,0 +1,170 @@
+"""`check`: is the repository whole? Structure always; with read_data, every chunk's content.
+
+Structure: config and key slots parse, every snapshot manifest and disk index decrypts and
+matches, every chunk an index references exists. Read data: every referenced chunk (or a random
+subset) is read, its tag verified and its plaintext re-hashed, each chunk once, in threads.
+Every missing or damaged chunk is reported with each snapshot and disk that uses it, and is
+dropped from the local cache so that the next backup of that data stores it again.
+"""
+
+from __future__ import annotations
+
+import random
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Protocol
+
+from hvbackup.errors import HvBackupError
+from hvbackup.repo.errors import ChunkError, DamagedObject, MissingObject
+from hvbackup.repo.repository import Repository
+from hvbackup.repo.snapshots import SnapshotInfo
+
+
+class Progress(Protocol):
+    def advance(self, nbytes: int) -> None: ...
+    def set_total(self, total: int) -> None: ...
+
+
+@dataclass
+class ChunkUse:
+    snapshot: str
+    source: str
+    time: str
+    disk: str
+    offsets: list[int]
+
+
+@dataclass
+class ChunkProblem:
+    chunk_id: str
+    problem: str  # "missing" or "damaged"
+    reason: str
+    used_by: list[ChunkUse] = field(default_factory=list)
+
+
+@dataclass
+class CheckReport:
+    snapshots: int = 0
+    indexes: int = 0
+    chunks_referenced: int = 0
+    chunks_read: int = 0
+    read_data: bool = False
+    errors: list[str] = field(default_factory=list)
+    chunks: list[ChunkProblem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.chunks
+
+    @property
+    def damaged_snapshots(self) -> list[str]:
+        return sorted({use.snapshot for p in self.chunks for use in p.used_by})
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["ok"] = self.ok
+        data["damaged_snapshots"] = self.damaged_snapshots
+        return data
+
+
+def check(
+    repo: Repository,
+    *,
+    read_data: bool = False,
+    subset: float | None = None,
+    workers: int = 4,
+    progress: Progress | None = None,
+    seed: int | None = None,
+) -> CheckReport:
+    report = CheckReport(read_data=read_data)
+    with repo.backup_lease("check"):
+        _check_key_slots(repo, report)
+        usage = _check_snapshots(repo, report)
+        report.chunks_referenced = len(usage.ids)
+        present = set(repo.list_chunk_ids())
+        problems = {cid: ("missing", "not in the repository") for cid in usage.ids - present}
+        if read_data:
+            to_read = sorted(usage.ids & present)
+            if subset is not None and subset < 1.0:
+                count = max(1, round(len(to_read) * subset)) if to_read else 0
+                to_read = sorted(random.Random(seed).sample(to_read, count))
+            problems |= _read_chunks(repo, to_read, workers, progress, report)
+        if problems:
+            repo.forget_chunk_ids(set(problems))
+            report.chunks = _describe(repo, problems, usage.snapshots)
+    return report
+
+
+@dataclass
+class _Usage:
+    ids: set[bytes] = field(default_factory=set)
+    snapshots: list[SnapshotInfo] = field(default_factory=list)
+
+
+def _check_key_slots(repo: Repository, report: CheckReport) -> None:
+    if not repo.key_slots():
+        report.errors.append("no readable key slot: only an exported key can open this repository")
+
+
+def _check_snapshots(repo: Repository, report: CheckReport) -> _Usage:
+    usage = _Usage()
+    for snapshot_id in repo.snapshot_object_ids():
+        try:
+            snapshot = repo.load_snapshot(snapshot_id)
+        except HvBackupError as exc:
+            report.errors.append(str(exc))
+            continue
+        report.snapshots += 1
+        usage.snapshots.append(snapshot.info)
+        for disk in snapshot.info.disk_names:
+            try:
+                usage.ids |= snapshot.index(disk).stored_ids()
+                report.indexes += 1
+            except (MissingObject, DamagedObject, KeyError) as exc:
+                report.errors.append(f"snapshot {snapshot.info.short_id} ({snapshot.info.source}): {exc}")
+    return usage
+
+
+def _read_chunks(
+    repo: Repository, ids: list[bytes], workers: int, progress: Progress | None, report: CheckReport
+) -> dict[bytes, tuple[str, str]]:
+    if progress is not None:
+        progress.set_total(len(ids) * repo.chunk_size)
+    problems: dict[bytes, tuple[str, str]] = {}
+
+    def verify(cid: bytes) -> tuple[bytes, ChunkError | None]:
+        try:
+            repo.get_chunk(cid)
+            return cid, None
+        except ChunkError as exc:
+            return cid, exc
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hvb-check") as pool:
+        for cid, error in pool.map(verify, ids):
+            report.chunks_read += 1
+            if error is not None:
+                kind = "missing" if isinstance(error, MissingObject) else "damaged"
+                problems[cid] = (kind, getattr(error, "reason", str(error)))
+            if progress is not None:
+                progress.advance(repo.chunk_size)
+    return problems
+
+
+def _describe(
+    repo: Repository, problems: dict[bytes, tuple[str, str]], snapshots: Iterable[SnapshotInfo]
+) -> list[ChunkProblem]:
+    found = {cid: ChunkProblem(cid.hex(), kind, reason) for cid, (kind, reason) in problems.items()}
+    for info in snapshots:
+        snapshot = repo.load_snapshot(info.id)
+        for disk in info.disk_names:
+            try:
+                index = snapshot.index(disk)
+            except (MissingObject, DamagedObject, KeyError):
+                continue
+            offsets: dict[bytes, list[int]] = {}
+            for number, cid in enumerate(index):
+                if cid in found:
+                    offsets.setdefault(cid, []).append(number * index.chunk_size)
+            for cid, where in offsets.items():
+                found[cid].used_by.append(ChunkUse(info.id, info.source, info.time.isoformat(), disk, where))
+    return sorted(found.values(), key=lambda p: p.chunk_id)

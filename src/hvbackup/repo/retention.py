@@ -1,0 +1,154 @@
+"""Retention: which snapshots `forget` keeps, by keep-* rules applied per source.
+
+The rules follow Proxmox Backup Server's documented prune semantics: keep-last, then hourly,
+daily, weekly (ISO weeks), monthly and yearly, in that order. Each rule walks a source's
+snapshots from newest to oldest and keeps the newest snapshot of each period it has not seen,
+until it has kept its count; a period already represented by a kept snapshot is skipped, and
+the other snapshots of a period a rule kept are not offered to later rules. Periods without
+snapshots do not count. keep-within keeps, in addition, everything within that duration of
+the source's newest snapshot (as restic does). Protected snapshots are always kept and do not
+count towards any rule.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
+from typing import Callable, Iterable
+
+from hvbackup.errors import UsageError
+from hvbackup.repo.snapshots import SnapshotInfo
+
+_KEEP, _REMOVE, _PROTECTED = "keep", "remove", "protected"
+
+
+@dataclass(frozen=True)
+class Duration:
+    years: int = 0
+    months: int = 0
+    days: int = 0
+    hours: int = 0
+
+    def before(self, moment: datetime) -> datetime:
+        """The moment this long before `moment`, months and years by the calendar."""
+        total_months = moment.year * 12 + moment.month - 1 - self.years * 12 - self.months
+        year, month = divmod(total_months, 12)
+        day = min(moment.day, _days_in_month(year, month + 1))
+        shifted = moment.replace(year=year, month=month + 1, day=day)
+        return shifted - timedelta(days=self.days, hours=self.hours)
+
+    def __str__(self) -> str:
+        parts = [(self.years, "y"), (self.months, "m"), (self.days, "d"), (self.hours, "h")]
+        return "".join(f"{n}{u}" for n, u in parts if n) or "0h"
+
+
+def parse_duration(text: str) -> Duration:
+    """`1y2m3w4d5h` style: years, months, weeks, days, hours; each part optional."""
+    match = re.fullmatch(r"(?:(\d+)y)?(?:(\d+)m)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?", text.strip())
+    if not text.strip() or match is None:
+        raise UsageError(f"bad duration {text!r}; use e.g. 7d, 12h, 2w, 1y6m")
+    y, m, w, d, h = (int(g) if g else 0 for g in match.groups())
+    return Duration(years=y, months=m, days=d + 7 * w, hours=h)
+
+
+@dataclass(frozen=True)
+class KeepPolicy:
+    last: int = 0
+    hourly: int = 0
+    daily: int = 0
+    weekly: int = 0
+    monthly: int = 0
+    yearly: int = 0
+    within: Duration | None = None
+
+    def is_empty(self) -> bool:
+        counts = (self.last, self.hourly, self.daily, self.weekly, self.monthly, self.yearly)
+        return not any(counts) and self.within is None
+
+
+@dataclass
+class Decision:
+    snapshot: SnapshotInfo
+    keep: bool
+    reasons: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        s = self.snapshot
+        return {
+            "id": s.id,
+            "short_id": s.short_id,
+            "time": s.time.isoformat(),
+            "source": s.source,
+            "keep": self.keep,
+            "reasons": self.reasons,
+        }
+
+
+def decide(snapshots: Iterable[SnapshotInfo], policy: KeepPolicy, tz: tzinfo | None = None) -> list[Decision]:
+    """A keep-or-remove decision with reasons for every snapshot, grouped by source, newest first."""
+    if policy.is_empty():
+        raise UsageError("no keep rule given; refusing to forget every snapshot (use e.g. --keep-last 1)")
+    groups: dict[str, list[SnapshotInfo]] = {}
+    for info in snapshots:
+        groups.setdefault(info.source, []).append(info)
+    decisions = []
+    for source in sorted(groups):
+        group = sorted(groups[source], key=lambda s: s.time, reverse=True)
+        decisions.extend(_decide_group(group, policy, tz))
+    return decisions
+
+
+def _decide_group(group: list[SnapshotInfo], policy: KeepPolicy, tz: tzinfo | None) -> list[Decision]:
+    marks: dict[str, tuple[str, str]] = {s.id: (_PROTECTED, "protected") for s in group if s.protected}
+    rules: list[tuple[str, int, Callable[[datetime], str]]] = [
+        ("last", policy.last, lambda t: ""),
+        ("hourly", policy.hourly, lambda t: t.strftime("%Y-%m-%d %H:00")),
+        ("daily", policy.daily, lambda t: t.strftime("%Y-%m-%d")),
+        ("weekly", policy.weekly, lambda t: "%04d-W%02d" % t.isocalendar()[:2]),
+        ("monthly", policy.monthly, lambda t: t.strftime("%Y-%m")),
+        ("yearly", policy.yearly, lambda t: t.strftime("%Y")),
+    ]
+    for rule, count, period in rules:
+        if count:
+            _mark(group, marks, rule, count, lambda s, p=period: p(s.time.astimezone(tz)) or s.id)
+    newest = group[0].time if group else None
+    decisions = []
+    for s in group:
+        kind, reason = marks.get(s.id, (_REMOVE, ""))
+        reasons = [reason] if kind in (_KEEP, _PROTECTED) else []
+        if policy.within is not None and newest is not None and s.time >= policy.within.before(newest):
+            reasons.append(f"within {policy.within} of the newest")
+        decisions.append(Decision(s, keep=bool(reasons), reasons=reasons))
+    return decisions
+
+
+def _mark(
+    group: list[SnapshotInfo],
+    marks: dict[str, tuple[str, str]],
+    rule: str,
+    count: int,
+    period_of: Callable[[SnapshotInfo], str],
+) -> None:
+    already = {period_of(s) for s in group if marks.get(s.id, ("",))[0] == _KEEP}
+    chosen: set[str] = set()
+    for s in group:
+        if s.id in marks:
+            continue
+        period = period_of(s)
+        if period in already:
+            continue
+        if period in chosen:
+            marks[s.id] = (_REMOVE, "")
+            continue
+        if len(chosen) >= count:
+            break
+        chosen.add(period)
+        label = f"{rule} {len(chosen)}" if rule == "last" else f"{rule} {period}"
+        marks[s.id] = (_KEEP, label)
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 12:
+        return 31
+    return (datetime(year, month + 1, 1) - datetime(year, month, 1)).days
