@@ -1,0 +1,174 @@
+"""The operations a backup and a restore ask of a Hyper-V host, as one interface.
+
+Two kinds of host implement it: `PowerShellHost` (a real Hyper-V host, through PowerShell
+over PSRP or locally) and the lab host (a folder with real VHDX/AVHDX files). The semantics
+each method must keep are written on the method; the call order of a backup is in
+docs/HYPERV.md.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+from hvbackup.hyperv.enums import ConsistencyLevel, VMState
+from hvbackup.hyperv.errors import InvalidVmState, OperationTimeout, VmNotFound
+from hvbackup.hyperv.model import (
+    CHECKPOINT_PREFIX,
+    VM,
+    Checkpoint,
+    Host,
+    Orphan,
+    ReferencePoint,
+    VirtualDisk,
+    VmConfig,
+)
+
+
+class ByteSource(Protocol):
+    """Random-access bytes of one file; the disk layer's protocol, duck-typed here."""
+
+    name: str
+    size: int
+
+    def pread(self, offset: int, length: int) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class HyperVHost(ABC):
+    """One Hyper-V host. Methods raise `hvbackup.hyperv.errors.HyperVError` subclasses."""
+
+    @abstractmethod
+    def host_info(self) -> Host:
+        """Facts about the host itself: name, OS build, supported VM configuration versions."""
+
+    @abstractmethod
+    def inventory(self) -> list[VM]:
+        """Every VM on the host with its disks, NICs, integration services and checkpoints."""
+
+    def get_vm(self, vm: str) -> VM:
+        """One VM by id (GUID) or by name; VmNotFound if none, or if a name is ambiguous."""
+        vms = self.inventory()
+        by_id = [v for v in vms if v.id.lower() == vm.lower()]
+        if by_id:
+            return by_id[0]
+        by_name = [v for v in vms if v.name == vm]
+        if len(by_name) == 1:
+            return by_name[0]
+        if len(by_name) > 1:
+            raise VmNotFound(f"{len(by_name)} VMs are named {vm!r}: give the VM id instead")
+        raise VmNotFound(f"no VM {vm!r} on {self.host_info().name}")
+
+    @abstractmethod
+    def create_recovery_checkpoint(
+        self, vm: VM, consistency: ConsistencyLevel, name: str, *, skip_unsupported_disks: bool = False
+    ) -> Checkpoint:
+        """Take a recovery checkpoint (SnapshotType 32768) asking for `consistency`.
+
+        After it returns, the checkpoint's disks are frozen (read-only parents) and the VM
+        writes to new differencing disks. `name` should start with CHECKPOINT_PREFIX.
+        Pass-through and other disks that cannot be checkpointed make it fail unless
+        `skip_unsupported_disks` (IgnoreNonSnapshottableDisks) is set.
+        Fails with WmiJobError when the requested consistency cannot be had: there is no
+        silent fallback here, the caller decides whether to retry with CrashConsistent.
+        """
+
+    @abstractmethod
+    def checkpoint_disks(self, checkpoint: Checkpoint) -> list[VirtualDisk]:
+        """The checkpoint's virtual disks; each `path` is the frozen file to read."""
+
+    @abstractmethod
+    def changed_ranges(self, disk_path: str, rct_id: str) -> Iterator[tuple[int, int]]:
+        """(offset, length) byte ranges of the virtual disk changed since `rct_id`.
+
+        GetVirtualDiskChanges semantics: the whole disk [0, size) is covered by repeated
+        queries, each advancing by the length the host says it processed. Raises
+        ChangeTrackingUnavailable when the host cannot answer for this id (the caller reads
+        the disk fully).
+        """
+
+    @abstractmethod
+    def convert_to_reference_point(self, checkpoint: Checkpoint) -> ReferencePoint:
+        """Turn a recovery checkpoint into a reference point; the checkpoint is gone afterwards
+        (its differencing disks are merged back). The consistency level is read back from the
+        host, never assumed."""
+
+    @abstractmethod
+    def list_reference_points(self, vm: VM) -> list[ReferencePoint]:
+        """The VM's reference points (to confirm that an incremental's base still exists)."""
+
+    @abstractmethod
+    def destroy_reference_point(self, reference_point: ReferencePoint) -> None:
+        """Delete a reference point; ObjectNotFound if it does not exist."""
+
+    @abstractmethod
+    def destroy_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Delete a checkpoint without keeping a reference point (its disks are merged)."""
+
+    @abstractmethod
+    def save_vm(self, vm: VM) -> None:
+        """Save the VM's memory state (like hibernating); returns when it is Saved."""
+
+    @abstractmethod
+    def start_vm(self, vm: VM) -> None:
+        """Start (or resume from saved) the VM; returns when it is Running."""
+
+    @abstractmethod
+    def stop_vm(self, vm: VM) -> None:
+        """Turn the VM off at once, like pulling the plug; returns when it is Off."""
+
+    @abstractmethod
+    def request_shutdown(self, vm: VM, reason: str) -> None:
+        """Ask the guest to shut down through the Shutdown integration service; returns at once."""
+
+    def shutdown_vm(self, vm: VM, timeout: float = 300.0, reason: str = "hvbackup: offline backup") -> None:
+        """Shut the guest down cleanly and wait until the VM is Off (OperationTimeout after `timeout`)."""
+        self.request_shutdown(vm, reason)
+        self.wait_for_state(vm, VMState.Off, timeout)
+
+    def wait_for_state(self, vm: VM, state: VMState, timeout: float, interval: float = 2.0) -> VM:
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.get_vm(vm.id)
+            if current.state == state:
+                return current
+            if time.monotonic() >= deadline:
+                raise OperationTimeout(f"VM {vm.name} is {current.state.name}, not {state.name}, after {timeout:.0f} s")
+            time.sleep(interval)
+
+    @abstractmethod
+    def list_orphans(self, vm: VM) -> list[Orphan]:
+        """Recovery checkpoints, checkpoints named with CHECKPOINT_PREFIX, and AVHDX files in the
+        VM's disk folders that no disk chain uses: what an earlier, interrupted run may have left."""
+
+    @abstractmethod
+    def create_vm(self, config: VmConfig, name: str, disk_paths: Sequence[str]) -> VM:
+        """Build a new VM (new id) from a saved configuration, attaching `disk_paths` in the
+        order of `config.disks` at their recorded controller addresses; it is left Off."""
+
+    @abstractmethod
+    def open_disk_source(self, path: str) -> ByteSource:
+        """Open a (frozen) disk file of this host for reading while Hyper-V holds it open."""
+
+    def close(self) -> None:
+        """Release connections; the host object is unusable afterwards."""
+
+    def __enter__(self) -> HyperVHost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def checkpoint_name(stamp: str) -> str:
+    """The name this tool gives its checkpoints, e.g. 'hvbackup-20260101T120000Z'."""
+    return f"{CHECKPOINT_PREFIX}{stamp}"
+
+
+def require_state(vm: VM, allowed: Sequence[VMState], operation: str) -> None:
+    if vm.state not in allowed:
+        names = " or ".join(s.name for s in allowed)
+        raise InvalidVmState(f"{operation}: VM {vm.name} is {vm.state.name}, needs {names}")

@@ -1,0 +1,191 @@
+"""The Hyper-V host behind PowerShell: one script per operation, run through a Transport.
+
+Each script prints one JSON document (hyperv/wire.py turns it into the model). Methods that
+start a WMI job get back either the result or {"Pending": {"JobId", ...}} when the job is
+still running after a short wait; the job is then polled with further short calls, so no
+single call to the host runs long (reference hyperv.md §3.4, §6).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from hvbackup.hyperv.enums import ConsistencyLevel
+from hvbackup.hyperv.errors import ChangeTrackingUnavailable, OperationTimeout, VmNotFound
+from hvbackup.hyperv.host import ByteSource, HyperVHost
+from hvbackup.hyperv.model import (
+    CHECKPOINT_PREFIX,
+    VM,
+    Checkpoint,
+    Host,
+    Orphan,
+    ReferencePoint,
+    VirtualDisk,
+    VmConfig,
+)
+from hvbackup.hyperv.scripts import assemble
+from hvbackup.hyperv.transport.base import Transport
+from hvbackup.hyperv.wire import (
+    as_list,
+    changes_from_json,
+    checkpoint_from_json,
+    disk_from_json,
+    host_from_json,
+    orphan_from_json,
+    parse_document,
+    reference_point_from_json,
+    vm_from_json,
+)
+
+_GUID = re.compile(r"^\{?[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\}?$")
+
+
+class PowerShellHost(HyperVHost):
+    def __init__(
+        self,
+        transport: Transport,
+        disk_opener: Callable[[str], ByteSource],
+        *,
+        call_timeout: float = 300.0,
+        job_timeout: float = 3600.0,
+        job_wait: float = 10.0,
+        poll_interval: float = 1.0,
+        ranges_per_call: int = 20000,
+    ) -> None:
+        self.transport = transport
+        self.disk_opener = disk_opener
+        self.call_timeout = call_timeout
+        self.job_timeout = job_timeout
+        self.job_wait = job_wait
+        self.poll_interval = poll_interval
+        self.ranges_per_call = ranges_per_call
+
+    def call(self, operation: str, **params: Any) -> dict[str, Any]:
+        """Run one operation script and return its JSON document (errors raised typed)."""
+        output = self.transport.run(assemble(operation, params), self.call_timeout)
+        return parse_document(output, operation)
+
+    def call_job(self, operation: str, **params: Any) -> dict[str, Any]:
+        """Run an operation that may leave a WMI job running; poll it until it ends."""
+        document = self.call(operation, WaitSeconds=self.job_wait, **params)
+        deadline = time.monotonic() + self.job_timeout
+        while "Pending" in document:
+            pending = document["Pending"]
+            if time.monotonic() >= deadline:
+                raise OperationTimeout(
+                    f"{operation}: WMI job {pending.get('JobId')} still running after {self.job_timeout:.0f} s"
+                )
+            time.sleep(self.poll_interval)
+            document = self.call(
+                "poll_job", JobId=pending["JobId"], ResultKind=pending["ResultKind"], WaitSeconds=self.job_wait
+            )
+        return document
+
+    def host_info(self) -> Host:
+        return host_from_json(self.call("get_host"))
+
+    def inventory(self) -> list[VM]:
+        return [vm_from_json(v) for v in as_list(self.call("inventory").get("VMs"))]
+
+    def get_vm(self, vm: str) -> VM:
+        if not _GUID.match(vm):
+            return super().get_vm(vm)
+        found = as_list(self.call("inventory", VmId=vm).get("VMs"))
+        if not found:
+            raise VmNotFound(f"no VM {vm!r} on {self.transport.host_name}")
+        return vm_from_json(found[0])
+
+    def create_recovery_checkpoint(
+        self, vm: VM, consistency: ConsistencyLevel, name: str, *, skip_unsupported_disks: bool = False
+    ) -> Checkpoint:
+        document = self.call_job(
+            "create_checkpoint",
+            VmId=vm.id,
+            ConsistencyLevel=int(consistency),
+            IgnoreNonSnapshottableDisks=skip_unsupported_disks,
+        )
+        checkpoint = checkpoint_from_json(document["Checkpoint"], vm.id)
+        if name and checkpoint.name != name:
+            named = self.call("name_checkpoint", VmId=vm.id, CheckpointId=checkpoint.id, Name=name)
+            checkpoint = checkpoint_from_json(named["Checkpoint"], vm.id)
+        return checkpoint
+
+    def checkpoint_disks(self, checkpoint: Checkpoint) -> list[VirtualDisk]:
+        document = self.call("checkpoint_disks", VmId=checkpoint.vm_id, CheckpointId=checkpoint.id)
+        return [disk_from_json(d) for d in as_list(document.get("HardDrives"))]
+
+    def changed_ranges(self, disk_path: str, rct_id: str) -> Iterator[tuple[int, int]]:
+        offset = 0
+        while True:
+            document = self.call(
+                "changed_ranges",
+                Path=disk_path,
+                LimitId=rct_id,
+                ByteOffset=offset,
+                ByteLength=0,
+                MaxRanges=self.ranges_per_call,
+                MaxSeconds=min(30.0, self.call_timeout / 4),
+            )
+            size = int(document["VirtualSize"])
+            processed, ranges = changes_from_json(document)
+            yield from clip_ranges(ranges, size)
+            if offset + processed >= size:
+                return
+            if processed == 0:
+                raise ChangeTrackingUnavailable(
+                    f"GetVirtualDiskChanges made no progress at offset {offset} of {disk_path}"
+                )
+            offset += processed
+
+    def convert_to_reference_point(self, checkpoint: Checkpoint) -> ReferencePoint:
+        document = self.call_job("convert_to_reference_point", VmId=checkpoint.vm_id, CheckpointId=checkpoint.id)
+        return reference_point_from_json(document["ReferencePoint"])
+
+    def list_reference_points(self, vm: VM) -> list[ReferencePoint]:
+        document = self.call("list_reference_points", VmId=vm.id)
+        return [reference_point_from_json(p) for p in as_list(document.get("ReferencePoints"))]
+
+    def destroy_reference_point(self, reference_point: ReferencePoint) -> None:
+        self.call_job("destroy_reference_point", VmId=reference_point.vm_id, ReferencePointId=reference_point.id)
+
+    def destroy_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self.call_job("destroy_checkpoint", VmId=checkpoint.vm_id, CheckpointId=checkpoint.id)
+
+    def save_vm(self, vm: VM) -> None:
+        self.call("save_vm", VmId=vm.id)
+
+    def start_vm(self, vm: VM) -> None:
+        self.call("start_vm", VmId=vm.id)
+
+    def stop_vm(self, vm: VM) -> None:
+        self.call("stop_vm", VmId=vm.id)
+
+    def request_shutdown(self, vm: VM, reason: str) -> None:
+        self.call("request_shutdown", VmId=vm.id, Reason=reason)
+
+    def list_orphans(self, vm: VM) -> list[Orphan]:
+        document = self.call("list_orphans", VmId=vm.id, Prefix=CHECKPOINT_PREFIX)
+        return [orphan_from_json(o) for o in as_list(document.get("Orphans"))]
+
+    def create_vm(self, config: VmConfig, name: str, disk_paths: Sequence[str]) -> VM:
+        if len(disk_paths) != len(config.disks):
+            raise ValueError(f"create_vm: {len(config.disks)} disks in the configuration, {len(disk_paths)} paths given")
+        document = self.call("create_vm", Name=name, Config=config.to_json(), DiskPaths=list(disk_paths))
+        return vm_from_json(document["VM"])
+
+    def open_disk_source(self, path: str) -> ByteSource:
+        return self.disk_opener(path)
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+def clip_ranges(ranges: list[tuple[int, int]], size: int) -> Iterator[tuple[int, int]]:
+    """Ranges cut to the virtual disk [0, size); empty ones dropped."""
+    for start, length in ranges:
+        end = min(start + length, size)
+        if end > start:
+            yield start, end - start
