@@ -1,0 +1,153 @@
+"""`hvbackup-guest vssd` against a harness playing the kernel's side of /dev/vmbus/hv_vss."""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from hvbackup.guest import protocol as p
+from guest_helpers import GUEST_CLI, LoopFactory, is_frozen, writable_within
+from guest_kernel import FakeKernel, start_vssd
+
+pytestmark = [pytest.mark.root, pytest.mark.timeout(180)]
+
+OK = bytes(12)
+FAIL = struct.pack("<I", p.HV_E_FAIL) + bytes(8)
+
+
+@pytest.fixture
+def kernel(tmp_path: Path) -> Iterator[FakeKernel]:
+    k = FakeKernel(tmp_path / "vss.sock")
+    yield k
+    k.shutdown()
+
+
+def _stop(proc) -> None:  # type: ignore[no-untyped-def]
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+def test_every_operation_gets_the_reply_the_kernel_expects(kernel: FakeKernel, loops: LoopFactory,
+                                                           tmp_path: Path) -> None:
+    fs = loops.make("ext4")
+    proc = start_vssd(GUEST_CLI, kernel.path, tmp_path / "state", tmp_path / "hooks", "--mount", fs.mountpoint)
+    try:
+        assert kernel.accept() == p.encode_register()
+        for op in (p.VSS_OP_CREATE, p.VSS_OP_DELETE, p.VSS_OP_GET_DM_INFO, p.VSS_OP_BU_COMPLETE,
+                   p.VSS_OP_AUTO_RECOVER, 42, p.VSS_OP_HOT_BACKUP):
+            assert kernel.request(op) == OK, p.op_name(op)
+        assert kernel.request(p.VSS_OP_FREEZE) == OK
+        assert is_frozen(fs.mountpoint)
+        assert kernel.request(p.VSS_OP_THAW) == OK
+        report = kernel.report()
+        assert not is_frozen(fs.mountpoint)
+        assert report["consistency"] == "filesystem"  # no hooks: filesystem-consistent
+        assert report["frozen"] == [str(fs.mountpoint)]
+        assert report["frozen_seconds"] > 0
+    finally:
+        kernel.close()
+        assert proc.wait(timeout=30) == 0  # the lab closing the socket ends the daemon
+        _stop(proc)
+
+
+def test_failed_freeze_answers_hv_e_fail_and_leaves_nothing_frozen(kernel: FakeKernel, loops: LoopFactory,
+                                                                    tmp_path: Path) -> None:
+    a, b = loops.make("ext4"), loops.make("ext4")
+    config = tmp_path / "guest.toml"
+    config.write_text('[freeze]\nforeign_frozen = "fail"\n')
+    os.system(f"fsfreeze -f {b.mountpoint}")  # someone else's freeze
+    proc = start_vssd(GUEST_CLI, kernel.path, tmp_path / "state", tmp_path / "hooks", "--config", config,
+                      "--mount", a.mountpoint, "--mount", b.mountpoint)
+    try:
+        kernel.accept()
+        assert kernel.request(p.VSS_OP_FREEZE) == FAIL
+        report = kernel.report()
+        assert report["consistency"] == "failed" and "already frozen" in report["error"]
+        assert not is_frozen(a.mountpoint)  # rolled back
+        assert is_frozen(b.mountpoint)  # the other freeze is not ours to thaw
+    finally:
+        os.system(f"fsfreeze -u {b.mountpoint}")
+        kernel.close()
+        _stop(proc)
+
+
+def test_host_that_never_sends_thaw_is_thawed_by_the_watchdog(kernel: FakeKernel, loops: LoopFactory,
+                                                              tmp_path: Path) -> None:
+    fs = loops.make("xfs")
+    proc = start_vssd(GUEST_CLI, kernel.path, tmp_path / "state", tmp_path / "hooks", "--mount", fs.mountpoint,
+                      max_seconds=2)
+    try:
+        kernel.accept()
+        assert kernel.request(p.VSS_OP_FREEZE) == OK
+        assert writable_within(fs.mountpoint, 15)  # blocks until the watchdog thaws at ~2 s
+        assert kernel.request(p.VSS_OP_THAW) == FAIL  # too late: the snapshot would not be consistent
+        report = kernel.report()
+        assert report["watchdog_fired"] and report["consistency"] == "failed"
+    finally:
+        kernel.close()
+        _stop(proc)
+
+
+def test_agent_killed_while_frozen_is_thawed_by_watchdog_and_restart(kernel: FakeKernel, loops: LoopFactory,
+                                                                      tmp_path: Path) -> None:
+    fs = loops.make("ext4")
+    state = tmp_path / "state"
+    proc = start_vssd(GUEST_CLI, kernel.path, state, tmp_path / "hooks", "--mount", fs.mountpoint, max_seconds=3)
+    kernel.accept()
+    assert kernel.request(p.VSS_OP_FREEZE) == OK
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kernel.close()
+    assert writable_within(fs.mountpoint, 20)
+    # the state file still says "frozen by vssd": a restart thaws (harmlessly) and clears it
+    proc = start_vssd(GUEST_CLI, kernel.path, state, tmp_path / "hooks", "--mount", fs.mountpoint)
+    try:
+        kernel.accept()
+        assert not (state / "state.json").exists()
+    finally:
+        kernel.close()
+        _stop(proc)
+
+
+def test_restart_thaws_when_agent_and_watchdog_both_died(kernel: FakeKernel, loops: LoopFactory,
+                                                         tmp_path: Path) -> None:
+    fs = loops.make("ext4")
+    state = tmp_path / "state"
+    proc = start_vssd(GUEST_CLI, kernel.path, state, tmp_path / "hooks", "--mount", fs.mountpoint, max_seconds=600)
+    kernel.accept()
+    assert kernel.request(p.VSS_OP_FREEZE) == OK
+    import json
+
+    watchdog_pid = json.loads((state / "state.json").read_text())["watchdog_pid"]
+    os.kill(watchdog_pid, signal.SIGKILL)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kernel.close()
+    time.sleep(0.2)
+    assert is_frozen(fs.mountpoint)  # nothing else would ever thaw it
+    proc = start_vssd(GUEST_CLI, kernel.path, state, tmp_path / "hooks", "--mount", fs.mountpoint)
+    try:
+        kernel.accept()  # the daemon registers only after thawing what its state file lists
+        assert not is_frozen(fs.mountpoint)
+        assert json.loads((state / "last.json").read_text())["recovered"] is True
+    finally:
+        kernel.close()
+        _stop(proc)
+
+
+def test_wrong_length_request_drops_the_channel(kernel: FakeKernel, tmp_path: Path) -> None:
+    proc = start_vssd(GUEST_CLI, kernel.path, tmp_path / "state", tmp_path / "hooks", "--mount", "/nonexistent")
+    try:
+        kernel.accept()
+        kernel.send_raw(bytes(11))
+        assert proc.wait(timeout=30) == 0
+    finally:
+        kernel.close()
+        _stop(proc)
