@@ -158,3 +158,10 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n} B"
+
+
+def open_repository(repo_path: Path, password_file: Path | None):  # -> hvbackup.repo.Repository
+    """Open the repository at `repo_path` with the passphrase from the usual places."""
+    from hvbackup.repo import Repository
+
+    return Repository.open(repo_path, read_password(password_file))
