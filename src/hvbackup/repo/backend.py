@@ -80,6 +80,10 @@ class LocalBackend:
         os.rename(tmp, final)
         _fsync_dir(final.parent)
 
+    def make_folders(self, names: tuple[str, ...]) -> None:
+        for name in names:
+            self._make_dirs(self._path(name))
+
     def _make_dirs(self, directory: Path) -> None:
         """Create missing directories, each made durable in its parent."""
         missing = []

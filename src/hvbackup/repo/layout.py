@@ -10,6 +10,7 @@ INDEXES = "indexes"
 SNAPSHOTS = "snapshots"
 PROTECTED = "protected"
 LOCKS = "locks"
+FOLDERS = (KEYS, CHUNKS, INDEXES, SNAPSHOTS, PROTECTED, LOCKS)
 
 
 def chunk(cid: bytes) -> str:

@@ -87,7 +87,12 @@ class Locks:
         except ObjectNotFound:
             return None  # released while we were looking
         except (SealError, ValueError, TypeError):
-            return LockInfo(lock_id, EXCLUSIVE, "?", 0, 0.0, 0.0, 0.0, "unreadable lock object")
+            # Held until it is as old as a stale lock: it may come from a newer hvbackup.
+            try:
+                written = self.backend.stat(layout.lock(lock_id)).mtime
+            except ObjectNotFound:
+                return None
+            return LockInfo(lock_id, EXCLUSIVE, "?", 0, 0.0, written, written, "unreadable lock object")
 
     def _write(self, info: LockInfo) -> None:
         blob = self.sealer.seal(json.dumps(asdict(info)).encode(), f"lock:{info.id}", compress=False)

@@ -91,6 +91,7 @@ class Repository:
             raise RepositoryExists(f"{path} exists and is not an empty directory; refusing to create a repository")
         path.mkdir(parents=True, exist_ok=True)
         backend = LocalBackend(path)
+        backend.make_folders(layout.FOLDERS)
         keys = KeyMaterial.generate()
         repo_id = secrets.token_hex(16)
         check = Sealer(keys, cipher).seal(repo_id.encode(), f"{KEY_CHECK_CONTEXT}:{repo_id}", compress=False)
@@ -259,9 +260,9 @@ class Repository:
     # -- locks -----------------------------------------------------------------------------
 
     @contextmanager
-    def backup_lease(self, description: str) -> Iterator[LockInfo]:
-        """A shared lease for writers; prune cannot run while it is held."""
-        with self.locks.hold(SHARED, description) as lease:
+    def backup_lease(self, description: str, wait: float = 0.0) -> Iterator[LockInfo]:
+        """A shared lease for writers; prune cannot run while it is held. Waits up to `wait` s for prune."""
+        with self.locks.hold(SHARED, description, wait) as lease:
             self._sync_known_chunks()
             yield lease
 
