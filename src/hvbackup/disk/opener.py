@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from hvbackup.disk.errors import DiskError, VhdxError
 from hvbackup.disk.image import DiskImage
+from hvbackup.disk.memory import keep_large_buffers
 from hvbackup.disk.raw import RawImage
 from hvbackup.disk.source import ByteSource, FileSource
 from hvbackup.disk.vhd import VhdImage, has_vhd_footer
@@ -21,6 +22,7 @@ MAX_CHAIN_DEPTH = 64
 
 def open_disk(path_or_source: str | os.PathLike[str] | ByteSource, *, opener: Opener | None = None) -> DiskImage:
     """Open a VHDX/AVHDX, VHD or raw image; parents of differencing disks are opened through `opener`."""
+    keep_large_buffers()
     opener = opener or FileSource
     source = opener(os.fspath(path_or_source)) if isinstance(path_or_source, (str, os.PathLike)) else path_or_source
     return _open_chain(source, opener, seen=[])

@@ -81,7 +81,8 @@ def guid_from(raw: bytes) -> uuid.UUID:
 
 
 def guid_text(value: uuid.UUID) -> str:
-    return "{" + str(value).upper() + "}"
+    """Braced lower-case form: libvhdi 20260901 reads no other (it ignores an upper-case parent_linkage)."""
+    return "{" + str(value) + "}"
 
 
 def parse_guid_text(text: str) -> uuid.UUID | None:
