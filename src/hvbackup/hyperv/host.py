@@ -124,10 +124,12 @@ class HyperVHost(ABC):
     def request_shutdown(self, vm: VM, reason: str) -> None:
         """Ask the guest to shut down through the Shutdown integration service; returns at once."""
 
-    def shutdown_vm(self, vm: VM, timeout: float = 300.0, reason: str = "hvbackup: offline backup") -> None:
+    def shutdown_vm(
+        self, vm: VM, timeout: float = 300.0, reason: str = "hvbackup: offline backup", interval: float = 2.0
+    ) -> None:
         """Shut the guest down cleanly and wait until the VM is Off (OperationTimeout after `timeout`)."""
         self.request_shutdown(vm, reason)
-        self.wait_for_state(vm, VMState.Off, timeout)
+        self.wait_for_state(vm, VMState.Off, timeout, interval)
 
     def wait_for_state(self, vm: VM, state: VMState, timeout: float, interval: float = 2.0) -> VM:
         deadline = time.monotonic() + timeout
