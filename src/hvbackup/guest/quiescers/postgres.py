@@ -26,7 +26,8 @@ class PostgresQuiescer(Quiescer):
         self.session = ClientSession(self._argv(), "\\echo {marker}", self.config.timeout)
         self.version = int(self.session.run("SHOW server_version_num;").strip())
         self.session.run("CHECKPOINT;")
-        self.detail["checkpoint"] = True
+        self.detail["checkpoint_redo_lsn"] = self.session.run(
+            "SELECT redo_lsn FROM pg_control_checkpoint();").strip()
         if self.config.mode == "backup":
             start = "pg_backup_start('hvbackup', true)" if self.version >= 150000 else \
                 "pg_start_backup('hvbackup', true, false)"
