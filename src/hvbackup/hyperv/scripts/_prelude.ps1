@@ -20,7 +20,15 @@
 # - Get-VM, Get-VMHardDiskDrive, Get-VHD, Get-VMNetworkAdapter, Get-VMIntegrationService,
 #   Get-VMFirmware, Get-VMSnapshot output properties [windows-powershell-docs docset/winserver2022-ps/
 #   hyper-v/<Cmdlet>.md]; Msvm_KvpExchangeComponent.GuestIntrinsicExchangeItems (embedded
-#   Msvm_KvpExchangeDataItem XML with Name/Data) [HyperV_v2 msvm-kvpexchangecomponent.md].
+#   Msvm_KvpExchangeDataItem XML with Name/Data) [HyperV_v2 msvm-kvpexchangecomponent.md], reached
+#   from the VM through Msvm_SystemDevice as Microsoft's lis-test KVP_Intrinsic.ps1 does.
+# - Msvm_ComputerSystem: Name = VM GUID, ElementName = display name [HyperV_v2 msvm-computersystem.md].
+# - Msvm_SnapshotOfVirtualSystem (VM -> its snapshots, each an Msvm_VirtualSystemSettingData with
+#   VirtualSystemType "Microsoft:Hyper-V:Snapshot:Recovery" for backup checkpoints) and
+#   Msvm_ReferencePointOfVirtualSystem (VM -> Msvm_VirtualSystemReferencePoint)
+#   [HyperV_v2 msvm-virtualsystemsettingdata.md, msvm-virtualsystemreferencepoint.md; xhypervbackup
+#   Get-VmBackupCheckpoints, Get-VmReferencePoints].
+# - Msvm_AffectedJobElement: job -> the object it created [xhypervbackup; os-win jobutils].
 
 $HvNamespace = 'root\virtualization\v2'
 $HvJsonDepth = 10
