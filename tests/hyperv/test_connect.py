@@ -1,0 +1,88 @@
+"""Host specs: psrp://user@host[:port], local, lab:DIR — parsed, and bad ones named."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from hvbackup.errors import HvBackupError, UsageError
+from hvbackup.hyperv.connect import PASSWORD_ENV, connect, parse_spec, psrp_options
+from hvbackup.hyperv.errors import UnsupportedHost
+from hvbackup.hyperv.powershell import PowerShellHost
+from hvbackup.hyperv.smb import SmbDiskOpener
+from hvbackup.hyperv.transport.psrp import PsrpTransport
+
+
+def test_psrp_spec_defaults_to_https_5986():
+    spec = parse_spec("psrp://backup@hv01.example.com")
+    assert (spec.kind, spec.host, spec.port, spec.username) == ("psrp", "hv01.example.com", 5986, "backup")
+
+
+def test_psrp_spec_with_port_domain_user_and_options():
+    spec = parse_spec("psrp://CORP%5Cbackup@hv01:5985?auth=ntlm&ssl=0")
+    assert (spec.host, spec.port, spec.username) == ("hv01", 5985, "CORP\\backup")
+    assert spec.options == {"auth": "ntlm", "ssl": "0"}
+    assert parse_spec("psrp://hv02?ssl=0").port == 5985
+    assert parse_spec("psrp://backup@corp.example@hv03").username == "backup@corp.example"
+    assert parse_spec("psrp://[fd00::5]:5986").host == "fd00::5"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("hyperv://hv01", "unknown host spec"),
+        ("psrp://", "no host name"),
+        ("psrp://hv01:99999", "bad port"),
+        ("psrp://hv01:https", "bad port"),
+        ("psrp://hv01?auth=basic", "unknown auth 'basic'"),
+        ("psrp://hv01?colour=blue", "unknown option"),
+        ("psrp://hv01?ssl=maybe", "must be 1 or 0"),
+        ("lab:", "needs a directory"),
+    ],
+)
+def test_bad_specs_are_usage_errors(spec, message):
+    with pytest.raises(UsageError, match=message) as caught:
+        parse_spec(spec)
+    assert caught.value.exit_code == UsageError.exit_code and "\n" not in str(caught.value)
+
+
+def test_password_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv(PASSWORD_ENV, "s3cret")
+    opts = psrp_options(parse_spec("psrp://backup@hv01?auth=ntlm&verify=/etc/ca.pem"))
+    assert opts.password == "s3cret" and opts.cert_validation == "/etc/ca.pem" and opts.auth == "ntlm"
+    monkeypatch.delenv(PASSWORD_ENV)
+    with pytest.raises(UsageError, match=PASSWORD_ENV):
+        psrp_options(parse_spec("psrp://backup@hv01"))
+    kerberos = psrp_options(parse_spec("psrp://backup@hv01?auth=kerberos&verify=0"))
+    assert kerberos.password is None and kerberos.cert_validation is False
+
+
+def test_connect_psrp_builds_a_powershell_host_with_smb_disks(monkeypatch):
+    monkeypatch.setenv(PASSWORD_ENV, "pw")
+    host = connect("psrp://backup@hv01.example.com")
+    assert isinstance(host, PowerShellHost) and isinstance(host.transport, PsrpTransport)
+    assert isinstance(host.disk_opener, SmbDiskOpener) and host.disk_opener.host == "hv01.example.com"
+    host.close()  # no connection was made yet: nothing to close, and no error
+
+
+def test_connect_local_without_powershell_is_unsupported(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(UnsupportedHost) as caught:
+        connect("local")
+    assert isinstance(caught.value, HvBackupError)
+
+
+def test_lab_without_open_host_is_unsupported(monkeypatch):
+    monkeypatch.setitem(sys.modules, "hvbackup.hyperv.lab", types.ModuleType("hvbackup.hyperv.lab"))
+    with pytest.raises(UnsupportedHost, match="lab host is not available"):
+        connect("lab:/tmp/lab")
+
+
+def test_lab_is_opened_through_the_lab_module(monkeypatch):
+    lab = types.ModuleType("hvbackup.hyperv.lab")
+    opened = []
+    lab.open_host = lambda directory: opened.append(directory) or "lab-host"
+    monkeypatch.setitem(sys.modules, "hvbackup.hyperv.lab", lab)
+    assert connect("lab:/srv/lab") == "lab-host" and opened == ["/srv/lab"]
