@@ -151,3 +151,28 @@ def test_wrong_length_request_drops_the_channel(kernel: FakeKernel, tmp_path: Pa
     finally:
         kernel.close()
         _stop(proc)
+
+
+def test_hooks_run_around_the_freeze_and_make_it_application_consistent(kernel: FakeKernel, loops: LoopFactory,
+                                                                         tmp_path: Path) -> None:
+    fs = loops.make("btrfs")
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    calls = tmp_path / "calls"  # outside the frozen filesystem: hooks must not write to it while frozen
+    hook = hooks / "10-app"
+    hook.write_text(f"#!/bin/sh\necho \"$1 $HVBACKUP_PHASE\" >> {calls}\n")
+    hook.chmod(0o755)
+    proc = start_vssd(GUEST_CLI, kernel.path, tmp_path / "state", hooks, "--mount", fs.mountpoint)
+    try:
+        kernel.accept()
+        assert kernel.request(p.VSS_OP_HOT_BACKUP) == OK
+        assert kernel.request(p.VSS_OP_FREEZE) == OK
+        assert calls.read_text() == "freeze freeze\n"  # before FIFREEZE
+        assert kernel.request(p.VSS_OP_THAW) == OK
+        report = kernel.report()  # sent after the thaw hooks ran
+        assert calls.read_text() == "freeze freeze\nthaw thaw\n"
+        assert report["consistency"] == "application"
+        assert [h["phase"] for h in report["hooks"]] == ["freeze", "thaw"]
+    finally:
+        kernel.close()
+        _stop(proc)
