@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from hvbackup.hyperv.errors import AuthenticationError, HyperVError, ObjectNotFound, TransportError
 
 SHARE_ACCESS = "rwd"
+STATUS_SHARING_VIOLATION = 0xC0000043
+STATUS_LOGON_FAILURE = 0xC000006D
+STATUS_ACCESS_DENIED = 0xC0000022
 _DRIVE_PATH = re.compile(r"^([A-Za-z]):[\\/](.*)$")
 
 
@@ -56,18 +59,19 @@ class SmbFileSource:
 
         self.name = unc
         server = server_of(unc)
+        session = {
+            "username": credentials.username,
+            "password": credentials.password,
+            "port": credentials.port,
+            "encrypt": credentials.encrypt,
+            "connection_timeout": credentials.connection_timeout,
+            "auth_protocol": credentials.auth_protocol,
+        }
         try:
-            smbclient.register_session(
-                server,
-                username=credentials.username,
-                password=credentials.password,
-                port=credentials.port,
-                encrypt=credentials.encrypt,
-                connection_timeout=credentials.connection_timeout,
-                auth_protocol=credentials.auth_protocol,
-            )
-            self._file = smbclient.open_file(unc, mode="rb", buffering=0, share_access=SHARE_ACCESS)
-            self.size = int(smbclient.stat(unc).st_size)
+            smbclient.register_session(server, **session)
+            # Every call names the port again: smbclient looks sessions up by server and port.
+            self._file = smbclient.open_file(unc, mode="rb", buffering=0, share_access=SHARE_ACCESS, **session)
+            self.size = int(smbclient.stat(unc, **session).st_size)
         except Exception as exc:
             raise map_smb_error(exc, unc) from None
         self._lock = threading.Lock()
@@ -111,9 +115,15 @@ def map_smb_error(exc: BaseException, unc: str) -> HyperVError:
         return exc
     if isinstance(exc, smb_errors.SMBAuthenticationError):
         return AuthenticationError(f"{unc}: SMB authentication failed: {_first_line(exc)}")
+    if getattr(exc, "ntstatus", None) == STATUS_SHARING_VIOLATION:
+        return TransportError(f"{unc}: the file is open in another process that does not share it")
     if isinstance(exc, OSError) and exc.errno == errno.ENOENT:
         return ObjectNotFound(f"{unc}: no such file on the share")
     if isinstance(exc, OSError) and exc.errno == errno.EACCES:
+        return AuthenticationError(f"{unc}: access denied (the account needs read access to the share)")
+    if isinstance(exc, smb_errors.SMBResponseException) and exc.status == STATUS_LOGON_FAILURE:
+        return AuthenticationError(f"{unc}: SMB logon failed (user name or password wrong)")
+    if isinstance(exc, smb_errors.SMBResponseException) and exc.status == STATUS_ACCESS_DENIED:
         return AuthenticationError(f"{unc}: access denied (the account needs read access to the share)")
     if isinstance(exc, smb_errors.SMBResponseException):
         return TransportError(f"{unc}: SMB error {exc.status:#010x}: {_first_line(exc)}")
