@@ -41,3 +41,14 @@ def append_extent(extents: list[Extent], offset: int, length: int) -> None:
         extents[-1] = (extents[-1][0], extents[-1][1] + length)
     else:
         extents.append((offset, length))
+
+
+def complement_extents(extents: list[Extent], size: int) -> list[Extent]:
+    """The pieces of [0, size) not covered by a sorted, merged list."""
+    result: list[Extent] = []
+    position = 0
+    for offset, length in extents:
+        append_extent(result, position, offset - position)
+        position = offset + length
+    append_extent(result, position, size - position)
+    return result

@@ -44,12 +44,10 @@ def merge_differencing(child_path: str | os.PathLike[str], *, remove_child: bool
 
 
 def _copy_child_blocks(child: VhdxImage, parent: VhdxWriter) -> None:
-    for block in range(child.payload_blocks):
+    for block, _ in list(child._present_blocks()):
         state, file_offset = child.block_state(block)
         start = block * child.block_size
         length = min(child.block_size, child.size - start)
-        if state == s.PAYLOAD_NOT_PRESENT:
-            continue
         if state == s.PAYLOAD_FULLY_PRESENT:
             _copy(child, parent, [Run(start, length, DATA, file_offset)])
         elif state == s.PAYLOAD_PARTIALLY_PRESENT:
