@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from hvbackup.disk.errors import VhdxError
-from hvbackup.disk.image import DATA, PARENT, Run
+from hvbackup.disk.image import Run
 from hvbackup.disk.opener import open_disk
 from hvbackup.disk.source import FileSource
 from hvbackup.disk.vhdx import structures as s
@@ -44,18 +44,12 @@ def merge_differencing(child_path: str | os.PathLike[str], *, remove_child: bool
 
 
 def _copy_child_blocks(child: VhdxImage, parent: VhdxWriter) -> None:
-    for block, _ in list(child._present_blocks()):
-        state, file_offset = child.block_state(block)
-        start = block * child.block_size
-        length = min(child.block_size, child.size - start)
-        if state == s.PAYLOAD_FULLY_PRESENT:
-            _copy(child, parent, [Run(start, length, DATA, file_offset)])
-        elif state == s.PAYLOAD_PARTIALLY_PRESENT:
-            runs: list[Run] = []
-            child._map_partial(runs, block, file_offset, 0, length, PARENT)
-            _copy(child, parent, [run for run in runs if run.kind == DATA])
+    for block, state in list(child.present_blocks()):
+        if state in s.ZERO_STATES:
+            start = block * child.block_size
+            _write_zeros(parent, start, min(child.block_size, child.size - start))
         else:
-            _write_zeros(parent, start, length)
+            _copy(child, parent, child.own_data_runs(block))
 
 
 def _copy(child: VhdxImage, parent: VhdxWriter, runs: list[Run]) -> None:

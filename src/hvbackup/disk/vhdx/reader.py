@@ -235,7 +235,7 @@ class VhdxImage(DiskImage):
             kind = DATA if bit else absent
             _add_run(runs, block_start + lo, hi - lo, kind, file_offset + lo if bit else 0)
 
-    def _present_blocks(self) -> Iterator[tuple[int, int]]:
+    def present_blocks(self) -> Iterator[tuple[int, int]]:
         """(block, state) of every payload block whose entry is not NOT_PRESENT, in order."""
         ratio = self.chunk_ratio
         for index in compress(range(len(self._bat)), self._bat):
@@ -243,10 +243,23 @@ class VhdxImage(DiskImage):
             if index % (ratio + 1) != ratio and state != s.PAYLOAD_NOT_PRESENT:
                 yield index - index // (ratio + 1), state
 
+    def own_data_runs(self, block: int) -> list[Run]:
+        """The pieces of a payload block stored in this file itself (not zero, not in the parent)."""
+        state, file_offset = self.block_state(block)
+        start = block * self.block_size
+        length = min(self.block_size, self.size - start)
+        if state == s.PAYLOAD_FULLY_PRESENT:
+            return [Run(start, length, DATA, file_offset)]
+        if state == s.PAYLOAD_PARTIALLY_PRESENT:
+            runs: list[Run] = []
+            self._map_partial(runs, block, file_offset, 0, length, PARENT)
+            return [run for run in runs if run.kind == DATA]
+        return []
+
     def allocated_ranges(self) -> list[Extent]:
         own: list[Extent] = []
         hides_parent: list[Extent] = []
-        for block, state in self._present_blocks():
+        for block, state in self.present_blocks():
             start = block * self.block_size
             length = min(self.block_size, self.size - start)
             if state == s.PAYLOAD_FULLY_PRESENT:
