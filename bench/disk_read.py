@@ -37,7 +37,10 @@ def make_disk(path: str, allocated: int) -> dict[str, float]:
         disk.write(offset, pattern)
     written = time.perf_counter()
     disk.close()
-    return {"write_gb_s": round(allocated / (written - start) / 1e9, 3), "flush_s": round(time.perf_counter() - written, 2)}
+    return {
+        "write_gb_s": round(allocated / (written - start) / 1e9, 3),
+        "flush_s": round(time.perf_counter() - written, 2),
+    }
 
 
 def pieces(ranges: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:

@@ -23,7 +23,21 @@ def build_entry(entry: Entry, log_guid: uuid.UUID, tail: int, file_size: int) ->
     descriptor_sectors = -(-(64 + 32 * count) // SECTOR)
     length = (descriptor_sectors + len(entry.data)) * SECTOR
     raw = bytearray(length)
-    struct.pack_into("<4sIIIQII16sQQ", raw, 0, b"loge", 0, length, tail, entry.sequence, count, 0, log_guid.bytes_le, file_size, file_size)
+    struct.pack_into(
+        "<4sIIIQII16sQQ",
+        raw,
+        0,
+        b"loge",
+        0,
+        length,
+        tail,
+        entry.sequence,
+        count,
+        0,
+        log_guid.bytes_le,
+        file_size,
+        file_size,
+    )
     position = 64
     for offset, zero_length in entry.zeros:
         struct.pack_into("<4sIQQQ", raw, position, b"zero", 0, zero_length, offset, entry.sequence)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-import uuid
 import shutil
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -75,8 +75,9 @@ def test_windows_locator_paths_go_through_the_opener(tmp_path: Path) -> None:
         "volume_path": "\\\\?\\Volume{26a21bda-a627-11d7-9931-806e6f6e6963}\\VMs\\base.vhdx",
         "absolute_win32_path": "D:\\VMs\\base.vhdx",
     }
-    write_new_file(str(child), NewDisk(SIZE, MiB, 512, 4096, parent_locator=locator,
-                                       virtual_disk_id=uuid.UUID(disk_id)))
+    write_new_file(
+        str(child), NewDisk(SIZE, MiB, 512, 4096, parent_locator=locator, virtual_disk_id=uuid.UUID(disk_id))
+    )
     asked: list[str] = []
 
     def opener(name: str) -> FileSource:
@@ -86,7 +87,12 @@ def test_windows_locator_paths_go_through_the_opener(tmp_path: Path) -> None:
     with open_disk(str(child), opener=opener) as disk:
         assert disk.read(0, 11) == b"parent data"
         assert disk.parent_path == locator["volume_path"]
-    assert asked == [str(child), str(tmp_path.parent / "Other" / "base.vhdx"), "D:\\VMs\\base.vhdx", locator["volume_path"]]
+    assert asked == [
+        str(child),
+        str(tmp_path.parent / "Other" / "base.vhdx"),
+        "D:\\VMs\\base.vhdx",
+        locator["volume_path"],
+    ]
 
 
 def test_interrupted_merge_can_be_run_again(tmp_path: Path) -> None:

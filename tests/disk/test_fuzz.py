@@ -9,7 +9,6 @@ from __future__ import annotations
 import struct
 import tracemalloc
 import uuid
-from pathlib import Path
 
 import crc32c
 import pytest
@@ -18,7 +17,7 @@ from hypothesis import strategies as st
 
 from hvbackup.disk import DiskError, create_differencing, create_vhdx, open_disk
 from hvbackup.disk.vhdx import structures as s
-from tests.disk.helpers import MiB, MemorySource
+from tests.disk.helpers import MemorySource, MiB
 from tests.disk.logbuilder import Entry, build_entry, log_region, set_log_guid
 
 SIZE = 8 * MiB
@@ -38,8 +37,10 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         layout = {
             "header": [(offset, 80, (offset, s.HEADER_SIZE)) for offset in s.HEADER_OFFSETS],
             "region table": [(offset, 80, (offset, s.REGION_TABLE_SIZE)) for offset in s.REGION_TABLE_OFFSETS],
-            "metadata": [(image.metadata_region.file_offset, 32 * 8, None),
-                         (image.metadata_region.file_offset + s.METADATA_TABLE_SIZE, 400, None)],
+            "metadata": [
+                (image.metadata_region.file_offset, 32 * 8, None),
+                (image.metadata_region.file_offset + s.METADATA_TABLE_SIZE, 400, None),
+            ],
             "BAT": [(image.bat_region.file_offset, 8 * 16, None)],
             "sector bitmap": [((image._bat[image.chunk_ratio] >> 20) * MiB, 64, None)],
         }
@@ -50,7 +51,9 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     clean = child.read_bytes()
     log_guid = uuid.uuid4()
     log_offset, _ = log_region(str(child))
-    entry = build_entry(Entry(3, data=[(bat_page_offset, bat_page)], zeros=[(512 * 1024, 4096)]), log_guid, 0, child.stat().st_size)
+    entry = build_entry(
+        Entry(3, data=[(bat_page_offset, bat_page)], zeros=[(512 * 1024, 4096)]), log_guid, 0, child.stat().st_size
+    )
     with child.open("r+b") as fh:
         fh.seek(log_offset)
         fh.write(entry)
@@ -59,7 +62,9 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     return {"clean": clean, "dirty": child.read_bytes(), "parent": parent.read_bytes(), "layout": layout}
 
 
-def _mutate(data: bytes, where: tuple[int, int, tuple[int, int] | None], position: int, patch: bytes, fix_crc: bool) -> bytes:
+def _mutate(
+    data: bytes, where: tuple[int, int, tuple[int, int] | None], position: int, patch: bytes, fix_crc: bool
+) -> bytes:
     start, span, crc_block = where
     mutated = bytearray(data)
     offset = start + position % span
@@ -74,13 +79,27 @@ def _mutate(data: bytes, where: tuple[int, int, tuple[int, int] | None], positio
 
 PATCHES = st.one_of(
     st.binary(min_size=1, max_size=8),
-    st.sampled_from([b"\x00" * 8, b"\xff" * 8, struct.pack("<Q", 1 << 40), struct.pack("<I", 0x7FFFFFFF), struct.pack("<Q", 6 | (1 << 40))]),
+    st.sampled_from(
+        [
+            b"\x00" * 8,
+            b"\xff" * 8,
+            struct.pack("<Q", 1 << 40),
+            struct.pack("<I", 0x7FFFFFFF),
+            struct.pack("<Q", 6 | (1 << 40)),
+        ]
+    ),
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(data=st.data(), position=st.integers(0, 10_000), patch=PATCHES, fix_crc=st.booleans(), truncate=st.integers(0, 20))
-def test_malformed_vhdx_gives_disk_error_or_reads(images: dict, data: st.DataObject, position: int, patch: bytes, fix_crc: bool, truncate: int) -> None:
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    data=st.data(), position=st.integers(0, 10_000), patch=PATCHES, fix_crc=st.booleans(), truncate=st.integers(0, 20)
+)
+def test_malformed_vhdx_gives_disk_error_or_reads(
+    images: dict, data: st.DataObject, position: int, patch: bytes, fix_crc: bool, truncate: int
+) -> None:
     layout = images["layout"]
     target = data.draw(st.sampled_from(sorted(layout)))
     where = data.draw(st.sampled_from(layout[target]))

@@ -31,7 +31,12 @@ def test_qemu_vhdx_reads_like_its_raw_source(raw: tuple[object, bytes], variant:
     path = raw_path.parent / f"{variant}.vhdx"
     qemu_img("convert", "-f", "raw", "-O", "vhdx", *VARIANTS[variant], str(raw_path), str(path))
     with open_disk(path) as disk:
-        assert (disk.format, disk.size, disk.logical_sector_size, disk.block_size) == ("vhdx", SIZE, 512, _block_size(variant))
+        assert (disk.format, disk.size, disk.logical_sector_size, disk.block_size) == (
+            "vhdx",
+            SIZE,
+            512,
+            _block_size(variant),
+        )
         assert disk.is_fixed == variant.startswith("fixed")
         assert disk.read(0, SIZE) == data
         rnd = random.Random(variant)

@@ -77,7 +77,9 @@ def test_sparse_raw_file_skips_holes(tmp_path: Path) -> None:
 def test_block_device_is_read_whole(tmp_path: Path) -> None:
     path = tmp_path / "backing.raw"
     data = sample_raw(path, 16 * MiB, seed=5)
-    device = subprocess.run(["losetup", "--find", "--show", "--read-only", str(path)], capture_output=True, text=True, check=True).stdout.strip()
+    device = subprocess.run(
+        ["losetup", "--find", "--show", "--read-only", str(path)], capture_output=True, text=True, check=True
+    ).stdout.strip()
     try:
         with open_disk(device) as disk:
             assert (disk.format, disk.size) == ("raw", 16 * MiB)

@@ -99,8 +99,14 @@ def test_written_avhdx_reads_through_dissect_and_libvhdi(tmp_path: Path, sector:
 
 
 def _blocks(ranges: list[tuple[int, int]], block_size: int) -> set[int]:
-    return {b for offset, length in ranges for b in range(offset // block_size, (offset + length - 1) // block_size + 1)}
+    return {
+        b for offset, length in ranges for b in range(offset // block_size, (offset + length - 1) // block_size + 1)
+    }
 
 
 def _blocks_with_data(data: bytes, block_size: int) -> set[int]:
-    return {b for b in range(-(-len(data) // block_size)) if data[b * block_size : (b + 1) * block_size].count(0) < len(data[b * block_size : (b + 1) * block_size])}
+    return {
+        b
+        for b in range(-(-len(data) // block_size))
+        if data[b * block_size : (b + 1) * block_size].count(0) < len(data[b * block_size : (b + 1) * block_size])
+    }

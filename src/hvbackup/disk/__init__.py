@@ -1,8 +1,8 @@
 """Virtual disk images: VHDX/AVHDX (read and write), VHD and raw (read), behind one interface.
 
-    with open_disk("disk.avhdx") as disk:
-        for offset, length in disk.allocated_ranges():
-            data = disk.read(offset, length)
+with open_disk("disk.avhdx") as disk:
+    for offset, length in disk.allocated_ranges():
+        data = disk.read(offset, length)
 """
 
 from hvbackup.disk.errors import DiskError, VhdError, VhdxError

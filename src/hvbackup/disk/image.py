@@ -83,7 +83,9 @@ class DiskImage:
 
     def _check_range(self, offset: int, length: int) -> None:
         if offset < 0 or length < 0 or offset + length > self.size:
-            raise DiskError(f"{self.name}: read of {length} bytes at {offset} lies outside the disk ({self.size} bytes)")
+            raise DiskError(
+                f"{self.name}: read of {length} bytes at {offset} lies outside the disk ({self.size} bytes)"
+            )
 
     # -- lifetime -----------------------------------------------------------------------------
     def close(self) -> None:
@@ -94,7 +96,9 @@ class DiskImage:
     def __enter__(self) -> DiskImage:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def __repr__(self) -> str:

@@ -87,7 +87,9 @@ def parent_candidates(child_name: str, locator: dict[str, str]) -> list[str]:
         if windows_child:
             candidates.append(ntpath.normpath(ntpath.join(ntpath.dirname(child_name), relative)))
         else:
-            candidates.append(posixpath.normpath(posixpath.join(posixpath.dirname(child_name), relative.replace("\\", "/"))))
+            candidates.append(
+                posixpath.normpath(posixpath.join(posixpath.dirname(child_name), relative.replace("\\", "/")))
+            )
     for key in ("absolute_win32_path", "volume_path"):
         if locator.get(key):
             candidates.append(locator[key])

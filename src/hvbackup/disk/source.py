@@ -38,7 +38,9 @@ def pread_into(source: ByteSource, buffer: memoryview, offset: int) -> None:
 def read_exact(source: ByteSource, offset: int, length: int, what: str) -> bytes:
     """Read `length` bytes or fail with a message naming `what` was being read."""
     if offset < 0 or length < 0 or offset + length > source.size:
-        raise DiskError(f"{source.name}: {what} at offset {offset} (+{length}) lies past the end of the file ({source.size} bytes)")
+        raise DiskError(
+            f"{source.name}: {what} at offset {offset} (+{length}) lies past the end of the file ({source.size} bytes)"
+        )
     data = source.pread(offset, length)
     if len(data) != length:
         raise DiskError(f"{source.name}: {what} at offset {offset} is truncated")

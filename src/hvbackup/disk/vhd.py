@@ -56,7 +56,9 @@ class VhdImage(DiskImage):
             raise VhdError("differencing VHD files are not supported (convert or merge them on the host first)")
         if disk_type == TYPE_FIXED:
             if self.size > self.source.size - FOOTER_SIZE:
-                raise VhdError(f"fixed disk of {self.size} bytes does not fit in the {self.source.size}-byte file (truncated?)")
+                raise VhdError(
+                    f"fixed disk of {self.size} bytes does not fit in the {self.source.size}-byte file (truncated?)"
+                )
             self._bat = None
             return
         if disk_type != TYPE_DYNAMIC:
@@ -81,7 +83,11 @@ class VhdImage(DiskImage):
             self._bat.byteswap()
         self._bitmap_size = -(-(block_size // 512 // 8) // 512) * 512
         for block, sector in enumerate(self._bat):
-            if sector != UNALLOCATED and sector * 512 + self._bitmap_size + min(block_size, self.size - block * block_size) > self.source.size:
+            if (
+                sector != UNALLOCATED
+                and sector * 512 + self._bitmap_size + min(block_size, self.size - block * block_size)
+                > self.source.size
+            ):
                 raise VhdError(f"BAT: block {block} at sector {sector} lies past the end of the file")
 
     def _data_offset(self, block: int) -> int | None:

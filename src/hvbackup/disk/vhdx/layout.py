@@ -1,10 +1,10 @@
 """The layout of a new VHDX file (after [MS-VHDX] 2.2 and the qemu recipe in engine.md 4.2).
 
-    0        file identifier, headers 1 and 2, region tables 1 and 2 (1 MiB)
-    1 MiB    log (1 MiB, empty: LogGuid zero)
-    2 MiB    metadata region (1 MiB)
-    3 MiB    BAT (rounded up to 1 MiB)
-    ...      payload and sector bitmap blocks, 1 MiB aligned
+0        file identifier, headers 1 and 2, region tables 1 and 2 (1 MiB)
+1 MiB    log (1 MiB, empty: LogGuid zero)
+2 MiB    metadata region (1 MiB)
+3 MiB    BAT (rounded up to 1 MiB)
+...      payload and sector bitmap blocks, 1 MiB aligned
 """
 
 from __future__ import annotations
@@ -68,10 +68,12 @@ def write_new_file(path: str, disk: NewDisk) -> None:
             bat[block + block // ratio] = s.bat_entry(s.PAYLOAD_FULLY_PRESENT, payload_start + block * disk.block_size)
         file_size += blocks * disk.block_size
     header = s.Header(0, uuid.uuid4(), uuid.uuid4(), uuid.UUID(int=0), LOG_LENGTH, LOG_OFFSET)
-    regions = s.build_region_table([
-        s.Region(s.BAT_REGION, BAT_OFFSET, bat_length, True),
-        s.Region(s.METADATA_REGION, METADATA_OFFSET, METADATA_LENGTH, True),
-    ])
+    regions = s.build_region_table(
+        [
+            s.Region(s.BAT_REGION, BAT_OFFSET, bat_length, True),
+            s.Region(s.METADATA_REGION, METADATA_OFFSET, METADATA_LENGTH, True),
+        ]
+    )
     temporary = f"{path}.tmp-{os.getpid()}"
     fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:

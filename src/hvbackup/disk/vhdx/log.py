@@ -139,7 +139,11 @@ def _entry_patches(log: bytes, entry: LogEntry) -> list[Patch]:
         elif sig == b"desc":
             if (data_sector + 1) * LOG_SECTOR > entry.length:
                 raise VhdxError(f"{where}: its data sector lies past the end of the entry")
-            patches.append(Patch(file_offset, LOG_SECTOR, _data_sector(raw, data_sector, trailing, leading_or_length, entry, where)))
+            patches.append(
+                Patch(
+                    file_offset, LOG_SECTOR, _data_sector(raw, data_sector, trailing, leading_or_length, entry, where)
+                )
+            )
             data_sector += 1
         else:
             raise VhdxError(f"{where}: bad signature {sig!r}")
@@ -181,7 +185,9 @@ class PatchedSource:
         for patch in self.patches:
             start, end = max(offset, patch.offset), min(offset + length, patch.offset + patch.length)
             if start < end:
-                piece = bytes(end - start) if patch.data is None else patch.data[start - patch.offset : end - patch.offset]
+                piece = (
+                    bytes(end - start) if patch.data is None else patch.data[start - patch.offset : end - patch.offset]
+                )
                 data[start - offset : end - offset] = piece
         return bytes(data)
 

@@ -44,7 +44,10 @@ class VhdxImage(DiskImage):
         self.log_replayed = False
         if self.header.log_guid != NIL:
             self._check_inside("log", self.header.log_offset, self.header.log_length)
-            self.source = PatchedSource(self.source, replay_log(self.source, self.header.log_offset, self.header.log_length, self.header.log_guid))
+            self.source = PatchedSource(
+                self.source,
+                replay_log(self.source, self.header.log_offset, self.header.log_length, self.header.log_guid),
+            )
             self.log_replayed = True
         regions = self._region_table()
         self.bat_region = self._required_region(regions, s.BAT_REGION, "BAT")
@@ -95,7 +98,9 @@ class VhdxImage(DiskImage):
 
     def _check_inside(self, what: str, offset: int, length: int) -> None:
         if offset + length > self.source.size:
-            raise VhdxError(f"{what} at {offset} (+{length}) lies past the end of the file ({self.source.size} bytes; truncated?)")
+            raise VhdxError(
+                f"{what} at {offset} (+{length}) lies past the end of the file ({self.source.size} bytes; truncated?)"
+            )
 
     def _read_metadata(self) -> None:
         region = self.metadata_region
@@ -124,7 +129,9 @@ class VhdxImage(DiskImage):
             if value not in (512, 4096):
                 raise VhdxError(f"metadata: {name} sector size {value} is neither 512 nor 4096")
         if not 0 < self.size <= s.MAX_VIRTUAL_SIZE or self.size % self.logical_sector_size:
-            raise VhdxError(f"metadata: virtual disk size {self.size} is not a positive multiple of the sector size up to 64 TiB")
+            raise VhdxError(
+                f"metadata: virtual disk size {self.size} is not a positive multiple of the sector size up to 64 TiB"
+            )
         self.parent_locator: dict[str, str] | None = None
         if self.is_differencing:
             self.parent_locator = s.ParentLocator.parse(item(s.PARENT_LOCATOR, "parent locator", None)).entries
@@ -202,7 +209,9 @@ class VhdxImage(DiskImage):
             sectors = self.block_size // self.logical_sector_size
             first_sector = (block % self.chunk_ratio) * sectors
             sb_offset = (self._bat[self._bitmap_index(block)] >> 20) * s.MiB
-            bitmap = read_exact(self.source, sb_offset + first_sector // 8, sectors // 8, f"sector bitmap of block {block}")
+            bitmap = read_exact(
+                self.source, sb_offset + first_sector // 8, sectors // 8, f"sector bitmap of block {block}"
+            )
             self._bitmaps[block] = bitmap
         return bitmap
 
@@ -224,7 +233,9 @@ class VhdxImage(DiskImage):
             position += count
         return runs
 
-    def _map_partial(self, runs: list[Run], block: int, file_offset: int, in_block: int, count: int, absent: int) -> None:
+    def _map_partial(
+        self, runs: list[Run], block: int, file_offset: int, in_block: int, count: int, absent: int
+    ) -> None:
         sector = self.logical_sector_size
         first = in_block // sector
         last = -(-(in_block + count) // sector)
@@ -280,7 +291,9 @@ class VhdxImage(DiskImage):
     # -- differencing ------------------------------------------------------------------------
     def attach_parent(self, parent: DiskImage, path: str) -> None:
         """Check that `parent` is the disk this AVHDX was made on, then read through it."""
-        linkage = {s.parse_guid_text(self.parent_locator.get(k, "")) for k in ("parent_linkage", "parent_linkage2")} - {None}
+        linkage = {s.parse_guid_text(self.parent_locator.get(k, "")) for k in ("parent_linkage", "parent_linkage2")} - {
+            None
+        }
         if parent.data_write_guid is None or uuid.UUID(parent.data_write_guid) not in linkage:
             raise VhdxError(
                 f"{self.name}: parent {path} has DataWriteGuid {parent.data_write_guid}, but the child expects "
@@ -289,7 +302,9 @@ class VhdxImage(DiskImage):
         if parent.size != self.size:
             raise VhdxError(f"{self.name}: parent {path} is {parent.size} bytes, the child is {self.size} bytes")
         if parent.logical_sector_size != self.logical_sector_size:
-            raise VhdxError(f"{self.name}: parent {path} has {parent.logical_sector_size}-byte sectors, the child {self.logical_sector_size}")
+            raise VhdxError(
+                f"{self.name}: parent {path} has {parent.logical_sector_size}-byte sectors, the child {self.logical_sector_size}"
+            )
         self.parent = parent
         self.parent_path = path
 
@@ -297,7 +312,11 @@ class VhdxImage(DiskImage):
 def _add_run(runs: list[Run], offset: int, length: int, kind: int, file_offset: int) -> None:
     if runs:
         last = runs[-1]
-        if last.kind == kind and last.offset + last.length == offset and (kind != DATA or last.file_offset + last.length == file_offset):
+        if (
+            last.kind == kind
+            and last.offset + last.length == offset
+            and (kind != DATA or last.file_offset + last.length == file_offset)
+        ):
             runs[-1] = Run(last.offset, last.length + length, kind, last.file_offset)
             return
     runs.append(Run(offset, length, kind, file_offset))

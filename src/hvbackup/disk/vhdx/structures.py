@@ -40,7 +40,14 @@ LOGICAL_SECTOR_SIZE = uuid.UUID("8141BF1D-A96F-4709-BA47-F233A8FAAB5F")
 PHYSICAL_SECTOR_SIZE = uuid.UUID("CDA348C7-445D-4471-9CC9-E9885251C556")
 PARENT_LOCATOR = uuid.UUID("A8D35F2D-B30B-454D-ABF7-D3D84834AB0C")
 VHDX_PARENT_LOCATOR_TYPE = uuid.UUID("B04AEFB7-D19E-4A81-B789-25B8E9445913")
-KNOWN_METADATA = {FILE_PARAMETERS, VIRTUAL_DISK_SIZE, PAGE83_DATA, LOGICAL_SECTOR_SIZE, PHYSICAL_SECTOR_SIZE, PARENT_LOCATOR}
+KNOWN_METADATA = {
+    FILE_PARAMETERS,
+    VIRTUAL_DISK_SIZE,
+    PAGE83_DATA,
+    LOGICAL_SECTOR_SIZE,
+    PHYSICAL_SECTOR_SIZE,
+    PARENT_LOCATOR,
+}
 
 # Payload block states (BAT entry bits 0-2). 5 is what qemu (spec draft 1.0) calls UNMAPPED.
 PAYLOAD_NOT_PRESENT = 0
@@ -135,8 +142,18 @@ class Header:
     def build(self) -> bytes:
         block = bytearray(HEADER_SIZE)
         _HEADER.pack_into(
-            block, 0, b"head", 0, self.sequence_number, self.file_write_guid.bytes_le, self.data_write_guid.bytes_le,
-            self.log_guid.bytes_le, self.log_version, self.version, self.log_length, self.log_offset,
+            block,
+            0,
+            b"head",
+            0,
+            self.sequence_number,
+            self.file_write_guid.bytes_le,
+            self.data_write_guid.bytes_le,
+            self.log_guid.bytes_le,
+            self.log_version,
+            self.version,
+            self.log_length,
+            self.log_offset,
         )
         return with_checksum(block)
 
@@ -178,7 +195,9 @@ def build_region_table(regions: list[Region]) -> bytes:
     block = bytearray(REGION_TABLE_SIZE)
     _REGION_HEADER.pack_into(block, 0, b"regi", 0, len(regions), 0)
     for i, region in enumerate(regions):
-        _REGION_ENTRY.pack_into(block, 16 + i * 32, region.guid.bytes_le, region.file_offset, region.length, int(region.required))
+        _REGION_ENTRY.pack_into(
+            block, 16 + i * 32, region.guid.bytes_le, region.file_offset, region.length, int(region.required)
+        )
     return with_checksum(block)
 
 
@@ -225,7 +244,9 @@ class FileParameters:
     def parse(cls, raw: bytes) -> FileParameters:
         block_size, flags = struct.unpack_from("<II", raw)
         if block_size < MIN_BLOCK_SIZE or block_size > MAX_BLOCK_SIZE or block_size & (block_size - 1):
-            raise VhdxError(f"metadata file parameters: block size {block_size} is not a power of two from 1 MiB to 256 MiB")
+            raise VhdxError(
+                f"metadata file parameters: block size {block_size} is not a power of two from 1 MiB to 256 MiB"
+            )
         return cls(block_size, bool(flags & 1), bool(flags & 2))
 
     def build(self) -> bytes:

@@ -91,8 +91,11 @@ class VhdxWriter(VhdxImage):
             self._write_headers()
 
     def _end_of_used_space(self) -> int:
-        end = max(self.file.size, self.bat_region.file_offset + self.bat_region.length,
-                  self.metadata_region.file_offset + self.metadata_region.length)
+        end = max(
+            self.file.size,
+            self.bat_region.file_offset + self.bat_region.length,
+            self.metadata_region.file_offset + self.metadata_region.length,
+        )
         return -(-end // s.MiB) * s.MiB
 
     def _allocate(self, length: int) -> int:
@@ -110,7 +113,9 @@ class VhdxWriter(VhdxImage):
         """Write `data` at virtual `offset`; zeros into unallocated blocks of a base disk allocate nothing."""
         view = memoryview(data).cast("B")
         if offset < 0 or offset + len(view) > self.size:
-            raise VhdxError(f"{self.name}: write of {len(view)} bytes at {offset} lies outside the disk ({self.size} bytes)")
+            raise VhdxError(
+                f"{self.name}: write of {len(view)} bytes at {offset} lies outside the disk ({self.size} bytes)"
+            )
         with self._lock:
             self._begin_session()
             position, end = offset, offset + len(view)
@@ -207,7 +212,10 @@ class VhdxWriter(VhdxImage):
 
 
 def open_vhdx_writer(
-    path: str | os.PathLike[str], *, opener: Callable[[str], ByteSource] | None = None, change_data_write_guid: bool = True
+    path: str | os.PathLike[str],
+    *,
+    opener: Callable[[str], ByteSource] | None = None,
+    change_data_write_guid: bool = True,
 ) -> VhdxWriter:
     """Open an existing VHDX/AVHDX for writing; a differencing disk's parents are opened read-only."""
     from hvbackup.disk.opener import attach_parent_chain
@@ -253,8 +261,12 @@ def create_differencing(
             "absolute_win32_path": os.path.abspath(parent_path),
         }
         disk = NewDisk(
-            parent.size, block_size or parent.block_size, parent.logical_sector_size, parent.physical_sector_size,
-            virtual_disk_id=uuid.UUID(parent.virtual_disk_id), parent_locator=locator,
+            parent.size,
+            block_size or parent.block_size,
+            parent.logical_sector_size,
+            parent.physical_sector_size,
+            virtual_disk_id=uuid.UUID(parent.virtual_disk_id),
+            parent_locator=locator,
         )
     write_new_file(path, disk)
     return open_vhdx_writer(path)
