@@ -71,3 +71,14 @@ def test_unwritable_cache_location_still_works(repo_path: Path, monkeypatch, tmp
     with Repository.init(repo_path, PASSWORD, chunk_size=64 * 1024, kdf_n=2**12) as r:
         info = make_snapshot(r, "vm", {"d": [chunk_data(1)]})
         assert r.get_chunk(r.load_snapshot(info.id).index("d")[0]) == chunk_data(1)
+
+
+def test_chunks_a_crashed_writer_never_recorded_are_not_stored_twice(repo: Repository, repo_path: Path) -> None:
+    make_snapshot(repo, "vm", {"d": [chunk_data(1), chunk_data(2)]})
+    repo.close()
+    with sqlite3.connect(cache_file(repo)) as db:  # as if the writer died before saving its cache
+        db.execute("DELETE FROM chunks")
+    with Repository.open(repo_path, PASSWORD) as again, again.backup_lease("next backup"):
+        assert again.has_chunk(again.chunk_id(chunk_data(1)))
+        assert again.put_chunk(again.chunk_id(chunk_data(2)), chunk_data(2)) == 0
+        assert not again.has_chunk(again.chunk_id(chunk_data(3)))

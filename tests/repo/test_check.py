@@ -8,7 +8,7 @@ from hvbackup.repo import Repository
 from hvbackup.repo.check import check
 from hvbackup.repo.errors import ChunkDamaged, ChunkMissing
 
-from .conftest import CHUNK, chunk_data, chunk_file, make_snapshot
+from .conftest import CHUNK, PASSWORD, chunk_data, chunk_file, make_snapshot
 
 
 @pytest.fixture
@@ -93,10 +93,14 @@ def test_subset_reads_a_share_of_the_chunks(repo: Repository) -> None:
     assert check(repo, read_data=True, subset=0.01, seed=1).chunks_read == 1
 
 
-def test_next_backup_heals_a_damaged_chunk(repo: Repository, two_snapshots) -> None:
+def test_next_backup_heals_a_damaged_chunk(repo: Repository, repo_path, two_snapshots) -> None:
     cid = damage(repo, 2, "flip")
     assert not check(repo, read_data=True).ok
-    with repo.backup_lease("next backup"):
-        assert not repo.has_chunk(cid)  # check dropped it from the cache
-        assert repo.put_chunk(cid, chunk_data(2)) > 0
-    assert check(repo, read_data=True).ok
+    repo.close()
+    with Repository.open(repo_path, PASSWORD) as later, later.backup_lease("next backup"):
+        assert not later.has_chunk(cid)  # check remembered it as damaged in the local cache
+        assert later.put_chunk(cid, chunk_data(2)) > 0
+        assert later.has_chunk(cid)
+    with Repository.open(repo_path, PASSWORD) as again:
+        assert check(again, read_data=True).ok
+        assert again.has_chunk(cid)

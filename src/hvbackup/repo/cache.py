@@ -19,6 +19,7 @@ log = logging.getLogger("hvbackup.repo")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (id BLOB PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS damaged (id BLOB PRIMARY KEY) WITHOUT ROWID;
 """
 
 
@@ -61,11 +62,23 @@ class ChunkCache:
             self._db.executemany("INSERT OR IGNORE INTO chunks VALUES (?)", ((i,) for i in ids))
             self._db.execute("INSERT INTO meta VALUES ('generation', ?)", (str(generation),))
 
+    def damaged(self) -> set[bytes]:
+        """Ids `check` found missing or damaged: the next backup must store them again."""
+        if self._db is None:
+            return set()
+        with self._lock:
+            return {r[0] for r in self._db.execute("SELECT id FROM damaged")}
+
+    def mark_damaged(self, ids: Iterable[bytes]) -> None:
+        ids = list(ids)
+        self._change("DELETE FROM chunks WHERE id = ?", ids)
+        self._change("INSERT OR IGNORE INTO damaged VALUES (?)", ids)
+
+    def unmark_damaged(self, ids: Iterable[bytes]) -> None:
+        self._change("DELETE FROM damaged WHERE id = ?", ids)
+
     def add(self, ids: Iterable[bytes]) -> None:
         self._change("INSERT OR IGNORE INTO chunks VALUES (?)", ids)
-
-    def discard(self, ids: Iterable[bytes]) -> None:
-        self._change("DELETE FROM chunks WHERE id = ?", ids)
 
     def _change(self, sql: str, ids: Iterable[bytes]) -> None:
         if self._db is None:

@@ -90,7 +90,7 @@ def check(
                 to_read = sorted(random.Random(seed).sample(to_read, count))
             problems |= _read_chunks(repo, to_read, workers, progress, report)
         if problems:
-            repo.forget_chunk_ids(set(problems))
+            repo.mark_damaged(set(problems))
             report.chunks = _describe(repo, problems, usage.snapshots)
     return report
 

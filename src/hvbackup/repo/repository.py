@@ -68,6 +68,7 @@ class Repository:
         self._known: set[bytes] | None = None
         self._known_generation = -1
         self._unsaved: list[bytes] = []
+        self._damaged: set[bytes] = self._cache.damaged()
         self._load_cached_ids()
 
     # -- creating and opening --------------------------------------------------------------
@@ -163,30 +164,48 @@ class Repository:
         return self.sealer.chunk_id(data)
 
     def has_chunk(self, cid: bytes) -> bool:
-        """Whether the repository holds the chunk. Reliable for deduplication inside a lease."""
+        """Whether the repository holds the chunk (intact, as far as `check` knows).
+
+        The cached set answers hits; a miss is confirmed with the backend, because a crashed
+        writer may have stored chunks its cache never recorded. Reliable inside a lease.
+        """
         if cid == ZERO_CHUNK_ID:
             return True
+        if cid in self._damaged:
+            return False
         known = self._known if self._known is not None else self._sync_known_chunks()
-        return cid in known
+        if cid in known:
+            return True
+        if not self.backend.exists(layout.chunk(cid)):
+            return False
+        self._remember(cid)
+        return True
 
     def put_chunk(self, cid: bytes, data: bytes | memoryview) -> int:
-        """Store a chunk unless it is known to be there; the number of bytes written."""
-        if cid == ZERO_CHUNK_ID:
-            return 0
-        if self.has_chunk(cid):
+        """Store a chunk unless the repository holds it; the number of bytes written (0 if it was there).
+
+        A chunk that `check` found damaged is written again, which repairs it.
+        """
+        if cid == ZERO_CHUNK_ID or self.has_chunk(cid):
             return 0
         if self.chunk_id(data) != cid:
             raise ValueError(f"chunk {cid.hex()} does not match its data")
         blob = self.sealer.seal(data, _chunk_context(cid))
         self.backend.put(layout.chunk(cid), blob)
+        if cid in self._damaged:
+            self._damaged.discard(cid)
+            self._cache.unmark_damaged([cid])
+        self._remember(cid)
+        return len(blob)
+
+    def _remember(self, cid: bytes) -> None:
         with self._known_lock:
-            assert self._known is not None
-            self._known.add(cid)
+            if self._known is not None:
+                self._known.add(cid)
             self._unsaved.append(cid)
             flush = len(self._unsaved) >= _CACHE_FLUSH_EVERY
         if flush:
             self._flush_cache()
-        return len(blob)
 
     def get_chunk(self, cid: bytes) -> bytes:
         """The chunk's plaintext, verified; ChunkMissing or ChunkDamaged naming the chunk."""
@@ -211,12 +230,13 @@ class Repository:
             if cid is not None:
                 yield cid
 
-    def forget_chunk_ids(self, cids: set[bytes]) -> None:
-        """Drop ids from the cache so that the next backup stores those chunks again."""
+    def mark_damaged(self, cids: set[bytes]) -> None:
+        """Remember chunks `check` found missing or damaged, so that the next backup stores them again."""
         with self._known_lock:
             if self._known is not None:
                 self._known -= cids
-        self._cache.discard(cids)
+            self._damaged |= cids
+        self._cache.mark_damaged(cids)
 
     # -- the chunk cache -------------------------------------------------------------------
 
