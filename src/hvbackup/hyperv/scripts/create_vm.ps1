@@ -19,8 +19,10 @@ try {
         Set-VMMemory -VM $vm -DynamicMemoryEnabled $true -MinimumBytes ([int64]$config.memory.minimum_bytes) -MaximumBytes ([int64]$config.memory.maximum_bytes)
     }
     if ([int]$config.generation -eq 2 -and $config.firmware) {
-        if ($config.firmware.secure_boot) {
+        if ($config.firmware.secure_boot -and $config.firmware.secure_boot_template) {
             Set-VMFirmware -VM $vm -EnableSecureBoot On -SecureBootTemplate "$($config.firmware.secure_boot_template)"
+        } elseif ($config.firmware.secure_boot) {
+            Set-VMFirmware -VM $vm -EnableSecureBoot On
         } else {
             Set-VMFirmware -VM $vm -EnableSecureBoot Off
         }
