@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import struct
@@ -37,7 +38,8 @@ def _stop(proc) -> None:  # type: ignore[no-untyped-def]
 def test_every_operation_gets_the_reply_the_kernel_expects(kernel: FakeKernel, loops: LoopFactory,
                                                            tmp_path: Path) -> None:
     fs = loops.make("ext4")
-    proc = start_vssd(GUEST_CLI, kernel.path, tmp_path / "state", tmp_path / "hooks", "--mount", fs.mountpoint)
+    proc = start_vssd(GUEST_CLI, kernel.path, tmp_path / "state", tmp_path / "hooks", "--mount", fs.mountpoint,
+                      "--json")
     try:
         assert kernel.accept() == p.encode_register()
         for op in (p.VSS_OP_CREATE, p.VSS_OP_DELETE, p.VSS_OP_GET_DM_INFO, p.VSS_OP_BU_COMPLETE,
@@ -54,6 +56,8 @@ def test_every_operation_gets_the_reply_the_kernel_expects(kernel: FakeKernel, l
     finally:
         kernel.close()
         assert proc.wait(timeout=30) == 0  # the lab closing the socket ends the daemon
+        summary = json.loads(proc.stdout.read())  # type: ignore[union-attr]
+        assert summary["transactions"] == 1 and summary["reports"][0]["consistency"] == "filesystem"
         _stop(proc)
 
 
@@ -123,8 +127,6 @@ def test_restart_thaws_when_agent_and_watchdog_both_died(kernel: FakeKernel, loo
     proc = start_vssd(GUEST_CLI, kernel.path, state, tmp_path / "hooks", "--mount", fs.mountpoint, max_seconds=600)
     kernel.accept()
     assert kernel.request(p.VSS_OP_FREEZE) == OK
-    import json
-
     watchdog_pid = json.loads((state / "state.json").read_text())["watchdog_pid"]
     os.kill(watchdog_pid, signal.SIGKILL)
     proc.send_signal(signal.SIGKILL)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from hvbackup.cli.common import handle_errors, stderr
+from hvbackup.cli.common import JsonOpt, emit, handle_errors, stderr
 from hvbackup.cli.guestcmd_options import (DEFAULT_STATE, ConfigOpt, HooksDirOpt, MaxSecondsOpt, MountOpt,
                                            StateDirOpt, freeze_options)
 from hvbackup.guest.vssd import DEFAULT_DEVICE, DaemonOptions, VssDaemon
@@ -30,6 +29,7 @@ def register(app: typer.Typer) -> None:
         hooks_dir: HooksDirOpt = None,
         state_dir: StateDirOpt = DEFAULT_STATE,
         max_seconds: MaxSecondsOpt = None,
+        json_out: JsonOpt = False,
     ) -> None:
         """Answer Hyper-V's backup requests (HOT_BACKUP, FREEZE, THAW) with hooks around the freeze.
 
@@ -39,5 +39,7 @@ def register(app: typer.Typer) -> None:
         Example: hvbackup-guest vssd --socket /run/lab/vm1.sock --mount /srv/data
         """
         opts = freeze_options(config, hooks_dir, state_dir, mount, max_seconds, None, "vssd")
-        VssDaemon(DaemonOptions(opts, device, socket), say=_say).run()
-        sys.stdout.flush()
+        daemon = VssDaemon(DaemonOptions(opts, device, socket), say=_say)
+        daemon.run()
+        summary = {"transactions": len(daemon.reports), "reports": daemon.reports}
+        emit(summary, json_out, lambda s: stderr.print(f"served {s['transactions']} backup(s)"))

@@ -110,6 +110,7 @@ class VssDaemon:
         self.txn: FreezeTransaction | None = None
         self.log = MemoryLog()
         self.pending_report: dict | None = None
+        self.reports: list[dict] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -206,6 +207,7 @@ class VssDaemon:
         self.say(f"backup {report['backup_id']}: {report['consistency']}, frozen {report['frozen_seconds']} s")
         self.txn = None
         self.pending_report = report
+        self.reports.append(report)
         return report
 
     def _abort_freeze(self) -> None:
