@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 
 from hvbackup.repo import Repository
@@ -104,3 +107,14 @@ def test_next_backup_heals_a_damaged_chunk(repo: Repository, repo_path, two_snap
     with Repository.open(repo_path, PASSWORD) as again:
         assert check(again, read_data=True).ok
         assert again.has_chunk(cid)
+
+
+def test_check_removes_day_old_temporary_files_only(repo: Repository, two_snapshots) -> None:
+    old = repo.path / "chunks" / ".tmp-0000000000000001"
+    new = repo.path / "chunks" / ".tmp-0000000000000002"
+    old.write_bytes(b"part of a chunk")
+    new.write_bytes(b"a chunk being written right now")
+    os.utime(old, (time.time() - 2 * 86400,) * 2)
+    report = check(repo)
+    assert report.ok and report.temporary_files_removed == 1
+    assert not old.exists() and new.exists()

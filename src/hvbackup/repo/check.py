@@ -4,12 +4,14 @@ Structure: config and key slots parse, every snapshot manifest and disk index de
 matches, every chunk an index references exists. Read data: every referenced chunk (or a random
 subset) is read, its tag verified and its plaintext re-hashed, each chunk once, in threads.
 Every missing or damaged chunk is reported with each snapshot and disk that uses it, and is
-dropped from the local cache so that the next backup of that data stores it again.
+remembered in the local cache so that the next backup of that data stores it again.
+Temporary files of writers that died more than a day ago are removed.
 """
 
 from __future__ import annotations
 
 import random
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Protocol
@@ -18,6 +20,9 @@ from hvbackup.errors import HvBackupError
 from hvbackup.repo.errors import ChunkError, DamagedObject, MissingObject
 from hvbackup.repo.repository import Repository
 from hvbackup.repo.snapshots import SnapshotInfo
+
+
+TEMPORARY_FILE_AGE = 24 * 3600.0  # a writer's temporary file this old belongs to a dead process
 
 
 class Progress(Protocol):
@@ -49,6 +54,7 @@ class CheckReport:
     chunks_referenced: int = 0
     chunks_read: int = 0
     read_data: bool = False
+    temporary_files_removed: int = 0
     errors: list[str] = field(default_factory=list)
     chunks: list[ChunkProblem] = field(default_factory=list)
 
@@ -92,6 +98,7 @@ def check(
         if problems:
             repo.mark_damaged(set(problems))
             report.chunks = _describe(repo, problems, usage.snapshots)
+        report.temporary_files_removed = repo.backend.remove_temporary(time.time() - TEMPORARY_FILE_AGE)
     return report
 
 
