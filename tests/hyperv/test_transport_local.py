@@ -7,11 +7,8 @@ command line from standard input, and prints what the script prints.
 
 from __future__ import annotations
 
-import os
 import stat
 import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 from hyperv_fixtures import FIXTURES, operation_of

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from hvbackup.hyperv.errors import AuthenticationError, OperationTimeout, TransportError
+from hvbackup.hyperv.errors import AuthenticationError, OperationTimeout, TransportError, UnsupportedHost
 from hvbackup.hyperv.transport.psrp import PsrpOptions, PsrpTransport
 
 
@@ -137,3 +137,18 @@ def test_silent_server_is_operation_timeout():
         transport = PsrpTransport(options(port, read_timeout=2))
         with pytest.raises(OperationTimeout, match="no answer in time"):
             transport.run("Get-VM", timeout=10)
+
+
+def test_kerberos_without_its_libraries_says_what_to_install():
+    try:
+        import gssapi  # noqa: F401
+    except ImportError:
+        expected: type[Exception] = UnsupportedHost
+    else:
+        expected = TransportError  # with the libraries there, the loopback server refuses instead
+    with serve(_Refuse) as port:
+        transport = PsrpTransport(options(port, host="localhost", auth="kerberos", username=None, password=None))
+        with pytest.raises(expected) as caught:
+            transport.run("Get-VM", timeout=10)
+    if expected is UnsupportedHost:
+        assert "pypsrp[kerberos]" in str(caught.value) and "auth=ntlm" in str(caught.value)

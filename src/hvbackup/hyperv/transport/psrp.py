@@ -20,7 +20,13 @@ from pypsrp.complex_objects import PSInvocationState
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
-from hvbackup.hyperv.errors import AuthenticationError, HyperVError, OperationTimeout, TransportError
+from hvbackup.hyperv.errors import (
+    AuthenticationError,
+    HyperVError,
+    OperationTimeout,
+    TransportError,
+    UnsupportedHost,
+)
 from hvbackup.hyperv.transport.base import Transport
 
 AUTH_METHODS = ("kerberos", "ntlm", "negotiate", "certificate")
@@ -136,6 +142,11 @@ class PsrpTransport(Transport):
 
 def map_error(exc: BaseException, host: str) -> HyperVError:
     """A pypsrp/requests failure as a one-line typed error."""
+    if isinstance(exc, ImportError):
+        return UnsupportedHost(
+            f"{host}: Kerberos needs the Python gssapi/krb5 packages (pip install 'pypsrp[kerberos]'"
+            " with Debian's libkrb5-dev); use auth=ntlm over HTTPS meanwhile"
+        )
     if isinstance(exc, psrp_errors.AuthenticationError):
         return AuthenticationError(f"{host}: authentication failed: {exc}")
     if isinstance(exc, psrp_errors.WinRMTransportError):
