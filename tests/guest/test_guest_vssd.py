@@ -178,3 +178,58 @@ def test_hooks_run_around_the_freeze_and_make_it_application_consistent(kernel: 
     finally:
         kernel.close()
         _stop(proc)
+
+
+def test_channel_lost_while_frozen_thaws_at_once(kernel: FakeKernel, loops: LoopFactory, tmp_path: Path) -> None:
+    """Like the kernel's reset (module unload, hibernation): the daemon thaws without waiting for the bound."""
+    fs = loops.make("ext4")
+    proc = start_vssd(GUEST_CLI, kernel.path, tmp_path / "state", tmp_path / "hooks", "--mount", fs.mountpoint,
+                      max_seconds=600)
+    try:
+        kernel.accept()
+        assert kernel.request(p.VSS_OP_FREEZE) == OK
+        kernel.close()
+        assert writable_within(fs.mountpoint, 30)
+        assert proc.wait(timeout=30) == 0  # the report is written after the thaw, then the daemon ends
+        assert json.loads((tmp_path / "state" / "last.json").read_text())["frozen"] == [str(fs.mountpoint)]
+    finally:
+        _stop(proc)
+
+
+def _thread_states(pid: int) -> set[str]:
+    states = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        states.add((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+    return states
+
+
+def test_agent_touches_no_frozen_filesystem_while_frozen(kernel: FakeKernel, loops: LoopFactory,
+                                                         tmp_path: Path) -> None:
+    """Config, hooks, TMPDIR and cwd all live on the frozen filesystem: a write there would block the agent."""
+    fs = loops.make("xfs")
+    hooks = fs.mountpoint / "hooks"
+    hooks.mkdir()
+    hook = hooks / "10-noop"
+    hook.write_text("#!/bin/sh\nexit 0\n")
+    hook.chmod(0o755)
+    config = fs.mountpoint / "guest.toml"
+    config.write_text("[hooks]\ntimeout = 5\n")
+    import os as _os
+    import subprocess
+
+    env = {**_os.environ, "TMPDIR": str(fs.mountpoint), "HOME": str(fs.mountpoint)}
+    argv = [*GUEST_CLI, "vssd", "--socket", str(kernel.path), "--state-dir", str(tmp_path / "state"),
+            "--hooks-dir", str(hooks), "--config", str(config), "--mount", str(fs.mountpoint), "--max-seconds", "30"]
+    proc = subprocess.Popen(argv, cwd=fs.mountpoint, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        kernel.accept()
+        assert kernel.request(p.VSS_OP_FREEZE) == OK
+        for _ in range(10):  # the agent idles in poll(), never blocked in D on the frozen filesystem
+            assert "D" not in _thread_states(proc.pid)
+            time.sleep(0.1)
+        assert kernel.request(p.VSS_OP_THAW, timeout=10) == OK
+        report = kernel.report()
+        assert not report["watchdog_fired"] and report["consistency"] == "application"
+    finally:
+        kernel.close()
+        _stop(proc)
