@@ -244,7 +244,9 @@ def test_backup_checkpoint_is_a_recovery_snapshot_with_settings():
 
 def test_wmi_job_failures_carry_error_code_and_description():
     code = _code_without_comments(script_text(PRELUDE).encode())
-    assert re.search(r"code = \[int\]\$Job\.ErrorCode; description = \"\$\(\$Job\.ErrorDescription\)\"", code)
+    function = code[code.index("function Assert-HvJobSucceeded") :].split("\n}\n")[0]
+    assert '$description = "$($Job.ErrorDescription)"' in function
+    assert "code = [int]$Job.ErrorCode; description = $description" in function
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@
 #   Get-CimAssociatedInstance (-Association -ResultClassName), Invoke-CimMethod (-MethodName
 #   -Arguments), New-CimInstance -ClientOnly [PowerShell-Docs reference/5.1/CimCmdlets/*.md].
 # - Msvm_ConcreteJob: JobState New 2, Starting 3, Running 4, Suspended 5, Shutting Down 6,
-#   Completed 7, Terminated 8, Killed 9, Exception 10; ErrorCode, ErrorDescription
+#   Completed 7, Terminated 8, Killed 9, Exception 10; ErrorCode, ErrorDescription, ErrorSummaryDescription
 #   [win32 desktop-src/HyperV_v2/msvm-concretejob.md]; 32768 = completed with warnings (os-win).
 # - Method return values 0 / 4096 "job started" / 32768.. [HyperV_v2 msvm-virtualsystemsnapshotservice,
 #   msvm-virtualsystemreferencepointservice-destroyreferencepoint.md].
@@ -125,8 +125,10 @@ function Test-HvJobRunning($Job) {
 
 function Assert-HvJobSucceeded($Job) {
     if ($Job.JobState -ne 7 -and $Job.JobState -ne 32768) {
+        $description = "$($Job.ErrorDescription)"
+        if (-not $description) { $description = "$($Job.ErrorSummaryDescription)" }
         throw (New-HvError 'WmiJobError' "job $($Job.InstanceID) ended in state $($Job.JobState)" @{
-            code = [int]$Job.ErrorCode; description = "$($Job.ErrorDescription)"; job_state = [int]$Job.JobState })
+            code = [int]$Job.ErrorCode; description = $description; job_state = [int]$Job.JobState })
     }
 }
 
