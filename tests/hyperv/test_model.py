@@ -27,7 +27,7 @@ from hvbackup.hyperv.model import (
 )
 from hvbackup.hyperv.wire import vm_from_json
 
-from hyperv_fixtures import fixture
+from .hyperv_fixtures import fixture
 
 
 def test_enum_numbers_are_hyperv_numbers():

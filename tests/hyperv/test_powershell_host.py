@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hyperv_fixtures import fixture
+from .hyperv_fixtures import fixture
 
 from hvbackup.hyperv.enums import ConsistencyLevel, SnapshotType
 from hvbackup.hyperv.errors import ChangeTrackingUnavailable, OperationTimeout, VmNotFound, WmiJobError

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import tree_sitter
 import tree_sitter_powershell
-from hyperv_fixtures import fixture
+from .hyperv_fixtures import fixture
 
 SCRIPTS = Path(__file__).parents[2] / "src" / "hvbackup" / "hyperv" / "scripts"
 PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))

@@ -11,7 +11,7 @@ import stat
 import sys
 
 import pytest
-from hyperv_fixtures import FIXTURES, operation_of
+from .hyperv_fixtures import FIXTURES, operation_of
 
 from hvbackup.hyperv.errors import OperationTimeout, TransportError, UnsupportedHost
 from hvbackup.hyperv.powershell import PowerShellHost

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hyperv_fixtures import fixture, fixture_text
+from .hyperv_fixtures import fixture, fixture_text
 
 from hvbackup.errors import HvBackupError
 from hvbackup.hyperv.enums import (
