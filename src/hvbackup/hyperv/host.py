@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from hvbackup.hyperv.enums import ConsistencyLevel, VMState
-from hvbackup.hyperv.errors import InvalidVmState, OperationTimeout, VmNotFound
+from hvbackup.hyperv.errors import OperationTimeout, VmNotFound
 from hvbackup.hyperv.model import (
     CHECKPOINT_PREFIX,
     VM,
@@ -168,9 +168,3 @@ class HyperVHost(ABC):
 def checkpoint_name(stamp: str) -> str:
     """The name this tool gives its checkpoints, e.g. 'hvbackup-20260101T120000Z'."""
     return f"{CHECKPOINT_PREFIX}{stamp}"
-
-
-def require_state(vm: VM, allowed: Sequence[VMState], operation: str) -> None:
-    if vm.state not in allowed:
-        names = " or ".join(s.name for s in allowed)
-        raise InvalidVmState(f"{operation}: VM {vm.name} is {vm.state.name}, needs {names}")
