@@ -78,8 +78,12 @@ def healthy(root: Path) -> Path:
     _hyperv_base(root)
     _vmbus(root, "2dd1ce17-079e-403c-b352-a1921ee207ee", VSS)
     _write(root, "/dev/vmbus/hv_vss", "")
-    _write(root, "/proc/modules", "hv_utils 49152 0 - Live 0x0\nhv_netvsc 98304 0 - Live 0x0\n"
-                                  "hv_storvsc 28672 2 - Live 0x0\nhv_vmbus 131072 6 hv_utils - Live 0x0\n")
+    _write(
+        root,
+        "/proc/modules",
+        "hv_utils 49152 0 - Live 0x0\nhv_netvsc 98304 0 - Live 0x0\n"
+        "hv_storvsc 28672 2 - Live 0x0\nhv_vmbus 131072 6 hv_utils - Live 0x0\n",
+    )
     _process(root, 1, "systemd", "/sbin/init")
     _process(root, 612, "hvbackup-guest", "/usr/bin/python3 /usr/local/bin/hvbackup-guest vssd")
     _link(root, "/etc/systemd/system/hv-vss-daemon.service", "/dev/null")
@@ -89,12 +93,19 @@ def healthy(root: Path) -> Path:
     _write(root, "/sys/class/net/lo/operstate", "unknown\n")
     _disk(root, "sda", "[none] mq-deadline kyber bfq")
     _disk(root, "sdb", "[none] mq-deadline kyber bfq")
-    _write(root, "/etc/udev/rules.d/60-scheduler.rules",
-           'ACTION=="add|change", KERNEL=="sd[a-z]*", ATTR{queue/scheduler}="none"\n')
-    _write(root, "/etc/fstab", "# <file system> <mount point> <type> <options> <dump> <pass>\n"
-                               "UUID=0a1b2c3d-1111-2222-3333-444455556666 / ext4 errors=remount-ro 0 1\n"
-                               "LABEL=pgdata /var/lib/postgresql xfs noatime,nofail 0 2\n"
-                               "PARTUUID=12345678-02 /boot/efi vfat umask=0077 0 1\n")
+    _write(
+        root,
+        "/etc/udev/rules.d/60-scheduler.rules",
+        'ACTION=="add|change", KERNEL=="sd[a-z]*", ATTR{queue/scheduler}="none"\n',
+    )
+    _write(
+        root,
+        "/etc/fstab",
+        "# <file system> <mount point> <type> <options> <dump> <pass>\n"
+        "UUID=0a1b2c3d-1111-2222-3333-444455556666 / ext4 errors=remount-ro 0 1\n"
+        "LABEL=pgdata /var/lib/postgresql xfs noatime,nofail 0 2\n"
+        "PARTUUID=12345678-02 /boot/efi vfat umask=0077 0 1\n",
+    )
     _write(root, "/proc/self/mountinfo", MOUNTINFO_HEALTHY)
     _link(root, "/etc/systemd/system/timers.target.wants/fstrim.timer", "/lib/systemd/system/fstrim.timer")
     _link(root, "/etc/systemd/system/multi-user.target.wants/chrony.service", "/lib/systemd/system/chrony.service")
@@ -107,8 +118,12 @@ def problems(root: Path) -> Path:
     _hyperv_base(root)
     _vmbus(root, "2dd1ce17-079e-403c-b352-a1921ee207ee", VSS)
     _write(root, "/dev/vmbus/hv_vss", "")
-    _write(root, "/proc/modules", "hv_utils 49152 0 - Live 0x0\nhv_storvsc 28672 2 - Live 0x0\n"
-                                  "hv_vmbus 131072 6 hv_utils - Live 0x0\ntulip 65536 0 - Live 0x0\n")
+    _write(
+        root,
+        "/proc/modules",
+        "hv_utils 49152 0 - Live 0x0\nhv_storvsc 28672 2 - Live 0x0\n"
+        "hv_vmbus 131072 6 hv_utils - Live 0x0\ntulip 65536 0 - Live 0x0\n",
+    )
     _process(root, 1, "systemd", "/sbin/init")
     _process(root, 733, "hypervvssd", "/usr/sbin/hypervvssd -n")
     _write(root, "/usr/lib/systemd/system/hypervvssd.service", "[Unit]\n")
@@ -116,8 +131,12 @@ def problems(root: Path) -> Path:
     _nic(root, "eth1", "tulip")
     _disk(root, "sda", "none [mq-deadline] kyber bfq")
     _disk(root, "sdb", "[none] mq-deadline kyber bfq")
-    _write(root, "/etc/fstab", "/dev/sda1 / ext4 defaults 0 1\n/dev/sdb1 /srv/data xfs defaults 0 2\n"
-                               "UUID=aaaa /mnt/ro ext4 ro 0 2\nserver:/export /mnt/share nfs4 defaults 0 0\n")
+    _write(
+        root,
+        "/etc/fstab",
+        "/dev/sda1 / ext4 defaults 0 1\n/dev/sdb1 /srv/data xfs defaults 0 2\n"
+        "UUID=aaaa /mnt/ro ext4 ro 0 2\nserver:/export /mnt/share nfs4 defaults 0 0\n",
+    )
     _write(root, "/proc/self/mountinfo", MOUNTINFO_PROBLEMS)
     return root
 

@@ -20,8 +20,11 @@ import pytest
 
 FITHAW = 0xC0045878
 FIFREEZE = 0xC0045877
-GUEST_CLI = [sys.executable, "-c", "import sys; sys.argv[0] = 'hvbackup-guest'; "
-             "from hvbackup.cli.guest_main import main; main()"]
+GUEST_CLI = [
+    sys.executable,
+    "-c",
+    "import sys; sys.argv[0] = 'hvbackup-guest'; from hvbackup.cli.guest_main import main; main()",
+]
 MKFS = {"ext4": ["mkfs.ext4", "-q", "-F"], "xfs": ["mkfs.xfs", "-q", "-f"], "btrfs": ["mkfs.btrfs", "-q", "-f"]}
 SIZE_MB = {"ext4": 64, "xfs": 320, "btrfs": 128}
 
@@ -84,8 +87,9 @@ class LoopFactory:
         self.made: list[LoopFs] = []
         self.extra_mounts: list[Path] = []
 
-    def make(self, fstype: str = "ext4", name: str | None = None, where: Path | None = None,
-             size_mb: int | None = None) -> LoopFs:
+    def make(
+        self, fstype: str = "ext4", name: str | None = None, where: Path | None = None, size_mb: int | None = None
+    ) -> LoopFs:
         if shutil.which(MKFS[fstype][0]) is None:
             pytest.skip(f"{MKFS[fstype][0]} is not installed")
         name = name or f"{fstype}{len(self.made)}"
@@ -120,5 +124,3 @@ class LoopFactory:
             else:
                 run("umount", "-l", fs.mountpoint, check=False)
             run("losetup", "-d", fs.device, check=False)
-
-

@@ -59,11 +59,23 @@ class FakeKernel:
         self.listener.close()
 
 
-def start_vssd(cli: list[str], sock: Path, state_dir: Path, hooks_dir: Path, *extra: str | Path,
-               max_seconds: float = 30) -> subprocess.Popen[str]:
+def start_vssd(
+    cli: list[str], sock: Path, state_dir: Path, hooks_dir: Path, *extra: str | Path, max_seconds: float = 30
+) -> subprocess.Popen[str]:
     import os
 
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    argv = [*cli, "vssd", "--socket", str(sock), "--state-dir", str(state_dir), "--hooks-dir", str(hooks_dir),
-            "--max-seconds", str(max_seconds), *map(str, extra)]
+    argv = [
+        *cli,
+        "vssd",
+        "--socket",
+        str(sock),
+        "--state-dir",
+        str(state_dir),
+        "--hooks-dir",
+        str(hooks_dir),
+        "--max-seconds",
+        str(max_seconds),
+        *map(str, extra),
+    ]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

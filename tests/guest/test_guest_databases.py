@@ -43,8 +43,17 @@ def open_loops() -> Iterator[LoopFactory]:
 
 def _freeze_copy_thaw(guest_cli, fs, state: Path, config: Path | None) -> tuple[Path, dict]:  # type: ignore[no-untyped-def]
     args = ["--config", config] if config else []
-    res = guest_cli("freeze", "--json", "--state-dir", state, "--hooks-dir", state.parent / "no-hooks",
-                    "--mount", fs.mountpoint, *args)
+    res = guest_cli(
+        "freeze",
+        "--json",
+        "--state-dir",
+        state,
+        "--hooks-dir",
+        state.parent / "no-hooks",
+        "--mount",
+        fs.mountpoint,
+        *args,
+    )
     assert res.returncode == 0, res.stderr
     copy = fs.image.with_name(fs.image.stem + ("-hooked" if config else "-plain") + ".img")
     shutil.copyfile(fs.image, copy)
@@ -86,8 +95,7 @@ def _lsn(text: str) -> int:
 
 
 @pytest.mark.skipif(not PG_BIN, reason="PostgreSQL server is not installed (Debian package postgresql)")
-def test_postgresql_hooked_copy_recovers_from_the_pre_freeze_checkpoint(open_loops: LoopFactory,
-                                                                          guest_cli) -> None:  # type: ignore[no-untyped-def]
+def test_postgresql_hooked_copy_recovers_from_the_pre_freeze_checkpoint(open_loops: LoopFactory, guest_cli) -> None:  # type: ignore[no-untyped-def]
     bin_dir = PG_BIN[-1]
     base = open_loops.base
     fs = open_loops.make("ext4", size_mb=256)
@@ -101,13 +109,33 @@ def test_postgresql_hooked_copy_recovers_from_the_pre_freeze_checkpoint(open_loo
     load = None
     try:
         _pg(bin_dir, "pgbench", "-i", "-s", "2", "-h", sockdir, "-p", str(port), "postgres")
-        load = subprocess.Popen(["runuser", "-u", "postgres", "--", f"{bin_dir}/pgbench", "-n", "-c", "2",
-                                 "-T", "120", "-h", str(sockdir), "-p", str(port), "postgres"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        load = subprocess.Popen(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                f"{bin_dir}/pgbench",
+                "-n",
+                "-c",
+                "2",
+                "-T",
+                "120",
+                "-h",
+                str(sockdir),
+                "-p",
+                str(port),
+                "postgres",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(2)
         config = base / "guest.toml"
-        config.write_text(f'[postgresql]\nenabled = true\nhost = "{sockdir}"\nport = {port}\n'
-                          f'command = ["runuser", "-u", "postgres", "--", "{bin_dir}/psql"]\n')
+        config.write_text(
+            f'[postgresql]\nenabled = true\nhost = "{sockdir}"\nport = {port}\n'
+            f'command = ["runuser", "-u", "postgres", "--", "{bin_dir}/psql"]\n'
+        )
         state = base / "state"
         plain, plain_report = _freeze_copy_thaw(guest_cli, fs, state, None)
         hooked, report = _freeze_copy_thaw(guest_cli, fs, state, config)
@@ -127,13 +155,26 @@ def test_postgresql_hooked_copy_recovers_from_the_pre_freeze_checkpoint(open_loo
         log = sockdir / f"{name}.log"
         (copy_dir / "postmaster.pid").unlink(missing_ok=True)  # the live server's pid: stale in a restored VM
         _pg_start(bin_dir, copy_dir, sockdir, port + 1, log)
-        rows = _pg(bin_dir, "psql", "-At", "-h", sockdir, "-p", str(port + 1), "-d", "postgres",
-                   "-c", "SELECT count(*) FROM pgbench_accounts").stdout.strip()
+        rows = _pg(
+            bin_dir,
+            "psql",
+            "-At",
+            "-h",
+            sockdir,
+            "-p",
+            str(port + 1),
+            "-d",
+            "postgres",
+            "-c",
+            "SELECT count(*) FROM pgbench_accounts",
+        ).stdout.strip()
         _pg(bin_dir, "pg_ctl", "-D", copy_dir, "-m", "fast", "stop")
         span = _redo_range(log.read_text())
         results[name] = (redo, span, int(rows))
-    print(f"postgresql: hooked freeze {report['frozen_seconds']} s, plain freeze {plain_report['frozen_seconds']} s; "
-          f"redo hooked {results['hooked'][1]}, plain {results['plain'][1]}")
+    print(
+        f"postgresql: hooked freeze {report['frozen_seconds']} s, plain freeze {plain_report['frozen_seconds']} s; "
+        f"redo hooked {results['hooked'][1]}, plain {results['plain'][1]}"
+    )
     assert results["hooked"][0] == checkpoint  # recovery starts at the CHECKPOINT taken just before the freeze
     assert _lsn(results["plain"][0]) < _lsn(checkpoint)  # the unhooked copy starts from an older checkpoint
     hooked_redo = results["hooked"][1]
@@ -151,11 +192,23 @@ class Mariadb:
         self.pidfile, self.errlog = rundir / f"{name}.pid", rundir / f"{name}.err"
 
     def start(self) -> None:
-        subprocess.Popen([MARIADBD, "--no-defaults", "--user=root", f"--datadir={self.datadir}",
-                          f"--socket={self.socket}", "--skip-networking", f"--pid-file={self.pidfile}",
-                          f"--log-error={self.errlog}", "--innodb-log-file-size=16M",
-                          "--innodb-buffer-pool-size=64M"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        subprocess.Popen(
+            [
+                MARIADBD,
+                "--no-defaults",
+                "--user=root",
+                f"--datadir={self.datadir}",
+                f"--socket={self.socket}",
+                "--skip-networking",
+                f"--pid-file={self.pidfile}",
+                f"--log-error={self.errlog}",
+                "--innodb-log-file-size=16M",
+                "--innodb-buffer-pool-size=64M",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         for _ in range(300):
             if run("mariadb", f"--socket={self.socket}", "-e", "SELECT 1", check=False).returncode == 0:
                 return
@@ -178,17 +231,32 @@ def test_mariadb_hooked_copy_needs_no_innodb_recovery(open_loops: LoopFactory, g
     base = open_loops.base
     fs = open_loops.make("ext4", size_mb=256)
     datadir = fs.mountpoint / "mysql"
-    run("mariadb-install-db", "--no-defaults", "--user=root", f"--datadir={datadir}",
-        "--auth-root-authentication-method=socket", "--skip-test-db")
+    run(
+        "mariadb-install-db",
+        "--no-defaults",
+        "--user=root",
+        f"--datadir={datadir}",
+        "--auth-root-authentication-method=socket",
+        "--skip-test-db",
+    )
     server = Mariadb(datadir, base, "live")
     server.start()
     load = None
     try:
-        server.sql("CREATE DATABASE app; CREATE TABLE app.t (id INT AUTO_INCREMENT PRIMARY KEY, "
-                   "v VARCHAR(200)) ENGINE=InnoDB")
-        load = subprocess.Popen(["sh", "-c", f"while true; do echo \"INSERT INTO t(v) VALUES (REPEAT('x',150));\"; "
-                                 f"done | mariadb --socket={server.socket} app"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        server.sql(
+            "CREATE DATABASE app; CREATE TABLE app.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(200)) ENGINE=InnoDB"
+        )
+        load = subprocess.Popen(
+            [
+                "sh",
+                "-c",
+                f"while true; do echo \"INSERT INTO t(v) VALUES (REPEAT('x',150));\"; "
+                f"done | mariadb --socket={server.socket} app",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         time.sleep(2)
         config = base / "guest.toml"
         config.write_text(f'[mariadb]\nenabled = true\nsocket = "{server.socket}"\n')
@@ -211,7 +279,9 @@ def test_mariadb_hooked_copy_needs_no_innodb_recovery(open_loops: LoopFactory, g
         copy_server.stop()
         logs[name] = copy_server.errlog.read_text()
         assert rows > 0
-    print(f"mariadb: hooked freeze {report['frozen_seconds']} s (quiesce "
-          f"{report['quiescers'][0]['seconds']} s), plain freeze {plain_report['frozen_seconds']} s")
+    print(
+        f"mariadb: hooked freeze {report['frozen_seconds']} s (quiesce "
+        f"{report['quiescers'][0]['seconds']} s), plain freeze {plain_report['frozen_seconds']} s"
+    )
     assert "crash recovery" not in logs["hooked"], logs["hooked"]
     assert "crash recovery" in logs["plain"]  # the unhooked copy is merely crash-consistent

@@ -54,12 +54,19 @@ def _xfs_log_has_only_cover_records(copy: Path) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fs_type", ["ext4", "xfs", "btrfs"])
-def test_frozen_copy_under_a_writer_needs_no_recovery(fs_type: str, loops: LoopFactory, tmp_path: Path,
-                                                      guest_cli) -> None:  # type: ignore[no-untyped-def]
+def test_frozen_copy_under_a_writer_needs_no_recovery(
+    fs_type: str, loops: LoopFactory, tmp_path: Path, guest_cli
+) -> None:  # type: ignore[no-untyped-def]
     fs = loops.make(fs_type)
-    writer = subprocess.Popen(["sh", "-c", f"i=0; while true; do i=$((i+1)); "
-                               f"dd if=/dev/urandom of={fs.mountpoint}/f$((i % 8)) bs=64k count=4 "
-                               f"conv=fsync status=none; done"])
+    writer = subprocess.Popen(
+        [
+            "sh",
+            "-c",
+            f"i=0; while true; do i=$((i+1)); "
+            f"dd if=/dev/urandom of={fs.mountpoint}/f$((i % 8)) bs=64k count=4 "
+            f"conv=fsync status=none; done",
+        ]
+    )
     try:
         state = tmp_path / "state"
         summary = _freeze(guest_cli, state, "--mount", fs.mountpoint, "--max-seconds", 60)
@@ -77,8 +84,7 @@ def test_frozen_copy_under_a_writer_needs_no_recovery(fs_type: str, loops: LoopF
 
 
 @pytest.mark.parametrize("fs_type", ["ext4", "xfs"])
-def test_copy_taken_without_freeze_is_caught_needing_recovery(fs_type: str, loops: LoopFactory,
-                                                               tmp_path: Path) -> None:
+def test_copy_taken_without_freeze_is_caught_needing_recovery(fs_type: str, loops: LoopFactory, tmp_path: Path) -> None:
     """The control for the test above: the same checks reject an image copied while mounted, unfrozen."""
     fs = loops.make(fs_type)
     for i in range(4):
@@ -92,7 +98,8 @@ def test_copy_taken_without_freeze_is_caught_needing_recovery(fs_type: str, loop
 
 
 def test_bind_mounts_of_sockets_fifos_files_and_dirs_neither_abort_nor_hang(
-        loops: LoopFactory, tmp_path: Path, guest_cli) -> None:  # type: ignore[no-untyped-def]
+    loops: LoopFactory, tmp_path: Path, guest_cli
+) -> None:  # type: ignore[no-untyped-def]
     fs = loops.make("ext4")
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(fs.mountpoint / "app.sock"))
@@ -100,8 +107,12 @@ def test_bind_mounts_of_sockets_fifos_files_and_dirs_neither_abort_nor_hang(
     (fs.mountpoint / "file").write_text("x")
     (fs.mountpoint / "dir").mkdir()
     targets = {}
-    for name, make in (("sock", lambda p: p.touch()), ("fifo", lambda p: p.touch()), ("file", lambda p: p.touch()),
-                       ("dir", lambda p: p.mkdir())):
+    for name, make in (
+        ("sock", lambda p: p.touch()),
+        ("fifo", lambda p: p.touch()),
+        ("file", lambda p: p.touch()),
+        ("dir", lambda p: p.mkdir()),
+    ):
         target = tmp_path / f"bind-{name}"
         make(target)
         targets[name] = target
@@ -110,7 +121,9 @@ def test_bind_mounts_of_sockets_fifos_files_and_dirs_neither_abort_nor_hang(
     loops.bind(fs.mountpoint / "file", targets["file"])
     loops.bind(fs.mountpoint / "dir", targets["dir"])
     state = tmp_path / "state"
-    summary = _freeze(guest_cli, state, "--mount", fs.mountpoint, *[a for t in targets.values() for a in ("--mount", t)])
+    summary = _freeze(
+        guest_cli, state, "--mount", fs.mountpoint, *[a for t in targets.values() for a in ("--mount", t)]
+    )
     try:
         assert summary["frozen"] == [str(fs.mountpoint)]
         reasons = {s["mountpoint"]: s["reason"] for s in summary["skipped"]}
@@ -141,8 +154,9 @@ def test_same_filesystem_mounted_twice_is_frozen_once(loops: LoopFactory, tmp_pa
     assert not is_frozen(second)
 
 
-def test_filesystem_someone_else_froze_is_reported_and_never_thawed(loops: LoopFactory, tmp_path: Path,
-                                                                     guest_cli) -> None:  # type: ignore[no-untyped-def]
+def test_filesystem_someone_else_froze_is_reported_and_never_thawed(
+    loops: LoopFactory, tmp_path: Path, guest_cli
+) -> None:  # type: ignore[no-untyped-def]
     ours, theirs = loops.make("ext4"), loops.make("xfs")
     run("fsfreeze", "-f", theirs.mountpoint)
     state = tmp_path / "state"
@@ -156,8 +170,9 @@ def test_filesystem_someone_else_froze_is_reported_and_never_thawed(loops: LoopF
     run("fsfreeze", "-u", theirs.mountpoint)
 
 
-def test_loop_filesystem_inside_a_loop_filesystem_is_frozen_first(loops: LoopFactory, tmp_path: Path,
-                                                                  guest_cli) -> None:  # type: ignore[no-untyped-def]
+def test_loop_filesystem_inside_a_loop_filesystem_is_frozen_first(
+    loops: LoopFactory, tmp_path: Path, guest_cli
+) -> None:  # type: ignore[no-untyped-def]
     outer = loops.make("ext4", size_mb=128)
     inner = loops.make("ext4", name="inner", where=outer.mountpoint, size_mb=32)
     (inner.mountpoint / "dirty").write_bytes(os.urandom(4 << 20))  # unsynced data the inner freeze must flush

@@ -35,8 +35,13 @@ def test_hooks_run_in_name_order_and_thaw_in_reverse_with_their_environment(tmp_
     runner = HookRunner(hooks, timeout=10, backup_id="b-7")
     assert runner.freeze() and runner.thaw()
     assert log.read_text().splitlines() == [
-        "10-db freeze freeze b-7", "20-app freeze freeze b-7", "30-last freeze freeze b-7",
-        "30-last thaw thaw b-7", "20-app thaw thaw b-7", "10-db thaw thaw b-7"]
+        "10-db freeze freeze b-7",
+        "20-app freeze freeze b-7",
+        "30-last freeze freeze b-7",
+        "30-last thaw thaw b-7",
+        "20-app thaw thaw b-7",
+        "10-db thaw thaw b-7",
+    ]
     assert runner.results[0].stdout == "out-10-db\n"
 
 
@@ -61,7 +66,8 @@ def test_writable_hook_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.root
 def test_failed_pre_freeze_hook_continues_filesystem_consistent_by_default(
-        loops: LoopFactory, tmp_path: Path, guest_cli) -> None:  # type: ignore[no-untyped-def]
+    loops: LoopFactory, tmp_path: Path, guest_cli
+) -> None:  # type: ignore[no-untyped-def]
     fs = loops.make("ext4")
     hooks = tmp_path / "hooks"
     _hook(hooks, "10-hang", "sleep 300")
@@ -69,20 +75,24 @@ def test_failed_pre_freeze_hook_continues_filesystem_consistent_by_default(
     state = tmp_path / "state"
     config = tmp_path / "guest.toml"
     config.write_text("[hooks]\ntimeout = 1\n")
-    res = guest_cli("freeze", "--json", "--state-dir", state, "--hooks-dir", hooks, "--config", config,
-                    "--mount", fs.mountpoint)
+    res = guest_cli(
+        "freeze", "--json", "--state-dir", state, "--hooks-dir", hooks, "--config", config, "--mount", fs.mountpoint
+    )
     assert res.returncode == 0, res.stderr
     assert is_frozen(fs.mountpoint)
     report = json.loads(guest_cli("thaw", "--json", "--state-dir", state).stdout)
     assert report["consistency"] == "filesystem"
     assert [(h["name"], h["phase"], h["ok"]) for h in report["hooks"]] == [
-        ("10-hang", "freeze", False), ("20-ok", "freeze", True), ("20-ok", "thaw", True), ("10-hang", "thaw", False)]
+        ("10-hang", "freeze", False),
+        ("20-ok", "freeze", True),
+        ("20-ok", "thaw", True),
+        ("10-hang", "thaw", False),
+    ]
     assert not is_frozen(fs.mountpoint)
 
 
 @pytest.mark.root
-def test_failed_pre_freeze_hook_fails_the_freeze_when_configured(
-        loops: LoopFactory, tmp_path: Path, guest_cli) -> None:  # type: ignore[no-untyped-def]
+def test_failed_pre_freeze_hook_fails_the_freeze_when_configured(loops: LoopFactory, tmp_path: Path, guest_cli) -> None:  # type: ignore[no-untyped-def]
     fs = loops.make("ext4")
     hooks = tmp_path / "hooks"
     calls = tmp_path / "calls"
@@ -90,8 +100,9 @@ def test_failed_pre_freeze_hook_fails_the_freeze_when_configured(
     _hook(hooks, "20-bad", "echo cannot quiesce >&2; exit 3")
     config = tmp_path / "guest.toml"
     config.write_text('[hooks]\non_failure = "fail"\n')
-    res = guest_cli("freeze", "--state-dir", tmp_path / "state", "--hooks-dir", hooks, "--config", config,
-                    "--mount", fs.mountpoint)
+    res = guest_cli(
+        "freeze", "--state-dir", tmp_path / "state", "--hooks-dir", hooks, "--config", config, "--mount", fs.mountpoint
+    )
     assert res.returncode == 1 and "hook" in res.stderr
     assert not is_frozen(fs.mountpoint)
     assert calls.read_text().split() == ["freeze", "freezeFail"]  # the hooks that ran are told
@@ -102,8 +113,9 @@ def test_failed_pre_freeze_hook_fails_the_freeze_when_configured(
 def test_never_thawed_freeze_is_thawed_at_the_bound(loops: LoopFactory, tmp_path: Path, guest_cli) -> None:  # type: ignore[no-untyped-def]
     fs = loops.make("xfs")
     state = tmp_path / "state"
-    res = guest_cli("freeze", "--state-dir", state, "--hooks-dir", tmp_path / "h", "--mount", fs.mountpoint,
-                    "--max-seconds", "2")
+    res = guest_cli(
+        "freeze", "--state-dir", state, "--hooks-dir", tmp_path / "h", "--mount", fs.mountpoint, "--max-seconds", "2"
+    )
     assert res.returncode == 0, res.stderr
     assert writable_within(fs.mountpoint, 20)
     report = json.loads(guest_cli("thaw", "--json", "--state-dir", state).stdout)
@@ -115,8 +127,9 @@ def test_never_thawed_freeze_is_thawed_at_the_bound(loops: LoopFactory, tmp_path
 def test_holder_killed_while_frozen_is_thawed_at_the_bound(loops: LoopFactory, tmp_path: Path, guest_cli) -> None:  # type: ignore[no-untyped-def]
     fs = loops.make("btrfs")
     state = tmp_path / "state"
-    res = guest_cli("freeze", "--state-dir", state, "--hooks-dir", tmp_path / "h", "--mount", fs.mountpoint,
-                    "--max-seconds", "3")
+    res = guest_cli(
+        "freeze", "--state-dir", state, "--hooks-dir", tmp_path / "h", "--mount", fs.mountpoint, "--max-seconds", "3"
+    )
     assert res.returncode == 0, res.stderr
     holder = json.loads((state / "state.json").read_text())["pid"]
     os.kill(holder, signal.SIGKILL)

@@ -44,8 +44,9 @@ def test_problem_guest_reports_each_problem_with_its_remedy(tmp_path: Path, gues
     assert found["legacy-nic"][0]["title"].startswith("eth1")
     assert "eth0 (hv_netvsc), eth1 (tulip)" in found["mixed-nics"][0]["evidence"]
     assert [f["remedy"] for f in found["io-scheduler"]] == [
-        "echo none > /sys/block/sda/queue/scheduler && echo 'ACTION==\"add|change\", KERNEL==\"sd[a-z]*\", "
-        "ATTR{queue/scheduler}=\"none\"' > /etc/udev/rules.d/60-hvbackup-scheduler.rules"]
+        'echo none > /sys/block/sda/queue/scheduler && echo \'ACTION=="add|change", KERNEL=="sd[a-z]*", '
+        'ATTR{queue/scheduler}="none"\' > /etc/udev/rules.d/60-hvbackup-scheduler.rules'
+    ]
     assert sorted(f["title"].split()[-1] for f in found["fstab-device-name"]) == ["/dev/sda1", "/dev/sdb1"]
     assert "blkid -s UUID -o value /dev/sdb1" in found["fstab-device-name"][1]["remedy"]
     not_frozen = {f["evidence"].split(" on ")[1].split(":")[0] for f in found["not-frozen-mount"]}

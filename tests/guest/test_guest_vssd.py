@@ -35,15 +35,24 @@ def _stop(proc) -> None:  # type: ignore[no-untyped-def]
     proc.wait()
 
 
-def test_every_operation_gets_the_reply_the_kernel_expects(kernel: FakeKernel, loops: LoopFactory,
-                                                           tmp_path: Path) -> None:
+def test_every_operation_gets_the_reply_the_kernel_expects(
+    kernel: FakeKernel, loops: LoopFactory, tmp_path: Path
+) -> None:
     fs = loops.make("ext4")
-    proc = start_vssd(GUEST_CLI, kernel.path, tmp_path / "state", tmp_path / "hooks", "--mount", fs.mountpoint,
-                      "--json")
+    proc = start_vssd(
+        GUEST_CLI, kernel.path, tmp_path / "state", tmp_path / "hooks", "--mount", fs.mountpoint, "--json"
+    )
     try:
         assert kernel.accept() == p.encode_register()
-        for op in (p.VSS_OP_CREATE, p.VSS_OP_DELETE, p.VSS_OP_GET_DM_INFO, p.VSS_OP_BU_COMPLETE,
-                   p.VSS_OP_AUTO_RECOVER, 42, p.VSS_OP_HOT_BACKUP):
+        for op in (
+            p.VSS_OP_CREATE,
+            p.VSS_OP_DELETE,
+            p.VSS_OP_GET_DM_INFO,
+            p.VSS_OP_BU_COMPLETE,
+            p.VSS_OP_AUTO_RECOVER,
+            42,
+            p.VSS_OP_HOT_BACKUP,
+        ):
             assert kernel.request(op) == OK, p.op_name(op)
         assert kernel.request(p.VSS_OP_FREEZE) == OK
         assert is_frozen(fs.mountpoint)
@@ -61,14 +70,25 @@ def test_every_operation_gets_the_reply_the_kernel_expects(kernel: FakeKernel, l
         _stop(proc)
 
 
-def test_failed_freeze_answers_hv_e_fail_and_leaves_nothing_frozen(kernel: FakeKernel, loops: LoopFactory,
-                                                                    tmp_path: Path) -> None:
+def test_failed_freeze_answers_hv_e_fail_and_leaves_nothing_frozen(
+    kernel: FakeKernel, loops: LoopFactory, tmp_path: Path
+) -> None:
     a, b = loops.make("ext4"), loops.make("ext4")
     config = tmp_path / "guest.toml"
     config.write_text('[freeze]\nforeign_frozen = "fail"\n')
     os.system(f"fsfreeze -f {b.mountpoint}")  # someone else's freeze
-    proc = start_vssd(GUEST_CLI, kernel.path, tmp_path / "state", tmp_path / "hooks", "--config", config,
-                      "--mount", a.mountpoint, "--mount", b.mountpoint)
+    proc = start_vssd(
+        GUEST_CLI,
+        kernel.path,
+        tmp_path / "state",
+        tmp_path / "hooks",
+        "--config",
+        config,
+        "--mount",
+        a.mountpoint,
+        "--mount",
+        b.mountpoint,
+    )
     try:
         kernel.accept()
         assert kernel.request(p.VSS_OP_FREEZE) == FAIL
@@ -82,11 +102,13 @@ def test_failed_freeze_answers_hv_e_fail_and_leaves_nothing_frozen(kernel: FakeK
         _stop(proc)
 
 
-def test_host_that_never_sends_thaw_is_thawed_by_the_watchdog(kernel: FakeKernel, loops: LoopFactory,
-                                                              tmp_path: Path) -> None:
+def test_host_that_never_sends_thaw_is_thawed_by_the_watchdog(
+    kernel: FakeKernel, loops: LoopFactory, tmp_path: Path
+) -> None:
     fs = loops.make("xfs")
-    proc = start_vssd(GUEST_CLI, kernel.path, tmp_path / "state", tmp_path / "hooks", "--mount", fs.mountpoint,
-                      max_seconds=2)
+    proc = start_vssd(
+        GUEST_CLI, kernel.path, tmp_path / "state", tmp_path / "hooks", "--mount", fs.mountpoint, max_seconds=2
+    )
     try:
         kernel.accept()
         assert kernel.request(p.VSS_OP_FREEZE) == OK
@@ -99,8 +121,9 @@ def test_host_that_never_sends_thaw_is_thawed_by_the_watchdog(kernel: FakeKernel
         _stop(proc)
 
 
-def test_agent_killed_while_frozen_is_thawed_by_watchdog_and_restart(kernel: FakeKernel, loops: LoopFactory,
-                                                                      tmp_path: Path) -> None:
+def test_agent_killed_while_frozen_is_thawed_by_watchdog_and_restart(
+    kernel: FakeKernel, loops: LoopFactory, tmp_path: Path
+) -> None:
     fs = loops.make("ext4")
     state = tmp_path / "state"
     proc = start_vssd(GUEST_CLI, kernel.path, state, tmp_path / "hooks", "--mount", fs.mountpoint, max_seconds=3)
@@ -120,8 +143,9 @@ def test_agent_killed_while_frozen_is_thawed_by_watchdog_and_restart(kernel: Fak
         _stop(proc)
 
 
-def test_restart_thaws_when_agent_and_watchdog_both_died(kernel: FakeKernel, loops: LoopFactory,
-                                                         tmp_path: Path) -> None:
+def test_restart_thaws_when_agent_and_watchdog_both_died(
+    kernel: FakeKernel, loops: LoopFactory, tmp_path: Path
+) -> None:
     fs = loops.make("ext4")
     state = tmp_path / "state"
     proc = start_vssd(GUEST_CLI, kernel.path, state, tmp_path / "hooks", "--mount", fs.mountpoint, max_seconds=600)
@@ -155,14 +179,15 @@ def test_wrong_length_request_drops_the_channel(kernel: FakeKernel, tmp_path: Pa
         _stop(proc)
 
 
-def test_hooks_run_around_the_freeze_and_make_it_application_consistent(kernel: FakeKernel, loops: LoopFactory,
-                                                                         tmp_path: Path) -> None:
+def test_hooks_run_around_the_freeze_and_make_it_application_consistent(
+    kernel: FakeKernel, loops: LoopFactory, tmp_path: Path
+) -> None:
     fs = loops.make("btrfs")
     hooks = tmp_path / "hooks"
     hooks.mkdir()
     calls = tmp_path / "calls"  # outside the frozen filesystem: hooks must not write to it while frozen
     hook = hooks / "10-app"
-    hook.write_text(f"#!/bin/sh\necho \"$1 $HVBACKUP_PHASE\" >> {calls}\n")
+    hook.write_text(f'#!/bin/sh\necho "$1 $HVBACKUP_PHASE" >> {calls}\n')
     hook.chmod(0o755)
     proc = start_vssd(GUEST_CLI, kernel.path, tmp_path / "state", hooks, "--mount", fs.mountpoint)
     try:
@@ -183,8 +208,9 @@ def test_hooks_run_around_the_freeze_and_make_it_application_consistent(kernel: 
 def test_channel_lost_while_frozen_thaws_at_once(kernel: FakeKernel, loops: LoopFactory, tmp_path: Path) -> None:
     """Like the kernel's reset (module unload, hibernation): the daemon thaws without waiting for the bound."""
     fs = loops.make("ext4")
-    proc = start_vssd(GUEST_CLI, kernel.path, tmp_path / "state", tmp_path / "hooks", "--mount", fs.mountpoint,
-                      max_seconds=600)
+    proc = start_vssd(
+        GUEST_CLI, kernel.path, tmp_path / "state", tmp_path / "hooks", "--mount", fs.mountpoint, max_seconds=600
+    )
     try:
         kernel.accept()
         assert kernel.request(p.VSS_OP_FREEZE) == OK
@@ -203,8 +229,9 @@ def _thread_states(pid: int) -> set[str]:
     return states
 
 
-def test_agent_touches_no_frozen_filesystem_while_frozen(kernel: FakeKernel, loops: LoopFactory,
-                                                         tmp_path: Path) -> None:
+def test_agent_touches_no_frozen_filesystem_while_frozen(
+    kernel: FakeKernel, loops: LoopFactory, tmp_path: Path
+) -> None:
     """Config, hooks, TMPDIR and cwd all live on the frozen filesystem: a write there would block the agent."""
     fs = loops.make("xfs")
     hooks = fs.mountpoint / "hooks"
@@ -218,8 +245,22 @@ def test_agent_touches_no_frozen_filesystem_while_frozen(kernel: FakeKernel, loo
     import subprocess
 
     env = {**_os.environ, "TMPDIR": str(fs.mountpoint), "HOME": str(fs.mountpoint)}
-    argv = [*GUEST_CLI, "vssd", "--socket", str(kernel.path), "--state-dir", str(tmp_path / "state"),
-            "--hooks-dir", str(hooks), "--config", str(config), "--mount", str(fs.mountpoint), "--max-seconds", "30"]
+    argv = [
+        *GUEST_CLI,
+        "vssd",
+        "--socket",
+        str(kernel.path),
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--hooks-dir",
+        str(hooks),
+        "--config",
+        str(config),
+        "--mount",
+        str(fs.mountpoint),
+        "--max-seconds",
+        "30",
+    ]
     proc = subprocess.Popen(argv, cwd=fs.mountpoint, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         kernel.accept()

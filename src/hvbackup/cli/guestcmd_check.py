@@ -19,8 +19,12 @@ def _render(data: dict[str, Any]) -> None:
     stdout.print(f"Hyper-V guest: [bold]{'yes' if data['hyperv'] else 'no'}[/] ({data['hyperv_evidence']})")
     table = Table("severity", "id", "finding", "remedy", show_lines=True)
     for f in data["findings"]:
-        table.add_row(f"[{COLOURS[f['severity']]}]{f['severity']}[/]", f["id"], f"{f['title']}\n[dim]{f['evidence']}[/]",
-                      f["remedy"])
+        table.add_row(
+            f"[{COLOURS[f['severity']]}]{f['severity']}[/]",
+            f["id"],
+            f"{f['title']}\n[dim]{f['evidence']}[/]",
+            f["remedy"],
+        )
     stdout.print(table)
     stdout.print("freeze covers: " + (", ".join(m["mountpoint"] for m in data["freeze_covers"]) or "(nothing)"))
 
@@ -29,7 +33,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @handle_errors
     def check(
-        root: Annotated[Path, typer.Option("--root", help="Read /sys, /proc and /etc under this directory.")] = Path("/"),
+        root: Annotated[Path, typer.Option("--root", help="Read /sys, /proc and /etc under this directory.")] = Path(
+            "/"
+        ),
         json_out: JsonOpt = False,
     ) -> None:
         """Check this guest: Hyper-V, hv modules, VSS daemon, NICs, I/O schedulers, fstab, freeze coverage, TRIM, time.

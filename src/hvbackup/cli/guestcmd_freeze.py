@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from hvbackup.cli.common import JsonOpt, emit, handle_errors, stdout
-from hvbackup.cli.guestcmd_options import (DEFAULT_STATE, BackupIdOpt, ConfigOpt, HooksDirOpt, MaxSecondsOpt,
-                                           MountOpt, StateDirOpt, freeze_options)
+from hvbackup.cli.guestcmd_options import (
+    DEFAULT_STATE,
+    BackupIdOpt,
+    ConfigOpt,
+    HooksDirOpt,
+    MaxSecondsOpt,
+    MountOpt,
+    StateDirOpt,
+    freeze_options,
+)
 from hvbackup.errors import HvBackupError
 from hvbackup.guest.holder import freeze_detached, request_thaw, status as freeze_status
 from hvbackup.guest.state import StateDir
@@ -41,8 +48,10 @@ def _render_status(data: dict[str, Any]) -> None:
     if not data["frozen"]:
         stdout.print("nothing is frozen by hvbackup-guest")
         return
-    stdout.print(f"frozen by {data['by']} (pid {data['pid']}, alive: {data['holder_alive']}) for "
-                 f"{data['frozen_seconds']} s; watchdog thaws in {data['thaw_in_seconds']} s")
+    stdout.print(
+        f"frozen by {data['by']} (pid {data['pid']}, alive: {data['holder_alive']}) for "
+        f"{data['frozen_seconds']} s; watchdog thaws in {data['thaw_in_seconds']} s"
+    )
     for mount in data["mounts"]:
         stdout.print(f"  {mount}")
 

@@ -22,7 +22,11 @@ def register(app: typer.Typer) -> None:
         Example: sudo hvbackup-guest install
         """
         result = do_install(root)
-        emit(result, json_out, lambda r: stdout.print(f"installed {r['unit']}; masked: {', '.join(r['masked']) or 'none'}"))
+        emit(
+            result,
+            json_out,
+            lambda r: stdout.print(f"installed {r['unit']}; masked: {', '.join(r['masked']) or 'none'}"),
+        )
 
     @app.command()
     @handle_errors
@@ -32,4 +36,8 @@ def register(app: typer.Typer) -> None:
         Example: sudo hvbackup-guest uninstall
         """
         result = do_uninstall(root)
-        emit(result, json_out, lambda r: stdout.print(f"removed {r['removed']}; unmasked: {', '.join(r['unmasked']) or 'none'}"))
+        emit(
+            result,
+            json_out,
+            lambda r: stdout.print(f"removed {r['removed']}; unmasked: {', '.join(r['unmasked']) or 'none'}"),
+        )

@@ -12,18 +12,33 @@ from hvbackup.guest.config import DEFAULT_CONFIG, load_config
 from hvbackup.guest.state import DEFAULT_STATE_DIR, StateDir
 from hvbackup.guest.transaction import FreezeOptions
 
-MountOpt = Annotated[list[Path] | None, typer.Option("--mount", "-m", help="Freeze only this mount point (repeatable).")]
+MountOpt = Annotated[
+    list[Path] | None, typer.Option("--mount", "-m", help="Freeze only this mount point (repeatable).")
+]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help=f"Config file (default {DEFAULT_CONFIG}).")]
-HooksDirOpt = Annotated[Path | None, typer.Option("--hooks-dir", help="Hook directory (default from config: /etc/hvbackup/hooks.d).")]
+HooksDirOpt = Annotated[
+    Path | None, typer.Option("--hooks-dir", help="Hook directory (default from config: /etc/hvbackup/hooks.d).")
+]
 StateDirOpt = Annotated[Path, typer.Option("--state-dir", help="Where the freeze state lives (tmpfs).")]
-MaxSecondsOpt = Annotated[float | None, typer.Option("--max-seconds", help="Watchdog bound in seconds (default from config: 60).")]
-BackupIdOpt = Annotated[str | None, typer.Option("--backup-id", help="ID passed to hooks and reported (default: random).")]
+MaxSecondsOpt = Annotated[
+    float | None, typer.Option("--max-seconds", help="Watchdog bound in seconds (default from config: 60).")
+]
+BackupIdOpt = Annotated[
+    str | None, typer.Option("--backup-id", help="ID passed to hooks and reported (default: random).")
+]
 
 DEFAULT_STATE = DEFAULT_STATE_DIR
 
 
-def freeze_options(config: Path | None, hooks_dir: Path | None, state_dir: Path, mount: list[Path] | None,
-                   max_seconds: float | None, backup_id: str | None, by: str) -> FreezeOptions:
+def freeze_options(
+    config: Path | None,
+    hooks_dir: Path | None,
+    state_dir: Path,
+    mount: list[Path] | None,
+    max_seconds: float | None,
+    backup_id: str | None,
+    by: str,
+) -> FreezeOptions:
     sys.dont_write_bytecode = True  # a .pyc write to a frozen filesystem would hang us
     cfg = load_config(config)
     if hooks_dir is not None:

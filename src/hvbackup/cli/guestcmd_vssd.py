@@ -9,8 +9,15 @@ from typing import Annotated
 import typer
 
 from hvbackup.cli.common import JsonOpt, emit, handle_errors, stderr
-from hvbackup.cli.guestcmd_options import (DEFAULT_STATE, ConfigOpt, HooksDirOpt, MaxSecondsOpt, MountOpt,
-                                           StateDirOpt, freeze_options)
+from hvbackup.cli.guestcmd_options import (
+    DEFAULT_STATE,
+    ConfigOpt,
+    HooksDirOpt,
+    MaxSecondsOpt,
+    MountOpt,
+    StateDirOpt,
+    freeze_options,
+)
 from hvbackup.guest.vssd import DEFAULT_DEVICE, DaemonOptions, VssDaemon
 
 
@@ -23,7 +30,9 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def vssd(
         device: Annotated[Path, typer.Option("--device", help="The kernel's VSS device.")] = DEFAULT_DEVICE,
-        socket: Annotated[Path | None, typer.Option("--socket", help="Connect to a lab host's SEQPACKET socket instead.")] = None,
+        socket: Annotated[
+            Path | None, typer.Option("--socket", help="Connect to a lab host's SEQPACKET socket instead.")
+        ] = None,
         mount: MountOpt = None,
         config: ConfigOpt = None,
         hooks_dir: HooksDirOpt = None,

@@ -1,27 +1,27 @@
 """/etc/hvbackup/guest.toml: the agent's settings (every key is optional).
 
-    [freeze]
-    max_seconds = 60            # the watchdog thaws after this long, whatever happens
-    foreign_frozen = "ignore"   # "ignore": report a filesystem someone else froze; "fail": fail the freeze
+[freeze]
+max_seconds = 60            # the watchdog thaws after this long, whatever happens
+foreign_frozen = "ignore"   # "ignore": report a filesystem someone else froze; "fail": fail the freeze
 
-    [hooks]
-    dir = "/etc/hvbackup/hooks.d"
-    timeout = 30                # seconds per hook
-    on_failure = "continue"     # "continue": filesystem-consistent and reported; "fail": fail the freeze
+[hooks]
+dir = "/etc/hvbackup/hooks.d"
+timeout = 30                # seconds per hook
+on_failure = "continue"     # "continue": filesystem-consistent and reported; "fail": fail the freeze
 
-    [postgresql]
-    enabled = false
-    mode = "checkpoint"         # or "backup": pg_backup_start/stop with the session held across the freeze
-    command = ["runuser", "-u", "postgres", "--", "psql"]
-    host = "/var/run/postgresql"
-    port = 5432
-    dbname = "postgres"
+[postgresql]
+enabled = false
+mode = "checkpoint"         # or "backup": pg_backup_start/stop with the session held across the freeze
+command = ["runuser", "-u", "postgres", "--", "psql"]
+host = "/var/run/postgresql"
+port = 5432
+dbname = "postgres"
 
-    [mariadb]
-    enabled = false
-    command = ["mariadb"]
-    socket = "/run/mysqld/mysqld.sock"
-    user = "root"
+[mariadb]
+enabled = false
+command = ["mariadb"]
+socket = "/run/mysqld/mysqld.sock"
+user = "root"
 """
 
 from __future__ import annotations
@@ -71,8 +71,11 @@ class GuestConfig:
     mariadb: MariadbConfig = field(default_factory=MariadbConfig)
 
 
-_CHOICES = {"foreign_frozen": ("ignore", "fail"), "on_hook_failure": ("continue", "fail"),
-            "mode": ("checkpoint", "backup")}
+_CHOICES = {
+    "foreign_frozen": ("ignore", "fail"),
+    "on_hook_failure": ("continue", "fail"),
+    "mode": ("checkpoint", "backup"),
+}
 
 
 def _pick(table: dict[str, Any], key: str, default: Any, section: str) -> Any:
@@ -121,8 +124,11 @@ def parse_config(text: str) -> GuestConfig:
         postgresql=_dataclass_from(PostgresConfig, _section(data, "postgresql"), "postgresql"),
         mariadb=_dataclass_from(MariadbConfig, _section(data, "mariadb"), "mariadb"),
     )
-    for key, value in (("foreign_frozen", config.foreign_frozen), ("on_hook_failure", config.on_hook_failure),
-                       ("mode", config.postgresql.mode)):
+    for key, value in (
+        ("foreign_frozen", config.foreign_frozen),
+        ("on_hook_failure", config.on_hook_failure),
+        ("mode", config.postgresql.mode),
+    ):
         if value not in _CHOICES[key]:
             raise ConfigError(f"{key} must be one of {', '.join(_CHOICES[key])}, not {value!r}")
     if config.max_seconds <= 0:

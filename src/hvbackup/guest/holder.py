@@ -87,8 +87,10 @@ def request_thaw(state_dir: StateDir, force: bool = False, wait_seconds: float =
     if state is None:
         return None
     if pid_alive(state.pid) and state.by != "freeze" and not force:
-        raise UsageError(f"frozen by the {state.by} daemon (pid {state.pid}); it thaws on the host's THAW "
-                         "or at the bound (use --force to thaw now)")
+        raise UsageError(
+            f"frozen by the {state.by} daemon (pid {state.pid}); it thaws on the host's THAW "
+            "or at the bound (use --force to thaw now)"
+        )
     if not pid_alive(state.pid) or state.by != "freeze":
         return recover(state_dir)
     os.kill(state.pid, signal.SIGUSR1)
@@ -105,10 +107,17 @@ def status(state_dir: StateDir) -> dict[str, Any]:
     if state is None:
         return {"frozen": False, "last": state_dir.load_report()}
     now = time.time()
-    return {"frozen": True, "backup_id": state.backup_id, "by": state.by, "pid": state.pid,
-            "holder_alive": pid_alive(state.pid), "watchdog_pid": state.watchdog_pid,
-            "watchdog_alive": pid_alive(state.watchdog_pid), "since": state.started,
-            "stale": not pid_alive(state.pid) and not pid_alive(state.watchdog_pid),
-            "frozen_seconds": round(now - state.started, 3),
-            "thaw_in_seconds": round(max(0.0, state.deadline - now), 3),
-            "mounts": [t["path"] for t in state.targets]}
+    return {
+        "frozen": True,
+        "backup_id": state.backup_id,
+        "by": state.by,
+        "pid": state.pid,
+        "holder_alive": pid_alive(state.pid),
+        "watchdog_pid": state.watchdog_pid,
+        "watchdog_alive": pid_alive(state.watchdog_pid),
+        "since": state.started,
+        "stale": not pid_alive(state.pid) and not pid_alive(state.watchdog_pid),
+        "frozen_seconds": round(now - state.started, 3),
+        "thaw_in_seconds": round(max(0.0, state.deadline - now), 3),
+        "mounts": [t["path"] for t in state.targets],
+    }

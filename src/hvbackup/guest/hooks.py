@@ -36,9 +36,16 @@ class HookResult:
         return self.error is None and self.returncode == 0
 
     def to_json(self) -> dict[str, object]:
-        return {"name": self.name, "phase": self.phase, "ok": self.ok, "returncode": self.returncode,
-                "seconds": round(self.seconds, 3), "error": self.error,
-                "stdout": self.stdout, "stderr": self.stderr}
+        return {
+            "name": self.name,
+            "phase": self.phase,
+            "ok": self.ok,
+            "returncode": self.returncode,
+            "seconds": round(self.seconds, 3),
+            "error": self.error,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+        }
 
 
 def discover(hooks_dir: Path) -> list[Path]:
@@ -72,22 +79,48 @@ def run_hook(path: Path, phase: str, backup_id: str, timeout: float) -> HookResu
     reason = unsafe_reason(path)
     if reason:
         return HookResult(path.name, phase, None, 0.0, error=f"refused: {reason}")
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HVBACKUP_PHASE": phase,
-           "HVBACKUP_BACKUP_ID": backup_id, "HVBACKUP_TIMEOUT": str(int(timeout)), "LANG": "C.UTF-8"}
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "HVBACKUP_PHASE": phase,
+        "HVBACKUP_BACKUP_ID": backup_id,
+        "HVBACKUP_TIMEOUT": str(int(timeout)),
+        "LANG": "C.UTF-8",
+    }
     start = time.monotonic()
     try:
-        proc = subprocess.Popen([str(path), phase], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=env, start_new_session=True, cwd="/")
+        proc = subprocess.Popen(
+            [str(path), phase],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+            cwd="/",
+        )
     except OSError as exc:
         return HookResult(path.name, phase, None, 0.0, error=f"cannot run: {exc.strerror}")
     try:
         out, err = proc.communicate(timeout=timeout)
-        return HookResult(path.name, phase, proc.returncode, time.monotonic() - start, _text(out), _text(err),
-                          None if proc.returncode == 0 else f"exited with status {proc.returncode}")
+        return HookResult(
+            path.name,
+            phase,
+            proc.returncode,
+            time.monotonic() - start,
+            _text(out),
+            _text(err),
+            None if proc.returncode == 0 else f"exited with status {proc.returncode}",
+        )
     except subprocess.TimeoutExpired:
         out, err = _stop(proc)
-        return HookResult(path.name, phase, proc.returncode, time.monotonic() - start, _text(out), _text(err),
-                          f"timed out after {timeout:g} s")
+        return HookResult(
+            path.name,
+            phase,
+            proc.returncode,
+            time.monotonic() - start,
+            _text(out),
+            _text(err),
+            f"timed out after {timeout:g} s",
+        )
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:

@@ -20,9 +20,30 @@ from hvbackup.errors import UsageError
 
 NETWORK_FS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "9p", "afs"}
 PSEUDO_FS = {
-    "proc", "sysfs", "devtmpfs", "devpts", "tmpfs", "ramfs", "cgroup", "cgroup2", "securityfs",
-    "debugfs", "tracefs", "pstore", "bpf", "configfs", "fusectl", "mqueue", "hugetlbfs",
-    "autofs", "binfmt_misc", "efivarfs", "rpc_pipefs", "nsfs", "selinuxfs", "devfs",
+    "proc",
+    "sysfs",
+    "devtmpfs",
+    "devpts",
+    "tmpfs",
+    "ramfs",
+    "cgroup",
+    "cgroup2",
+    "securityfs",
+    "debugfs",
+    "tracefs",
+    "pstore",
+    "bpf",
+    "configfs",
+    "fusectl",
+    "mqueue",
+    "hugetlbfs",
+    "autofs",
+    "binfmt_misc",
+    "efivarfs",
+    "rpc_pipefs",
+    "nsfs",
+    "selinuxfs",
+    "devfs",
 }
 
 
@@ -202,8 +223,9 @@ def _select(mounts: list[Mount], only: list[Path] | None) -> list[Mount]:
     return [m for m in chosen if last[m.mountpoint] is m]
 
 
-def plan_freeze(mounts: list[Mount], only: list[Path] | None = None, topology: Topology | None = None,
-                check_paths: bool = True) -> FreezePlan:
+def plan_freeze(
+    mounts: list[Mount], only: list[Path] | None = None, topology: Topology | None = None, check_paths: bool = True
+) -> FreezePlan:
     """Apply the daemon's selection rules; `only` limits the plan to these mount points."""
     topology = topology or Topology()
     plan = FreezePlan()

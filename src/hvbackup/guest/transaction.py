@@ -76,8 +76,11 @@ class FreezeTransaction:
             return False
         targets = [fz.target_of(m.mountpoint) for m in self.plan.covers]
         deadline = time.time() + self.config.max_seconds
-        self.opts.state_dir.save(FreezeState(self.backup_id, self.opts.by, os.getpid(), time.time(), deadline,
-                                             [t.to_json() for t in targets]))
+        self.opts.state_dir.save(
+            FreezeState(
+                self.backup_id, self.opts.by, os.getpid(), time.time(), deadline, [t.to_json() for t in targets]
+            )
+        )
         self.watchdog = Watchdog.start(targets, deadline, self.opts.state_dir.path)
         self._save_state(targets, deadline)
         return self._freeze(targets)
@@ -85,8 +88,10 @@ class FreezeTransaction:
     def _refuse_if_frozen(self) -> None:
         current = self.opts.state_dir.load()
         if current is not None and pid_alive(current.pid):
-            raise AlreadyFrozen(f"already frozen by {current.by} (pid {current.pid}) since "
-                                f"{time.strftime('%H:%M:%S', time.localtime(current.started))}")
+            raise AlreadyFrozen(
+                f"already frozen by {current.by} (pid {current.pid}) since "
+                f"{time.strftime('%H:%M:%S', time.localtime(current.started))}"
+            )
 
     def _prepare_applications(self) -> bool:
         hooks_ok = self.hooks.freeze()
@@ -96,14 +101,23 @@ class FreezeTransaction:
             if not self.app_ok:
                 self.log("a pre-freeze hook or quiescer failed: continuing filesystem-consistent")
             return True
-        self.error = "a pre-freeze hook or quiescer failed and hooks.on_failure = \"fail\""
+        self.error = 'a pre-freeze hook or quiescer failed and hooks.on_failure = "fail"'
         self._release_applications(phase="freezeFail")
         return False
 
     def _save_state(self, targets: list[fz.Target], deadline: float) -> None:
         assert self.watchdog is not None
-        self.opts.state_dir.save(FreezeState(self.backup_id, self.opts.by, os.getpid(), time.time(), deadline,
-                                             [t.to_json() for t in targets], self.watchdog.pid))
+        self.opts.state_dir.save(
+            FreezeState(
+                self.backup_id,
+                self.opts.by,
+                os.getpid(),
+                time.time(),
+                deadline,
+                [t.to_json() for t in targets],
+                self.watchdog.pid,
+            )
+        )
 
     def _freeze(self, targets: list[fz.Target]) -> bool:
         assert self.watchdog is not None
@@ -179,13 +193,17 @@ class FreezeTransaction:
 
     def frozen_summary(self) -> dict[str, Any]:
         """What `freeze` prints while the filesystems stay frozen."""
-        return {"backup_id": self.backup_id, "frozen": [t.path for t in self.result.frozen],
-                "foreign_frozen": [t.path for t in self.result.foreign],
-                "skipped": [s.to_json() for s in self.plan.skips],
-                "application_prepared": self.app_ok and bool(self.hooks.hooks or self.quiescers),
-                "max_seconds": self.config.max_seconds, "error": self.error,
-                "hooks": [h.to_json() for h in self.hooks.results],
-                "quiescers": [q.to_json() for q in self.quiescers]}
+        return {
+            "backup_id": self.backup_id,
+            "frozen": [t.path for t in self.result.frozen],
+            "foreign_frozen": [t.path for t in self.result.foreign],
+            "skipped": [s.to_json() for s in self.plan.skips],
+            "application_prepared": self.app_ok and bool(self.hooks.hooks or self.quiescers),
+            "max_seconds": self.config.max_seconds,
+            "error": self.error,
+            "hooks": [h.to_json() for h in self.hooks.results],
+            "quiescers": [q.to_json() for q in self.quiescers],
+        }
 
 
 def recover(state_dir: StateDir) -> dict[str, Any] | None:
@@ -198,8 +216,15 @@ def recover(state_dir: StateDir) -> dict[str, Any] | None:
     cancel_pid(state.watchdog_pid)
     result = fz.thaw(list(reversed(state.target_list())))
     state_dir.clear()
-    report = {"backup_id": state.backup_id, "by": state.by, "consistency": FAILED, "recovered": True,
-              "thawed": result.thawed, "already_thawed": result.already_thawed, "thaw_errors": result.errors,
-              "frozen_seconds": round(time.time() - state.started, 3)}
+    report = {
+        "backup_id": state.backup_id,
+        "by": state.by,
+        "consistency": FAILED,
+        "recovered": True,
+        "thawed": result.thawed,
+        "already_thawed": result.already_thawed,
+        "thaw_errors": result.errors,
+        "frozen_seconds": round(time.time() - state.started, 3),
+    }
     state_dir.save_report(report)
     return report

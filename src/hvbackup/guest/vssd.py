@@ -49,8 +49,10 @@ class Channel:
             if exc.errno == errno.EBUSY:
                 raise ChannelError(f"{path} is busy: another VSS daemon (hv_vss_daemon/hypervvssd) holds it") from None
             if exc.errno == errno.ENOENT:
-                raise ChannelError(f"{path} does not exist: hv_utils is not loaded or the host does not offer "
-                                   "the Backup integration service") from None
+                raise ChannelError(
+                    f"{path} does not exist: hv_utils is not loaded or the host does not offer "
+                    "the Backup integration service"
+                ) from None
             raise ChannelError(f"cannot open {path}: {exc.strerror}") from None
 
     @classmethod

@@ -36,10 +36,25 @@ class Watchdog:
     @classmethod
     def start(cls, targets: list[fz.Target], deadline: float, state_dir: Path) -> "Watchdog":
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-        argv = [sys.executable, "-m", "hvbackup.guest.watchdog", "--deadline", repr(deadline),
-                "--state-dir", str(state_dir), json.dumps([t.to_json() for t in targets])]
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True, env=env, close_fds=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "hvbackup.guest.watchdog",
+            "--deadline",
+            repr(deadline),
+            "--state-dir",
+            str(state_dir),
+            json.dumps([t.to_json() for t in targets]),
+        ]
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+            close_fds=True,
+        )
         return cls(proc)
 
     def confirm(self, frozen: list[fz.Target]) -> None:
@@ -126,9 +141,16 @@ def _note(state_dir: Path, result: fz.ThawResult) -> None:
     except OSError:
         pass
     try:
-        (state_dir / "watchdog.json").write_text(json.dumps(
-            {"fired_at": time.time(), "thawed": result.thawed, "already_thawed": result.already_thawed,
-             "errors": result.errors}))
+        (state_dir / "watchdog.json").write_text(
+            json.dumps(
+                {
+                    "fired_at": time.time(),
+                    "thawed": result.thawed,
+                    "already_thawed": result.already_thawed,
+                    "errors": result.errors,
+                }
+            )
+        )
     except OSError:
         pass
 

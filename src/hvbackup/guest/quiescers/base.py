@@ -28,8 +28,9 @@ class ClientSession:
         self._count = 0
         self._buffer = b""
         try:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+            )
         except OSError as exc:
             raise QuiesceError(f"cannot start {argv[0]}: {exc.strerror}") from None
 
@@ -121,5 +122,10 @@ class Quiescer:
         """Drop any session left after a failed prepare."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "verdict": self.verdict, "error": self.error,
-                "seconds": round(self.seconds, 3), **self.detail}
+        return {
+            "name": self.name,
+            "verdict": self.verdict,
+            "error": self.error,
+            "seconds": round(self.seconds, 3),
+            **self.detail,
+        }

@@ -31,8 +31,14 @@ class MariadbQuiescer(Quiescer):
 
     def _argv(self) -> list[str]:
         c = self.config
-        return [*c.command, "--batch", "--skip-column-names", "--unbuffered", f"--socket={c.socket}",
-                f"--user={c.user}"]
+        return [
+            *c.command,
+            "--batch",
+            "--skip-column-names",
+            "--unbuffered",
+            f"--socket={c.socket}",
+            f"--user={c.user}",
+        ]
 
     def _prepare(self) -> None:
         self.session = ClientSession(self._argv(), "SELECT '{marker}';", self.config.timeout)

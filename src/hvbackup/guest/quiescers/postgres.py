@@ -19,18 +19,33 @@ class PostgresQuiescer(Quiescer):
 
     def _argv(self) -> list[str]:
         c = self.config
-        return [*c.command, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-                "-h", c.host, "-p", str(c.port), "-d", c.dbname]
+        return [
+            *c.command,
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            c.host,
+            "-p",
+            str(c.port),
+            "-d",
+            c.dbname,
+        ]
 
     def _prepare(self) -> None:
         self.session = ClientSession(self._argv(), "\\echo {marker}", self.config.timeout)
         self.version = int(self.session.run("SHOW server_version_num;").strip())
         self.session.run("CHECKPOINT;")
-        self.detail["checkpoint_redo_lsn"] = self.session.run(
-            "SELECT redo_lsn FROM pg_control_checkpoint();").strip()
+        self.detail["checkpoint_redo_lsn"] = self.session.run("SELECT redo_lsn FROM pg_control_checkpoint();").strip()
         if self.config.mode == "backup":
-            start = "pg_backup_start('hvbackup', true)" if self.version >= 150000 else \
-                "pg_start_backup('hvbackup', true, false)"
+            start = (
+                "pg_backup_start('hvbackup', true)"
+                if self.version >= 150000
+                else "pg_start_backup('hvbackup', true, false)"
+            )
             self.detail["start_lsn"] = self.session.run(f"SELECT {start};").strip()
         else:
             self._close()

@@ -9,7 +9,7 @@ from hvbackup.guest.readiness.findings import Finding, GuestTree
 DISK_PREFIXES = ("sd", "hd", "vd", "xvd", "nvme")
 GOOD_SCHEDULERS = {"none", "noop"}
 KERNEL_NAME = re.compile(r"^/dev/(sd[a-z]+|hd[a-z]+|vd[a-z]+|xvd[a-z]+|nvme\d+n\d+)(p?\d+)?$")
-UDEV_RULE = '/etc/udev/rules.d/60-hvbackup-scheduler.rules'
+UDEV_RULE = "/etc/udev/rules.d/60-hvbackup-scheduler.rules"
 
 
 def _active(scheduler_line: str) -> str | None:
@@ -41,13 +41,17 @@ def check_io_scheduler(tree: GuestTree) -> list[Finding]:
     for disk in disk_inventory(tree):
         if disk["scheduler"] in GOOD_SCHEDULERS or disk["scheduler"] is None:
             continue
-        persist = (f"echo 'ACTION==\"add|change\", KERNEL==\"sd[a-z]*\", ATTR{{queue/scheduler}}=\"none\"' "
-                   f"> {UDEV_RULE}")
-        findings.append(Finding(
-            "io-scheduler", "advice", f"{disk['name']} uses the {disk['scheduler']} I/O scheduler; "
-            "Hyper-V recommends none/noop", f"/sys/block/{disk['name']}/queue/scheduler: {disk['available']}; "
-            f"persistent rule: {', '.join(rules) or 'none'}",
-            f"echo none > /sys/block/{disk['name']}/queue/scheduler" + ("" if rules else f" && {persist}")))
+        persist = f'echo \'ACTION=="add|change", KERNEL=="sd[a-z]*", ATTR{{queue/scheduler}}="none"\' > {UDEV_RULE}'
+        findings.append(
+            Finding(
+                "io-scheduler",
+                "advice",
+                f"{disk['name']} uses the {disk['scheduler']} I/O scheduler; Hyper-V recommends none/noop",
+                f"/sys/block/{disk['name']}/queue/scheduler: {disk['available']}; "
+                f"persistent rule: {', '.join(rules) or 'none'}",
+                f"echo none > /sys/block/{disk['name']}/queue/scheduler" + ("" if rules else f" && {persist}"),
+            )
+        )
     return findings
 
 
@@ -58,8 +62,13 @@ def check_fstab_device_names(tree: GuestTree) -> list[Finding]:
         if not fields or fields[0].startswith("#") or not KERNEL_NAME.match(fields[0]):
             continue
         device, mountpoint = fields[0], fields[1] if len(fields) > 1 else "?"
-        findings.append(Finding(
-            "fstab-device-name", "warning", f"/etc/fstab mounts {mountpoint} by kernel device name {device}",
-            f"fstab line: {line.strip()}; device names can change order after a restore or a new controller",
-            f"sed -i \"s|^{device}[[:space:]]|UUID=$(blkid -s UUID -o value {device}) |\" /etc/fstab"))
+        findings.append(
+            Finding(
+                "fstab-device-name",
+                "warning",
+                f"/etc/fstab mounts {mountpoint} by kernel device name {device}",
+                f"fstab line: {line.strip()}; device names can change order after a restore or a new controller",
+                f'sed -i "s|^{device}[[:space:]]|UUID=$(blkid -s UUID -o value {device}) |" /etc/fstab',
+            )
+        )
     return findings

@@ -16,12 +16,19 @@ def freeze_plan(tree: GuestTree) -> FreezePlan:
 def check_freeze_coverage(tree: GuestTree) -> list[Finding]:
     findings = []
     for skip in freeze_plan(tree).skips:
-        if any(h in skip.reason for h in HARMLESS_SKIPS) or skip.mount.mountpoint.startswith(("/proc", "/sys", "/dev", "/run")):
+        if any(h in skip.reason for h in HARMLESS_SKIPS) or skip.mount.mountpoint.startswith(
+            ("/proc", "/sys", "/dev", "/run")
+        ):
             continue
-        findings.append(Finding(
-            "not-frozen-mount", "warning", f"{skip.mount.mountpoint} ({skip.mount.fstype}) is not covered by the freeze",
-            f"{skip.mount.source} on {skip.mount.mountpoint}: {skip.reason}",
-            f"keep application data off {skip.mount.mountpoint}, or quiesce it in a hook in /etc/hvbackup/hooks.d"))
+        findings.append(
+            Finding(
+                "not-frozen-mount",
+                "warning",
+                f"{skip.mount.mountpoint} ({skip.mount.fstype}) is not covered by the freeze",
+                f"{skip.mount.source} on {skip.mount.mountpoint}: {skip.reason}",
+                f"keep application data off {skip.mount.mountpoint}, or quiesce it in a hook in /etc/hvbackup/hooks.d",
+            )
+        )
     return findings
 
 
@@ -29,8 +36,13 @@ def check_xfs_relatime(tree: GuestTree) -> list[Finding]:
     findings = []
     for mount in parse_mountinfo(tree.read("/proc/self/mountinfo") or ""):
         if mount.fstype == "xfs" and "relatime" in mount.options:
-            findings.append(Finding(
-                "xfs-relatime", "advice", f"XFS {mount.mountpoint} is mounted with relatime",
-                f"options {','.join(mount.options)}; read-after-write atime updates can stall around a freeze",
-                f"mount -o remount,noatime {mount.mountpoint}  # and add noatime to its /etc/fstab options"))
+            findings.append(
+                Finding(
+                    "xfs-relatime",
+                    "advice",
+                    f"XFS {mount.mountpoint} is mounted with relatime",
+                    f"options {','.join(mount.options)}; read-after-write atime updates can stall around a freeze",
+                    f"mount -o remount,noatime {mount.mountpoint}  # and add noatime to its /etc/fstab options",
+                )
+            )
     return findings

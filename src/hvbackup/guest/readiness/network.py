@@ -20,11 +20,18 @@ def nic_inventory(tree: GuestTree) -> list[dict[str, str]]:
 
 
 def check_legacy_nics(tree: GuestTree) -> list[Finding]:
-    return [Finding("legacy-nic", "warning", f"{nic['name']} is the emulated legacy network adapter",
-                    f"driver {nic['driver']} (DEC 21140 emulation): slow, Generation 1 only",
-                    f"on the Hyper-V host: Remove-VMNetworkAdapter -VMName <vm> -Name <legacy adapter> ; "
-                    f"Add-VMNetworkAdapter -VMName <vm> -SwitchName <switch>")
-            for nic in nic_inventory(tree) if nic["kind"] == "legacy"]
+    return [
+        Finding(
+            "legacy-nic",
+            "warning",
+            f"{nic['name']} is the emulated legacy network adapter",
+            f"driver {nic['driver']} (DEC 21140 emulation): slow, Generation 1 only",
+            "on the Hyper-V host: Remove-VMNetworkAdapter -VMName <vm> -Name <legacy adapter> ; "
+            "Add-VMNetworkAdapter -VMName <vm> -SwitchName <switch>",
+        )
+        for nic in nic_inventory(tree)
+        if nic["kind"] == "legacy"
+    ]
 
 
 def check_mixed_nics(tree: GuestTree) -> list[Finding]:
@@ -32,8 +39,14 @@ def check_mixed_nics(tree: GuestTree) -> list[Finding]:
     kinds = {n["kind"] for n in nics}
     if {"legacy", "synthetic"} <= kinds:
         names = ", ".join(f"{n['name']} ({n['driver']})" for n in nics)
-        return [Finding("mixed-nics", "warning", "Legacy and synthetic network adapters are mixed",
-                        f"{names}; interface names can come up as _tmpNNN after a restore",
-                        "on the Hyper-V host: Get-VMNetworkAdapter -VMName <vm> | Where-Object IsLegacy | "
-                        "Remove-VMNetworkAdapter")]
+        return [
+            Finding(
+                "mixed-nics",
+                "warning",
+                "Legacy and synthetic network adapters are mixed",
+                f"{names}; interface names can come up as _tmpNNN after a restore",
+                "on the Hyper-V host: Get-VMNetworkAdapter -VMName <vm> | Where-Object IsLegacy | "
+                "Remove-VMNetworkAdapter",
+            )
+        ]
     return []

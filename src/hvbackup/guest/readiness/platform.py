@@ -8,8 +8,12 @@ from hvbackup.guest.readiness.findings import Finding, GuestTree
 
 VSS_CLASS = "35fa2e29-ea23-4236-96ae-3a6ebacba440"
 STOCK_DAEMONS = {"hv_vss_daemon": "Debian/Ubuntu/Arch", "hypervvssd": "RHEL/Fedora/SUSE"}
-STOCK_UNITS = ("hv-vss-daemon.service", "hypervvssd.service", "hv_vss_daemon.service",
-               "hyperv-daemons.hv-vss-daemon.service")
+STOCK_UNITS = (
+    "hv-vss-daemon.service",
+    "hypervvssd.service",
+    "hv_vss_daemon.service",
+    "hyperv-daemons.hv-vss-daemon.service",
+)
 UNIT_DIRS = ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
 REQUIRED_MODULES = ("hv_vmbus", "hv_utils", "hv_storvsc", "hv_netvsc")
 
@@ -41,22 +45,39 @@ def check_hv_modules(tree: GuestTree) -> list[Finding]:
     missing = [m for m in REQUIRED_MODULES if m not in loaded_modules(tree)]
     if not missing:
         return []
-    return [Finding("hv-modules-missing", "blocker" if "hv_utils" in missing else "warning",
-                    "Hyper-V kernel modules are not loaded", f"missing: {', '.join(missing)}",
-                    f"modprobe -a {' '.join(missing)} && printf '%s\\n' {' '.join(missing)} "
-                    ">> /etc/modules-load.d/hyperv.conf")]
+    return [
+        Finding(
+            "hv-modules-missing",
+            "blocker" if "hv_utils" in missing else "warning",
+            "Hyper-V kernel modules are not loaded",
+            f"missing: {', '.join(missing)}",
+            f"modprobe -a {' '.join(missing)} && printf '%s\\n' {' '.join(missing)} >> /etc/modules-load.d/hyperv.conf",
+        )
+    ]
 
 
 def check_vss_device(tree: GuestTree) -> list[Finding]:
     if VSS_CLASS not in vmbus_classes(tree):
-        return [Finding("vss-ic-disabled", "blocker", "The host does not offer the Backup (volume shadow copy) "
-                        "integration service", f"no VMBus device of class {VSS_CLASS}",
-                        "on the Hyper-V host: Enable-VMIntegrationService -VMName <vm> -Name 'Backup (volume shadow copy)'")]
+        return [
+            Finding(
+                "vss-ic-disabled",
+                "blocker",
+                "The host does not offer the Backup (volume shadow copy) integration service",
+                f"no VMBus device of class {VSS_CLASS}",
+                "on the Hyper-V host: Enable-VMIntegrationService -VMName <vm> -Name 'Backup (volume shadow copy)'",
+            )
+        ]
     if not tree.exists("/dev/vmbus/hv_vss"):
-        return [Finding("vss-device-missing", "blocker", "/dev/vmbus/hv_vss does not exist",
-                        "the VSS VMBus device is offered but hv_utils did not create the device "
-                        "(hv_utils not loaded, or a host older than Windows Server 2012 R2)",
-                        "modprobe hv_utils")]
+        return [
+            Finding(
+                "vss-device-missing",
+                "blocker",
+                "/dev/vmbus/hv_vss does not exist",
+                "the VSS VMBus device is offered but hv_utils did not create the device "
+                "(hv_utils not loaded, or a host older than Windows Server 2012 R2)",
+                "modprobe hv_utils",
+            )
+        ]
     return []
 
 
@@ -99,11 +120,23 @@ def check_vss_daemon(tree: GuestTree) -> list[Finding]:
     if running:
         name = next(iter(running))
         unit = next((u for u, s in units.items() if s == "installed" and u != "hvbackup-guest.service"), name)
-        return [Finding("stock-vss-daemon", "advice", f"The stock VSS daemon {name} is running "
-                        f"({STOCK_DAEMONS[name]} name): backups are filesystem-consistent only",
-                        f"{name} pid {running[name]}; unit {unit}",
-                        "hvbackup-guest install   # replaces it (Conflicts=, masks the stock unit)")]
-    return [Finding("no-vss-daemon", "blocker", "No VSS daemon is running: Hyper-V live backups fail or fall "
-                    "back to saved state", f"no hv_vss_daemon, hypervvssd or hvbackup-guest process; units: "
-                    f"{', '.join(f'{u} ({s})' for u, s in units.items()) or 'none'}",
-                    "hvbackup-guest install")]
+        return [
+            Finding(
+                "stock-vss-daemon",
+                "advice",
+                f"The stock VSS daemon {name} is running "
+                f"({STOCK_DAEMONS[name]} name): backups are filesystem-consistent only",
+                f"{name} pid {running[name]}; unit {unit}",
+                "hvbackup-guest install   # replaces it (Conflicts=, masks the stock unit)",
+            )
+        ]
+    return [
+        Finding(
+            "no-vss-daemon",
+            "blocker",
+            "No VSS daemon is running: Hyper-V live backups fail or fall back to saved state",
+            f"no hv_vss_daemon, hypervvssd or hvbackup-guest process; units: "
+            f"{', '.join(f'{u} ({s})' for u, s in units.items()) or 'none'}",
+            "hvbackup-guest install",
+        )
+    ]

@@ -5,10 +5,20 @@ from __future__ import annotations
 from hvbackup.guest.mounts import parse_mountinfo
 from hvbackup.guest.readiness.findings import Finding, GuestTree
 
-WANTS_DIRS = ("/etc/systemd/system/timers.target.wants", "/etc/systemd/system/multi-user.target.wants",
-              "/etc/systemd/system/sysinit.target.wants")
-TIME_SERVICES = ("chrony.service", "chronyd.service", "ntp.service", "ntpd.service", "ntpsec.service",
-                 "systemd-timesyncd.service", "openntpd.service")
+WANTS_DIRS = (
+    "/etc/systemd/system/timers.target.wants",
+    "/etc/systemd/system/multi-user.target.wants",
+    "/etc/systemd/system/sysinit.target.wants",
+)
+TIME_SERVICES = (
+    "chrony.service",
+    "chronyd.service",
+    "ntp.service",
+    "ntpd.service",
+    "ntpsec.service",
+    "systemd-timesyncd.service",
+    "openntpd.service",
+)
 
 
 def enabled_units(tree: GuestTree) -> set[str]:
@@ -18,13 +28,23 @@ def enabled_units(tree: GuestTree) -> set[str]:
 def check_trim(tree: GuestTree) -> list[Finding]:
     if "fstrim.timer" in enabled_units(tree):
         return []
-    discard = [m.mountpoint for m in parse_mountinfo(tree.read("/proc/self/mountinfo") or "")
-               if "discard" in m.super_options or "discard" in m.options]
+    discard = [
+        m.mountpoint
+        for m in parse_mountinfo(tree.read("/proc/self/mountinfo") or "")
+        if "discard" in m.super_options or "discard" in m.options
+    ]
     if discard:
         return []
-    return [Finding("no-trim", "advice", "Freed blocks are never trimmed: dynamic VHDX files only grow and "
-                    "backups read blocks the guest no longer uses", "fstrim.timer is not enabled and no mount uses discard",
-                    "systemctl enable --now fstrim.timer")]
+    return [
+        Finding(
+            "no-trim",
+            "advice",
+            "Freed blocks are never trimmed: dynamic VHDX files only grow and "
+            "backups read blocks the guest no longer uses",
+            "fstrim.timer is not enabled and no mount uses discard",
+            "systemctl enable --now fstrim.timer",
+        )
+    ]
 
 
 def hyperv_ptp(tree: GuestTree) -> str | None:
@@ -41,7 +61,17 @@ def check_time_sync(tree: GuestTree) -> list[Finding]:
     ptp = hyperv_ptp(tree)
     remedy = "apt-get install -y chrony" + (
         f" && echo 'refclock PHC /dev/{ptp} poll 3 dpoll -2 offset 0' >> /etc/chrony/chrony.conf && "
-        "systemctl restart chrony" if ptp else "")
-    return [Finding("no-time-sync", "warning", "No time synchronisation service is enabled",
-                    f"none of {', '.join(TIME_SERVICES)} is enabled"
-                    + (f"; the Hyper-V PTP clock is /dev/{ptp}" if ptp else ""), remedy)]
+        "systemctl restart chrony"
+        if ptp
+        else ""
+    )
+    return [
+        Finding(
+            "no-time-sync",
+            "warning",
+            "No time synchronisation service is enabled",
+            f"none of {', '.join(TIME_SERVICES)} is enabled"
+            + (f"; the Hyper-V PTP clock is /dev/{ptp}" if ptp else ""),
+            remedy,
+        )
+    ]
