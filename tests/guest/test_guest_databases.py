@@ -139,11 +139,31 @@ def test_postgresql_hooked_copy_recovers_from_the_pre_freeze_checkpoint(open_loo
         state = base / "state"
         plain, plain_report = _freeze_copy_thaw(guest_cli, fs, state, None)
         hooked, report = _freeze_copy_thaw(guest_cli, fs, state, config)
+        backup_config = base / "backup.toml"
+        backup_config.write_text(config.read_text().replace("enabled = true", 'enabled = true\nmode = "backup"'))
+        res = guest_cli(
+            "freeze",
+            "--json",
+            "--state-dir",
+            state,
+            "--config",
+            backup_config,
+            "--hooks-dir",
+            base / "no-hooks",
+            "--mount",
+            fs.mountpoint,
+        )
+        assert res.returncode == 0, res.stderr
+        backup_report = json.loads(guest_cli("thaw", "--json", "--state-dir", state).stdout)
     finally:
         if load is not None:
             load.kill()
             load.wait()
         _pg(bin_dir, "pg_ctl", "-D", datadir, "-m", "fast", "stop", check=False)
+    # backup mode: the session held pg_backup_start across the freeze; pg_backup_stop gave the label
+    label = backup_report["quiescers"][0]["backup_label"]
+    assert backup_report["consistency"] == "application"
+    assert "START WAL LOCATION" in label and "LABEL: hvbackup" in label
     assert report["consistency"] == "application", report
     assert plain_report["consistency"] == "filesystem"
     checkpoint = report["quiescers"][0]["checkpoint_redo_lsn"]

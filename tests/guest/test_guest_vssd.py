@@ -274,3 +274,30 @@ def test_agent_touches_no_frozen_filesystem_while_frozen(
     finally:
         kernel.close()
         _stop(proc)
+
+
+def test_thaw_is_answered_at_once_even_if_a_thaw_hook_hangs(
+    kernel: FakeKernel, loops: LoopFactory, tmp_path: Path
+) -> None:
+    fs = loops.make("ext4")
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    hook = hooks / "10-slow-thaw"
+    hook.write_text('#!/bin/sh\n[ "$1" = thaw ] && sleep 300\nexit 0\n')
+    hook.chmod(0o755)
+    config = tmp_path / "guest.toml"
+    config.write_text("[hooks]\ntimeout = 2\n")
+    proc = start_vssd(
+        GUEST_CLI, kernel.path, tmp_path / "state", hooks, "--config", config, "--mount", fs.mountpoint, max_seconds=60
+    )
+    try:
+        kernel.accept()
+        assert kernel.request(p.VSS_OP_FREEZE) == OK
+        assert kernel.request(p.VSS_OP_THAW, timeout=5) == OK  # FITHAW first, hooks after the answer
+        assert writable_within(fs.mountpoint, 5)
+        report = kernel.report(timeout=30)
+        assert "timed out" in report["hooks"][-1]["error"]
+        assert not report["watchdog_fired"] and report["frozen_seconds"] < 5
+    finally:
+        kernel.close()
+        _stop(proc)
