@@ -81,7 +81,7 @@ class FreezeTransaction:
                 self.backup_id, self.opts.by, os.getpid(), time.time(), deadline, [t.to_json() for t in targets]
             )
         )
-        self.watchdog = Watchdog.start(targets, deadline, self.opts.state_dir.path)
+        self.watchdog = Watchdog.start(targets, self.config.max_seconds, self.opts.state_dir.path)
         self._save_state(targets, deadline)
         return self._freeze(targets)
 

@@ -5,7 +5,8 @@ it the targets actually frozen (foreign-frozen ones excluded) on its stdin. It s
 (own session; SIGKILL of the agent does not reach it), sleeps until the deadline and then thaws in
 reverse order, unless it is cancelled first with SIGTERM. It writes nothing until it has thawed.
 
-Run as `python -m hvbackup.guest.watchdog --deadline EPOCH --state-dir DIR TARGETS_JSON`.
+Run as `python -m hvbackup.guest.watchdog --deadline SECONDS --state-dir DIR TARGETS_JSON`; the deadline
+is on CLOCK_BOOTTIME (shared by all processes, not moved by time sync stepping the wall clock).
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from pathlib import Path
 from hvbackup.guest import freeze as fz
 
 
+def boottime() -> float:
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
 class Watchdog:
     """Handle on a running watchdog process, from the agent's side."""
 
@@ -34,7 +39,9 @@ class Watchdog:
         return self.proc.pid
 
     @classmethod
-    def start(cls, targets: list[fz.Target], deadline: float, state_dir: Path) -> "Watchdog":
+    def start(cls, targets: list[fz.Target], seconds: float, state_dir: Path) -> "Watchdog":
+        """Start a watchdog that thaws `targets` `seconds` from now."""
+        deadline = boottime() + seconds
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
         argv = [
             sys.executable,
@@ -100,7 +107,7 @@ def _wait(deadline: float, targets: list[fz.Target]) -> list[fz.Target] | None:
     """Sleep until the deadline, reading confirmed targets; None if cancelled."""
     stdin_open = True
     while True:
-        left = deadline - time.time()
+        left = deadline - boottime()
         if left <= 0:
             return targets
         if not stdin_open:
