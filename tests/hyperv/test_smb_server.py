@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from hvbackup.hyperv.errors import AuthenticationError, ObjectNotFound
+from hvbackup.hyperv.errors import AuthenticationError, ObjectNotFound, TransportError
 from hvbackup.hyperv.smb import SmbCredentials, SmbDiskOpener
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -129,6 +129,8 @@ def test_reads_a_file_that_another_handle_holds_open_for_writing(disk):
             vm_worker.seek(4096)
             vm_worker.write(b"\xaa" * 512)
             assert source.pread(4096, 512) == b"\xaa" * 512
+        with pytest.raises(TransportError):  # every thread's handle was closed with the source
+            source.pread(0, 512)
 
 
 def test_missing_file_is_object_not_found(disk):
