@@ -1,0 +1,380 @@
+"""`hvbackup backup`: whole Linux VMs from a Hyper-V host (or the lab) into the repository.
+
+Per VM: clean up what an earlier run of ours left, plan the mode from the assessment verdict,
+take a recovery checkpoint (live, or with the VM saved or shut down when the policy allows and
+needs it), read the frozen disks (incremental from the last reference point when change tracking
+is intact), convert the checkpoint to a reference point and read the consistency back, commit the
+snapshot, and drop the previous reference point. Every checkpoint is released and every VM we
+paused is resumed in a `finally`.
+
+The reference point is made before the commit because only it carries the consistency level
+Hyper-V achieved (hyperv.md §1.5 step 6); it becomes the next incremental's base only through the
+committed manifest, and is destroyed again if the commit fails.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+from hvbackup.assess.policy import Policy
+from hvbackup.assess.verdict import Verdict, predict
+from hvbackup.disk import open_disk
+from hvbackup.engine.disk_backup import DiskBackup, DiskBackupResult, NoProgress, Progress
+from hvbackup.engine.image_backup import disk_entry
+from hvbackup.errors import HvBackupError
+from hvbackup.hyperv.enums import ConsistencyLevel, SnapshotType, VMState
+from hvbackup.hyperv.errors import ChangeTrackingUnavailable, HyperVError, WmiJobError
+from hvbackup.hyperv.host import HyperVHost, checkpoint_name
+from hvbackup.hyperv.model import VM, Checkpoint, ReferencePoint, VirtualDisk
+from hvbackup.repo import Repository, Snapshot
+
+RANK = {"none": 0, "crash": 1, "filesystem": 2, "application": 3, "saved-state": 3, "offline": 3}
+
+RESULT_OK = "ok"
+RESULT_BELOW_POLICY = "below-policy"
+RESULT_PARTIAL = "partial"
+RESULT_FAILED = "failed"
+
+
+class Cancelled(HvBackupError):
+    exit_code = 130
+
+
+@dataclass
+class VmBackupResult:
+    name: str
+    vm_id: str
+    mode: str = "none"
+    consistency: str = "none"
+    result: str = RESULT_FAILED
+    snapshot: str | None = None
+    message: str = ""
+    predicted: dict = field(default_factory=dict)
+    bytes_read: int = 0
+    bytes_new: int = 0
+    duration_s: float = 0.0
+    frozen_or_unavailable_s: float = 0.0
+    disks: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+def meets(consistency: str, policy: Policy) -> bool:
+    return RANK.get(consistency, 0) >= RANK[policy.consistency]
+
+
+def disk_name(disk: VirtualDisk) -> str:
+    return f"{disk.controller_type.name.lower()}{disk.controller_number}-{disk.controller_location}"
+
+
+class VmBackup:
+    """One VM's backup run."""
+
+    def __init__(self, host: HyperVHost, repo: Repository, vm: VM, policy: Policy, *,
+                 guest: dict | None = None, progress: Progress | None = None,
+                 cancel: threading.Event | None = None) -> None:
+        self.host = host
+        self.repo = repo
+        self.vm = vm
+        self.policy = policy
+        self.guest = guest
+        self.progress = progress or NoProgress()
+        self.cancel = cancel or threading.Event()
+        self.result = VmBackupResult(name=vm.name, vm_id=vm.id)
+        self.checkpoint: Checkpoint | None = None
+        self.checkpoint_id: str | None = None
+        self.new_rp: ReferencePoint | None = None
+        self.committed = False
+        self.paused_at: float | None = None
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def run(self) -> VmBackupResult:
+        started = time.monotonic()
+        try:
+            self._clean_orphans()
+            verdict = predict(self.vm, self.policy, self.guest)
+            self.result.predicted = verdict.to_json()
+            if verdict.mode == "none":
+                raise HvBackupError(verdict.summary)
+            self._backup(verdict)
+        except Cancelled:
+            self.result.message = "interrupted"
+            raise
+        except HvBackupError as exc:
+            self.result.result = RESULT_FAILED
+            self.result.message = str(exc)
+        finally:
+            self._release()
+            self.result.duration_s = round(time.monotonic() - started, 3)
+        return self.result
+
+    def _backup(self, verdict: Verdict) -> None:
+        self.result.mode = verdict.mode
+        previous = self._previous_snapshot()
+        self._take_checkpoint(verdict)
+        disks = self._read_disks(previous)
+        self.checkpoint_id = self.checkpoint.id
+        self.new_rp = self.host.convert_to_reference_point(self.checkpoint)
+        self.checkpoint = None
+        self.result.consistency = self._achieved_consistency()
+        snapshot = self._commit(verdict, disks)
+        self.committed = True
+        self.result.snapshot = snapshot.id
+        self._drop_previous_reference_point(previous)
+        self.result.result = self._judge(verdict)
+
+    def _judge(self, verdict: Verdict) -> str:
+        if verdict.skipped_disks:
+            self.result.message = "not backed up (pass-through): " + ", ".join(verdict.skipped_disks)
+            return RESULT_PARTIAL
+        if not meets(self.result.consistency, self.policy):
+            self.result.message = f"{self.result.consistency}-consistent, policy asks for {self.policy.consistency}"
+            return RESULT_BELOW_POLICY
+        return RESULT_OK
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _clean_orphans(self) -> None:
+        for orphan in self.host.list_orphans(self.vm):
+            if orphan.is_ours and orphan.kind in ("recovery-checkpoint", "checkpoint") and orphan.id:
+                self.host.destroy_checkpoint(Checkpoint(id=orphan.id, name=orphan.name or "", vm_id=self.vm.id,
+                                                        type=SnapshotType.Recovery))
+                self.result.warnings.append(f"removed checkpoint {orphan.name} left by an interrupted run of hvbackup")
+            else:
+                owner = "hvbackup" if orphan.is_ours else "another tool or an administrator"
+                what = orphan.name or orphan.path or orphan.id
+                self.result.warnings.append(f"left alone: {orphan.kind} {what} (made by {owner})")
+        self.vm = self.host.get_vm(self.vm.id)
+
+    def _previous_snapshot(self) -> Snapshot | None:
+        snap = self.repo.latest_snapshot(self.vm.name)
+        if snap is None or snap.manifest.get("vm", {}).get("id") != self.vm.id:
+            return None
+        return snap
+
+    def _take_checkpoint(self, verdict: Verdict) -> None:
+        name = checkpoint_name(datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
+        if verdict.mode in ("saved", "shutdown"):
+            self.paused_at = time.monotonic()
+            if verdict.mode == "saved":
+                self.host.save_vm(self.vm)
+            else:
+                self.host.shutdown_vm(self.vm)
+            self.checkpoint = self.host.create_recovery_checkpoint(
+                self.vm, ConsistencyLevel.CrashConsistent, name, skip_unsupported_disks=True)
+            self._resume()
+            return
+        level = (ConsistencyLevel.ApplicationConsistent
+                 if verdict.mode == "live" and verdict.consistency in ("application", "filesystem")
+                 else ConsistencyLevel.CrashConsistent)
+        frozen_from = time.monotonic()
+        try:
+            self.checkpoint = self.host.create_recovery_checkpoint(self.vm, level, name, skip_unsupported_disks=True)
+        except WmiJobError as exc:
+            if level != ConsistencyLevel.ApplicationConsistent or not meets("crash", self.policy):
+                raise
+            self.result.warnings.append(f"the guest could not freeze ({exc.description}); took a crash-consistent checkpoint")
+            self.checkpoint = self.host.create_recovery_checkpoint(
+                self.vm, ConsistencyLevel.CrashConsistent, name, skip_unsupported_disks=True)
+        if self.vm.state == VMState.Running and level == ConsistencyLevel.ApplicationConsistent:
+            self.result.frozen_or_unavailable_s = round(time.monotonic() - frozen_from, 3)
+
+    def _resume(self) -> None:
+        if self.paused_at is None:
+            return
+        self.host.start_vm(self.vm)
+        self.result.frozen_or_unavailable_s = round(time.monotonic() - self.paused_at, 3)
+        self.paused_at = None
+
+    def _read_disks(self, previous: Snapshot | None) -> list[tuple[str, dict, DiskBackupResult]]:
+        prev_rp = _reference_point_of(previous)
+        known_rps = {rp.id for rp in self.host.list_reference_points(self.vm)} if prev_rp else set()
+        out = []
+        for disk in self.host.checkpoint_disks(self.checkpoint):
+            if disk.is_passthrough:
+                continue
+            previous_index, changed, reason = self._incremental_base(disk, previous, prev_rp, known_rps)
+            entry, result = self._read_disk(disk, previous_index, changed)
+            if reason and result.mode == "full":
+                result.reason = entry["reason"] = reason
+            out.append((disk_name(disk), entry, result))
+            self.result.disks.append({k: v for k, v in entry.items() if k in ("name", "mode", "reason")}
+                                     | {k: v for k, v in entry["stats"].items() if k.startswith("bytes")})
+            self.result.bytes_read += result.stats.bytes_read
+            self.result.bytes_new += result.stats.bytes_new
+        return out
+
+    def _incremental_base(self, disk: VirtualDisk, previous: Snapshot | None, prev_rp: ReferencePoint | None,
+                          known_rps: set[str]):
+        name = disk_name(disk)
+        if previous is None or name not in {d["name"] for d in previous.manifest.get("disks", [])}:
+            return None, None, "no earlier snapshot of this disk"
+        index = previous.index(name)
+        if prev_rp is None:
+            return index, None, "the earlier snapshot has no reference point; read the whole disk (deduplicated)"
+        if prev_rp.id not in known_rps:
+            return index, None, "the earlier reference point is gone from the host; read the whole disk (deduplicated)"
+        rct_id = prev_rp.rct_id_for(disk)
+        if rct_id is None:
+            return index, None, "no change-tracking id recorded for this disk; read the whole disk (deduplicated)"
+        try:
+            return index, list(self.host.changed_ranges(disk.path, rct_id)), None
+        except ChangeTrackingUnavailable as exc:
+            return index, None, f"change tracking unavailable ({exc}); read the whole disk (deduplicated)"
+
+    def _read_disk(self, disk: VirtualDisk, previous_index, changed) -> tuple[dict, DiskBackupResult]:
+        source = self.host.open_disk_source(disk.path)
+        with open_disk(source, opener=self.host.open_disk_source) as image:
+            backup = DiskBackup(self.repo, image, previous=previous_index, changed=changed)
+            result = backup.run(progress=_Cancellable(self.progress, self.cancel))
+            entry = disk_entry(disk_name(disk), disk.path, image, result)
+        entry["controller"] = disk.address
+        entry["virtual_disk"] = disk.to_json()
+        return entry, result
+
+    def _achieved_consistency(self) -> str:
+        if self.result.mode == "offline" or self.result.mode == "shutdown":
+            return "offline"
+        if self.result.mode == "saved" or self.vm.state == VMState.Saved:
+            return "saved-state"
+        if self.new_rp.consistency_level != ConsistencyLevel.ApplicationConsistent:
+            return "crash"
+        report = self._guest_report()
+        if report and report.get("consistency") == "application":
+            return "application"
+        return "filesystem"
+
+    def _guest_report(self) -> dict | None:
+        reader = getattr(self.host, "guest_report", None)
+        if reader is None or self.checkpoint_id is None:
+            return None
+        return reader(self.checkpoint_id)
+
+    def _commit(self, verdict: Verdict, disks: list[tuple[str, dict, DiskBackupResult]]):
+        manifest = {
+            "kind": "vm",
+            "source": self.vm.name,
+            "vm": {"id": self.vm.id, "name": self.vm.name, "state": self.vm.state.name, "config": self.vm.config().to_json()},
+            "mode": self.result.mode,
+            "consistency": self.result.consistency,
+            "guest_report": self._guest_report(),
+            "predicted": verdict.to_json(),
+            "frozen_or_unavailable_s": self.result.frozen_or_unavailable_s,
+            "reference_point": self.new_rp.to_json(),
+            "warnings": self.result.warnings,
+            "disks": [entry for _, entry, _ in disks],
+        }
+        return self.repo.commit_snapshot(manifest, {name: result.index for name, _, result in disks})
+
+    def _drop_previous_reference_point(self, previous: Snapshot | None) -> None:
+        prev_rp = _reference_point_of(previous)
+        if prev_rp is None or prev_rp.id == self.new_rp.id:
+            return
+        try:
+            self.host.destroy_reference_point(prev_rp)
+        except HyperVError as exc:
+            self.result.warnings.append(f"could not remove the previous reference point: {exc}")
+
+    def _release(self) -> None:
+        """Whatever happened: no checkpoint of ours left, a paused VM running again."""
+        errors = []
+        for step in (self._release_checkpoint, self._release_reference_point, self._resume):
+            try:
+                step()
+            except HvBackupError as exc:
+                errors.append(str(exc))
+        if errors:
+            self.result.warnings.extend(f"cleanup: {e}" for e in errors)
+
+    def _release_checkpoint(self) -> None:
+        if self.checkpoint is not None:
+            checkpoint, self.checkpoint = self.checkpoint, None
+            self.host.destroy_checkpoint(checkpoint)
+
+    def _release_reference_point(self) -> None:
+        if self.new_rp is not None and not self.committed:
+            rp, self.new_rp = self.new_rp, None
+            self.host.destroy_reference_point(rp)
+
+
+class _Cancellable:
+    """Passes progress on, and stops the run at the next chunk once cancelled (Ctrl-C)."""
+
+    def __init__(self, inner: Progress, cancel: threading.Event) -> None:
+        self.inner = inner
+        self.cancel = cancel
+
+    def advance(self, nbytes: int) -> None:
+        if self.cancel.is_set():
+            raise Cancelled("interrupted")
+        self.inner.advance(nbytes)
+
+    def set_total(self, total: int) -> None:
+        self.inner.set_total(total)
+
+
+def _reference_point_of(snapshot: Snapshot | None) -> ReferencePoint | None:
+    if snapshot is None or not snapshot.manifest.get("reference_point"):
+        return None
+    return ReferencePoint.from_json(snapshot.manifest["reference_point"])
+
+
+@dataclass
+class RunResult:
+    vms: list[VmBackupResult]
+    duration_s: float
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if all(v.result == RESULT_OK for v in self.vms) else 3
+
+    def to_json(self) -> dict:
+        return {"vms": [v.to_json() for v in self.vms], "duration_s": round(self.duration_s, 3),
+                "ok": self.exit_code == 0}
+
+
+def select_vms(host: HyperVHost, names: list[str], all_vms: bool) -> list[VM]:
+    if all_vms:
+        return host.inventory()
+    if not names:
+        raise HvBackupError("name the VMs to back up, or pass --all")
+    return [host.get_vm(name) for name in names]
+
+
+def guest_readiness(host: HyperVHost, vm: VM) -> dict | None:
+    reader = getattr(host, "guest_readiness", None)
+    return reader(vm.name) if reader is not None else None
+
+
+def backup_vms(host: HyperVHost, repo: Repository, vms: list[VM], policy: Policy, *, parallel: int = 2,
+               progress: Progress | None = None,
+               on_done: Callable[[VmBackupResult], None] = lambda r: None) -> RunResult:
+    """Back up `vms`, up to `parallel` at a time, under one backup lease."""
+    started = time.monotonic()
+    cancel = threading.Event()
+
+    def one(vm: VM) -> VmBackupResult:
+        result = VmBackup(host, repo, vm, policy, guest=guest_readiness(host, vm), progress=progress,
+                          cancel=cancel).run()
+        on_done(result)
+        return result
+
+    with repo.backup_lease(f"backup of {len(vms)} VM(s) from {host.host_info().name}"):
+        pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="hvb-vm")
+        futures = [pool.submit(one, vm) for vm in vms]
+        try:
+            results = [f.result() for f in futures]
+        except BaseException:
+            cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+    return RunResult(results, time.monotonic() - started)
