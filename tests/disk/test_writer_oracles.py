@@ -10,7 +10,7 @@ import pytest
 import pyvhdi
 from dissect.hypervisor.disk.vhdx import VHDX
 
-from hvbackup.disk import create_differencing, create_vhdx, open_disk
+from hvbackup.disk import create_differencing, create_vhdx, open_disk, open_vhdx_writer
 from tests.disk.helpers import MiB, qemu_img, sample_raw
 
 SIZE = 40 * MiB
@@ -110,3 +110,22 @@ def _blocks_with_data(data: bytes, block_size: int) -> set[int]:
         for b in range(-(-len(data) // block_size))
         if data[b * block_size : (b + 1) * block_size].count(0) < len(data[b * block_size : (b + 1) * block_size])
     }
+
+
+def test_writing_into_a_qemu_made_vhdx_keeps_it_valid(tmp_path: Path) -> None:
+    raw = tmp_path / "source.raw"
+    model = bytearray(sample_raw(raw, SIZE, seed=8))
+    path = tmp_path / "qemu.vhdx"
+    qemu_img("convert", "-f", "raw", "-O", "vhdx", "-o", "block_size=1M", str(raw), str(path))
+    rnd = random.Random(9)
+    with open_vhdx_writer(path) as disk:
+        for _ in range(40):
+            offset = rnd.randrange(SIZE)
+            piece = rnd.randbytes(min(rnd.choice([512, 70_000, MiB + 3]), SIZE - offset))
+            if rnd.random() < 0.3:
+                piece = bytes(len(piece))
+            disk.write(offset, piece)
+            model[offset : offset + len(piece)] = piece
+    raw.write_bytes(model)
+    qemu_img("check", "-f", "vhdx", str(path))
+    qemu_img("compare", "-f", "vhdx", "-F", "raw", str(path), str(raw))
