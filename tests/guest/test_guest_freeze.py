@@ -212,3 +212,10 @@ def test_bad_mount_argument_is_a_one_line_error(tmp_path: Path, guest_cli) -> No
 def test_thaw_with_nothing_frozen_says_so(tmp_path: Path, guest_cli) -> None:  # type: ignore[no-untyped-def]
     res = guest_cli("thaw", "--state-dir", tmp_path / "state")
     assert res.returncode == 0 and "nothing is frozen" in res.stdout
+
+
+def test_state_directory_on_a_filesystem_to_freeze_is_refused(loops: LoopFactory, guest_cli) -> None:  # type: ignore[no-untyped-def]
+    fs = loops.make("ext4")
+    res = guest_cli("freeze", "--state-dir", fs.mountpoint / "state", "--mount", fs.mountpoint)
+    assert res.returncode == 1 and "state directory" in res.stderr
+    assert not is_frozen(fs.mountpoint)

@@ -119,6 +119,8 @@ def test_never_thawed_freeze_is_thawed_at_the_bound(loops: LoopFactory, tmp_path
     assert res.returncode == 0, res.stderr
     assert writable_within(fs.mountpoint, 20)
     report = json.loads(guest_cli("thaw", "--json", "--state-dir", state).stdout)
+    if report is None:  # the holder already saw the bound pass and finished on its own
+        report = json.loads(guest_cli("status", "--json", "--state-dir", state).stdout)["last"]
     assert report["watchdog_fired"] and report["consistency"] == "failed"
 
 

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hvbackup.errors import HvBackupError
+from hvbackup.errors import HvBackupError, UsageError
 from hvbackup.guest import freeze as fz
 from hvbackup.guest.config import GuestConfig
 from hvbackup.guest.hooks import HookRunner
 from hvbackup.guest.mounts import FreezePlan, Topology, plan_freeze, read_mounts
 from hvbackup.guest.quiescers import Quiescer, enabled_quiescers
 from hvbackup.guest.state import FreezeState, StateDir, pid_alive
-from hvbackup.guest.watchdog import Watchdog
+from hvbackup.guest.watchdog import Watchdog, cancel_pid
 
 APPLICATION, FILESYSTEM, FAILED = "application", "filesystem", "failed"
 
@@ -70,27 +70,35 @@ class FreezeTransaction:
     # -- before the freeze -------------------------------------------------------------------
     def begin(self) -> bool:
         """Prepare the applications and freeze; False (with nothing left frozen) on failure."""
-        self._refuse_if_frozen()
+        self._settle_previous_freeze()
         self.plan = plan_freeze(read_mounts(), self.opts.only, Topology())
+        targets = [fz.target_of(m.mountpoint) for m in self.plan.covers]
+        self._refuse_state_dir_on(targets)
         if not self._prepare_applications():
             return False
-        targets = [fz.target_of(m.mountpoint) for m in self.plan.covers]
-        deadline = time.time() + self.config.max_seconds
-        self.opts.state_dir.save(
-            FreezeState(
-                self.backup_id, self.opts.by, os.getpid(), time.time(), deadline, [t.to_json() for t in targets]
-            )
-        )
         self.watchdog = Watchdog.start(targets, self.config.max_seconds, self.opts.state_dir.path)
-        self._save_state(targets, deadline)
+        self._save_state(targets, time.time() + self.config.max_seconds)
         return self._freeze(targets)
 
-    def _refuse_if_frozen(self) -> None:
+    def _settle_previous_freeze(self) -> None:
+        """Refuse while another freeze is held; thaw what a dead holder's state file lists."""
         current = self.opts.state_dir.load()
-        if current is not None and pid_alive(current.pid):
+        if current is None:
+            return
+        if pid_alive(current.pid):
             raise AlreadyFrozen(
                 f"already frozen by {current.by} (pid {current.pid}) since "
                 f"{time.strftime('%H:%M:%S', time.localtime(current.started))}"
+            )
+        recover(self.opts.state_dir)
+
+    def _refuse_state_dir_on(self, targets: list[fz.Target]) -> None:
+        self.opts.state_dir.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        state_dev = os.stat(self.opts.state_dir.path).st_dev
+        if any(t.dev == state_dev for t in targets):
+            raise UsageError(
+                f"the state directory {self.opts.state_dir.path} is on a filesystem to be frozen; "
+                "use a tmpfs such as /run/hvbackup"
             )
 
     def _prepare_applications(self) -> bool:
@@ -208,8 +216,6 @@ class FreezeTransaction:
 
 def recover(state_dir: StateDir) -> dict[str, Any] | None:
     """Thaw what a dead agent's state file says it froze (agent restart, `thaw` after a crash)."""
-    from hvbackup.guest.watchdog import cancel_pid
-
     state = state_dir.load()
     if state is None:
         return None
