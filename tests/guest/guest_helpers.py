@@ -97,8 +97,11 @@ class LoopFactory:
         with open(image, "wb") as fh:
             fh.truncate((size_mb or SIZE_MB[fstype]) << 20)
         run(*MKFS[fstype], image)
+        return self.attach(image, fstype, self.base / f"mnt-{name}")
+
+    def attach(self, image: Path, fstype: str, mountpoint: Path) -> LoopFs:
+        """Mount an existing image (a copy taken while frozen) through a loop device; cleaned up like the rest."""
         device = run("losetup", "--find", "--show", image).stdout.strip()
-        mountpoint = self.base / f"mnt-{name}"
         mountpoint.mkdir()
         run("mount", "-t", fstype, device, mountpoint)
         fs = LoopFs(image, device, mountpoint, fstype)

@@ -62,14 +62,7 @@ def _freeze_copy_thaw(guest_cli, fs, state: Path, config: Path | None) -> tuple[
 
 
 def _mount_copy(loops: LoopFactory, copy: Path) -> Path:
-    device = run("losetup", "--find", "--show", copy).stdout.strip()
-    target = copy.with_suffix(".mnt")
-    target.mkdir()
-    run("mount", device, target)
-    loops.extra_mounts.append(target)
-    loops.made.append(type(loops.made[0])(copy, device, target, "ext4"))
-    loops.extra_mounts.remove(target)
-    return target
+    return loops.attach(copy, "ext4", copy.with_suffix(".mnt")).mountpoint
 
 
 # -- PostgreSQL --------------------------------------------------------------------------------
