@@ -51,6 +51,7 @@ _STATUS = struct.Struct("<I")
 
 REPORT_MAGIC = b"HVBR"
 REPORT_VERSION = 1
+MAX_REPORT_SIZE = 64 * 1024  # well under a SEQPACKET socket's default send buffer
 _REPORT_HEADER = struct.Struct("<4sHHI")  # magic, version, reserved, JSON length
 
 

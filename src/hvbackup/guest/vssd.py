@@ -163,7 +163,7 @@ class VssDaemon:
                 self._finish()  # thaw hooks and quiescer release run after the host has its answer
             if self.pending_report is not None:
                 if channel.kind == "socket":
-                    channel.send(p.encode_report(self.pending_report))
+                    channel.send(_report_packet(self.pending_report))
                 self.pending_report = None
 
     # -- operations --------------------------------------------------------------------------
@@ -216,3 +216,12 @@ class VssDaemon:
         if self.txn is not None:
             self.txn.thaw()
             self._finish()
+
+
+def _report_packet(report: dict) -> bytes:
+    """The report message; hook output and old log lines are dropped if it would not fit one packet."""
+    data = p.encode_report(report)
+    if len(data) <= p.MAX_REPORT_SIZE:
+        return data
+    hooks = [{k: v for k, v in h.items() if k not in ("stdout", "stderr")} for h in report.get("hooks", [])]
+    return p.encode_report({**report, "hooks": hooks, "log": report.get("log", [])[-20:], "truncated": True})
