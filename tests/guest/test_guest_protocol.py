@@ -48,3 +48,14 @@ def test_report_round_trips_and_rejects_damage() -> None:
         p.decode_report(data[:-1])
     with pytest.raises(p.ProtocolError):
         p.decode_report(b"XXXX" + data[4:])
+
+
+def test_oversized_report_drops_hook_output_to_fit_one_packet() -> None:
+    from hvbackup.guest.vssd import _report_packet
+
+    hooks = [{"name": f"h{i}", "phase": "freeze", "ok": True, "stdout": "x" * 4096, "stderr": ""} for i in range(40)]
+    data = _report_packet({"consistency": "application", "hooks": hooks, "log": [str(i) for i in range(100)]})
+    assert len(data) <= p.MAX_REPORT_SIZE
+    report = p.decode_report(data)
+    assert report["truncated"] and report["hooks"][0] == {"name": "h0", "phase": "freeze", "ok": True}
+    assert report["log"] == [str(i) for i in range(80, 100)]
