@@ -1,0 +1,200 @@
+"""Copy files out of a snapshot filesystem into a local folder, as `cp -a` would.
+
+Kept: contents (holes stay holes), mode, owner (when run as root), access and modification
+times, symlinks (never followed) and hard links (a second name of an inode becomes os.link).
+Nothing is ever written outside the target folder: every path is built from checked names,
+parents must be real directories, files are created with O_NOFOLLOW and, unless `overwrite`,
+with O_EXCL.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as st
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from hvbackup.engine.files.errors import UnsafeTarget
+from hvbackup.engine.files.fs import Entry, FileSystem, _show
+
+BLOCK = 4 * 1024 * 1024
+HOLE_GRAIN = 64 * 1024  # zero runs of this size and alignment become holes
+_ZERO = bytes(BLOCK)
+
+
+@dataclass
+class ExtractResult:
+    target: str
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    hardlinks: int = 0
+    specials: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    skipped: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        data = dict(self.__dict__)
+        data["seconds"] = round(self.seconds, 3)
+        data["bytes_per_s"] = round(self.bytes / self.seconds) if self.seconds else 0
+        return data
+
+
+class Extractor:
+    def __init__(
+        self,
+        fs: FileSystem,
+        target: Path,
+        *,
+        overwrite: bool = False,
+        keep_owner: bool | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> None:
+        self.fs = fs
+        self.target = Path(os.path.abspath(target))
+        self.overwrite = overwrite
+        self.keep_owner = os.geteuid() == 0 if keep_owner is None else keep_owner
+        self.on_bytes = on_bytes or (lambda n: None)
+        self.result = ExtractResult(target=str(self.target))
+        self._links: dict[tuple[int, int], Path] = {}
+        self._dir_times: list[tuple[Path, Entry]] = []
+
+    def run(self, top: Entry) -> ExtractResult:
+        started = time.monotonic()
+        self.target.mkdir(parents=True, exist_ok=True)
+        base = self.target if top.path == b"/" else self.target / os.fsdecode(_checked(top.name))
+        top_depth = top.path.rstrip(b"/").count(b"/")
+        for entry in self.fs.walk(top):
+            rel = entry.path.split(b"/")[top_depth + 1 :] if top.path != b"/" else entry.path.split(b"/")[1:]
+            dest = base.joinpath(*(os.fsdecode(_checked(p)) for p in rel if p))
+            if dest != self.target:  # extracting "/" fills the target itself
+                self._extract_one(entry, dest)
+        for path, entry in reversed(self._dir_times):
+            self._set_metadata(path, entry)
+        self.result.seconds = time.monotonic() - started
+        return self.result
+
+    def _extract_one(self, entry: Entry, dest: Path) -> None:
+        self._check_parent(dest)
+        s = entry.stat()
+        if st.S_ISDIR(s.mode):
+            self._make_dir(dest)
+            self._dir_times.append((dest, entry))
+            return
+        if s.nlink > 1 and s.inode in self._links:
+            self._replace(dest)
+            os.link(self._links[s.inode], dest, follow_symlinks=False)
+            self.result.hardlinks += 1
+            return
+        if st.S_ISREG(s.mode):
+            self._write_file(entry, dest)
+            self.result.files += 1
+        elif st.S_ISLNK(s.mode):
+            self._replace(dest)
+            os.symlink(self.fs.readlink(entry), dest)
+            self.result.symlinks += 1
+        elif not self._make_special(entry, dest):
+            return
+        if s.nlink > 1:
+            self._links[s.inode] = dest
+        self._set_metadata(dest, entry)
+
+    def _check_parent(self, dest: Path) -> None:
+        parent = dest.parent
+        if not (parent == self.target or self.target in parent.parents):
+            raise UnsafeTarget(f"refusing to write outside {self.target}: {dest}")
+        info = os.lstat(parent)
+        if not st.S_ISDIR(info.st_mode):
+            raise UnsafeTarget(f"refusing to write through {parent}: it is not a directory")
+
+    def _make_dir(self, dest: Path) -> None:
+        try:
+            os.mkdir(dest, 0o700)
+            self.result.dirs += 1
+        except FileExistsError:
+            if not st.S_ISDIR(os.lstat(dest).st_mode):
+                raise UnsafeTarget(f"{dest} exists and is not a directory") from None
+
+    def _replace(self, dest: Path) -> None:
+        if not os.path.lexists(dest):
+            return
+        if not self.overwrite:
+            raise UnsafeTarget(f"{dest} exists: choose an empty folder or pass --overwrite")
+        if st.S_ISDIR(os.lstat(dest).st_mode):
+            raise UnsafeTarget(f"{dest} exists and is a directory")
+        os.unlink(dest)
+
+    def _write_file(self, entry: Entry, dest: Path) -> None:
+        self._replace(dest)
+        size = entry.stat().size
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            with self.fs.open(entry) as src:
+                offset = 0
+                while offset < size:
+                    data = src.read(min(BLOCK, size - offset))
+                    if not data:
+                        break
+                    _write_data(fd, data, offset)
+                    offset += len(data)
+                    self.on_bytes(len(data))
+            os.ftruncate(fd, size)
+        finally:
+            os.close(fd)
+        self.result.bytes += size
+
+    def _make_special(self, entry: Entry, dest: Path) -> bool:
+        if not st.S_ISFIFO(entry.stat().mode):
+            self.result.skipped.append(f"{_show(entry.path)}: {entry.stat().kind} nodes are not restored")
+            return False
+        self._replace(dest)
+        os.mkfifo(dest, 0o600)
+        self.result.specials += 1
+        return True
+
+    def _set_metadata(self, dest: Path, entry: Entry) -> None:
+        s = entry.stat()
+        if self.keep_owner:
+            os.chown(dest, s.uid, s.gid, follow_symlinks=False)
+        if not st.S_ISLNK(s.mode):
+            os.chmod(dest, st.S_IMODE(s.mode))
+        os.utime(dest, ns=(s.atime_ns, s.mtime_ns), follow_symlinks=False)
+
+
+def _write_data(fd: int, data: bytes, offset: int) -> None:
+    """Write `data` at `offset`, leaving aligned all-zero pieces as holes."""
+    if data == _ZERO[: len(data)]:
+        return
+    view = memoryview(data)
+    start = None
+    for at in range(0, len(data), HOLE_GRAIN):
+        piece = view[at : at + HOLE_GRAIN]
+        if piece == _ZERO[: len(piece)]:
+            if start is not None:
+                os.pwrite(fd, view[start:at], offset + start)
+                start = None
+        elif start is None:
+            start = at
+    if start is not None:
+        os.pwrite(fd, view[start:], offset + start)
+
+
+def _checked(name: bytes) -> bytes:
+    if not name or name in (b".", b"..") or b"/" in name or b"\0" in name:
+        raise UnsafeTarget(f"refusing an unsafe name in the snapshot: {name!r}")
+    return name
+
+
+def extract(
+    fs: FileSystem,
+    path: bytes | str,
+    target: Path,
+    *,
+    overwrite: bool = False,
+    on_bytes: Callable[[int], None] | None = None,
+) -> ExtractResult:
+    """Extract `path` (a file or a whole tree) from `fs` into the folder `target`."""
+    return Extractor(fs, target, overwrite=overwrite, on_bytes=on_bytes).run(fs.get(path))

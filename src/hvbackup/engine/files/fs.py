@@ -1,0 +1,240 @@
+"""One small interface over dissect's ext4, xfs and btrfs readers.
+
+Names are bytes everywhere (Linux names need not be UTF-8); dissect decodes them with
+surrogateescape, so `os.fsencode` gives back the bytes on disk. Btrfs subvolumes appear as the
+directories they are mounted at in the default subvolume.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as st
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Iterator
+
+from hvbackup.engine.files.errors import IsADirectory, NotADirectory, PathNotFound, UnsupportedFilesystem
+from hvbackup.engine.files.volumes import Volume
+
+_SKIP = {".", ".."}
+
+
+@dataclass(frozen=True)
+class Stat:
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    nlink: int
+    inode: tuple[int, int]  # (subvolume, inode number): unique within the filesystem
+    atime_ns: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @property
+    def kind(self) -> str:
+        return file_kind(self.mode)
+
+    def to_json(self) -> dict:
+        return {
+            "type": self.kind,
+            "size": self.size,
+            "mode": st.S_IMODE(self.mode),
+            "uid": self.uid,
+            "gid": self.gid,
+            "nlink": self.nlink,
+            "inode": self.inode[1],
+            "mtime_ns": self.mtime_ns,
+        }
+
+
+def file_kind(mode: int) -> str:
+    for test, name in (
+        (st.S_ISREG, "file"),
+        (st.S_ISDIR, "dir"),
+        (st.S_ISLNK, "symlink"),
+        (st.S_ISCHR, "char"),
+        (st.S_ISBLK, "block"),
+        (st.S_ISFIFO, "fifo"),
+        (st.S_ISSOCK, "socket"),
+    ):
+        if test(mode):
+            return name
+    return "unknown"
+
+
+class Entry:
+    """A file, directory or link in a filesystem, by its path."""
+
+    def __init__(self, fs: "FileSystem", path: bytes, node: Any) -> None:
+        self.fs = fs
+        self.path = path
+        self.node = node
+        self._stat: Stat | None = None
+
+    @property
+    def name(self) -> bytes:
+        return self.path.rsplit(b"/", 1)[-1] or b"/"
+
+    def stat(self) -> Stat:
+        if self._stat is None:
+            self._stat = self.fs.stat_node(self.node)
+        return self._stat
+
+    @property
+    def is_dir(self) -> bool:
+        return st.S_ISDIR(self.stat().mode)
+
+    def child_path(self, name: bytes) -> bytes:
+        return (self.path.rstrip(b"/") + b"/" + name) if self.path != b"/" else b"/" + name
+
+
+class FileSystem:
+    """Read-only access to one filesystem: lookup, listing, stat, links and file data."""
+
+    def __init__(self, volume: Volume) -> None:
+        self.volume = volume
+        self.kind = volume.kind
+        self._fs = _open(volume)
+
+    @property
+    def root(self) -> Entry:
+        return Entry(self, b"/", self._fs.root)
+
+    def get(self, path: bytes | str) -> Entry:
+        """The entry at an absolute path; symlinks inside the path are not followed."""
+        if isinstance(path, str):
+            path = os.fsencode(path)
+        entry = self.root
+        for part in [p for p in path.split(b"/") if p and p != b"."]:
+            if not entry.is_dir:
+                raise NotADirectory(f"not a directory in the snapshot: {_show(entry.path)}")
+            entry = self._child(entry, part, path)
+        return entry
+
+    def _child(self, parent: Entry, name: bytes, wanted: bytes) -> Entry:
+        if name == b"..":
+            return self.get(parent.path.rsplit(b"/", 1)[0] or b"/")
+        for child_name, child in self.iterdir(parent):
+            if child_name == name:
+                return child
+        raise PathNotFound(f"no such file or directory in the snapshot: {_show(wanted)}")
+
+    def iterdir(self, entry: Entry) -> Iterator[tuple[bytes, Entry]]:
+        """(name, entry) for each child, without '.' and '..'."""
+        if not entry.is_dir:
+            raise NotADirectory(f"not a directory in the snapshot: {_show(entry.path)}")
+        for name, node in self._raw_children(entry.node):
+            if name in _SKIP:
+                continue
+            raw = os.fsencode(name)
+            yield raw, Entry(self, entry.child_path(raw), node)
+
+    def _raw_children(self, node: Any) -> Iterator[tuple[str, Any]]:
+        if self.kind == "btrfs":
+            yield from node.iterdir()
+        else:
+            for child in node.iterdir():
+                yield child.filename, child
+
+    def readlink(self, entry: Entry) -> bytes:
+        return os.fsencode(entry.node.link)
+
+    def open(self, entry: Entry) -> BinaryIO:
+        s = entry.stat()
+        if st.S_ISDIR(s.mode):
+            raise IsADirectory(f"is a directory in the snapshot: {_show(entry.path)}")
+        return entry.node.open()
+
+    def walk(self, top: Entry) -> Iterator[Entry]:
+        """`top` and everything below it, parents before children, depth first."""
+        yield top
+        if not top.is_dir:
+            return
+        stack = [top]
+        while stack:
+            directory = stack.pop()
+            children = list(self.iterdir(directory))
+            for _, child in children:
+                yield child
+            stack.extend(child for _, child in reversed(children) if child.is_dir)
+
+    def stat_node(self, node: Any) -> Stat:
+        try:
+            return _STATS[self.kind](node)
+        except NotImplementedError as exc:
+            raise UnsupportedFilesystem(f"{self.kind} on {self.volume.name}: {exc}") from None
+
+
+def _open(volume: Volume) -> Any:
+    fh = volume.open()
+    try:
+        if volume.kind == "ext4":
+            from dissect.extfs import ExtFS
+
+            return ExtFS(fh)
+        if volume.kind == "xfs":
+            from dissect.xfs import XFS
+
+            return XFS(fh)
+        from dissect.btrfs import Btrfs
+
+        return Btrfs(fh)
+    except NotImplementedError as exc:
+        raise UnsupportedFilesystem(
+            f"{volume.kind} on {volume.name} uses a feature hvbackup cannot read in-process ({exc}); "
+            "use `hvbackup mount` and the kernel"
+        ) from None
+    except Exception as exc:
+        raise UnsupportedFilesystem(f"{volume.kind} on {volume.name} cannot be read: {exc}") from None
+
+
+def _ext_stat(node: Any) -> Stat:
+    i = node.inode
+    return Stat(
+        mode=i.i_mode,
+        uid=i.i_uid | (i.i_uid_high << 16),
+        gid=i.i_gid | (i.i_gid_high << 16),
+        size=node.size,
+        nlink=i.i_links_count,
+        inode=(0, node.inum),
+        atime_ns=node.atime_ns,
+        mtime_ns=node.mtime_ns,
+        ctime_ns=node.ctime_ns,
+    )
+
+
+def _xfs_stat(node: Any) -> Stat:
+    i = node.inode
+    return Stat(
+        mode=i.di_mode,
+        uid=i.di_uid,
+        gid=i.di_gid,
+        size=node.size,
+        nlink=i.di_nlink if i.di_version >= 2 else i.di_onlink,
+        inode=(0, node.inum),
+        atime_ns=node.atime_ns,
+        mtime_ns=node.mtime_ns,
+        ctime_ns=node.ctime_ns,
+    )
+
+
+def _btrfs_stat(node: Any) -> Stat:
+    return Stat(
+        mode=node.mode,
+        uid=node.uid,
+        gid=node.gid,
+        size=node.size,
+        nlink=node.inode.nlink,
+        inode=(node.subvolume.objectid, node.inum),
+        atime_ns=node.atime_ns,
+        mtime_ns=node.mtime_ns,
+        ctime_ns=node.ctime_ns,
+    )
+
+
+_STATS = {"ext4": _ext_stat, "xfs": _xfs_stat, "btrfs": _btrfs_stat}
+
+
+def _show(path: bytes) -> str:
+    """A path for a message: non-UTF-8 bytes as \\x escapes."""
+    return path.decode("utf-8", "backslashreplace")

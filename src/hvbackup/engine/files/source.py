@@ -1,0 +1,39 @@
+"""From a snapshot reference, a disk name and a volume name to a readable filesystem."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+from hvbackup.engine.disk_restore import find_disk
+from hvbackup.engine.files.fs import FileSystem
+from hvbackup.engine.files.view import SnapshotDiskView, ViewFile
+from hvbackup.engine.files.volumes import Volume, choose_volume, find_volumes
+from hvbackup.repo import Repository, Snapshot
+
+
+@dataclass
+class OpenDisk:
+    snapshot: Snapshot
+    disk: dict
+    view: SnapshotDiskView
+    volumes: list[Volume]
+
+
+@contextmanager
+def open_disk(repo: Repository, snapshot: Snapshot, disk_name: str | None = None) -> Iterator[OpenDisk]:
+    """A disk of the snapshot with its volumes found."""
+    disk = find_disk(snapshot, disk_name)
+    with SnapshotDiskView(repo, snapshot.index(disk["name"])) as view:
+        sector_size = int(disk.get("logical_sector_size") or 512)
+        yield OpenDisk(snapshot, disk, view, find_volumes(ViewFile(view), sector_size))
+
+
+@contextmanager
+def open_filesystem(
+    repo: Repository, snapshot: Snapshot, *, disk_name: str | None = None, volume_name: str | None = None
+) -> Iterator[FileSystem]:
+    """The filesystem on the named (or only) volume of the named (or only) disk."""
+    with open_disk(repo, snapshot, disk_name) as opened:
+        yield FileSystem(choose_volume(opened.volumes, volume_name))
