@@ -53,3 +53,8 @@ def test_config_defaults_overrides_and_errors(tmp_path: Path) -> None:
         parse_config("[freeze\n")
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "none.toml")
+
+
+def test_explicit_empty_mount_list_freezes_nothing(tmp_path: Path) -> None:
+    plan = plan_freeze(parse_mountinfo(MOUNTINFO), [], Topology(tmp_path), check_paths=False)
+    assert plan.covers == [] and plan.skips == []
