@@ -1,0 +1,132 @@
+"""The verdict for one VM: the backup mode and consistency it will get under the policy.
+
+The backup run plans each VM from this verdict, so what `assess` predicts and what `backup`
+does agree by construction. The decision rules are written out in docs/ASSESS.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hvbackup.assess.commands import enable_service
+from hvbackup.assess.guest_report import GuestReport
+from hvbackup.assess.outlook import OFF_STATES, PAUSED_STATES, RUNNING_STATES, SAVED_STATES, LiveOutlook, live_outlook
+from hvbackup.assess.policy import Policy
+from hvbackup.hyperv.enums import CheckpointType
+from hvbackup.hyperv.model import VM
+
+GIB = 1024**3
+SAVE_FIXED_S = 2.0  # the checkpoint itself, plus starting the save and the restore
+SAVE_RATE = GIB  # bytes of memory written (save) and read back (restore) per second
+SHUTDOWN_BOOT_S = 60.0  # a clean guest shutdown and boot; depends on the guest, so only a rough figure
+
+
+@dataclass(frozen=True)
+class Verdict:
+    mode: str  # "live" | "saved" | "shutdown" | "offline" | "none"
+    consistency: str  # "application" | "filesystem" | "crash" | "saved-state" | "offline" | "none"
+    meets_policy: bool
+    summary: str
+    downtime_s: float | None
+    skipped_disks: tuple[str, ...]  # pass-through disks left out, by controller address
+    improvements: tuple[str, ...]  # what to change for a better verdict (plain words + command)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "consistency": self.consistency,
+            "meets_policy": self.meets_policy,
+            "summary": self.summary,
+            "downtime_s": self.downtime_s,
+            "skipped_disks": list(self.skipped_disks),
+            "improvements": list(self.improvements),
+        }
+
+
+def save_downtime_s(vm: VM) -> float:
+    """Save and restore the memory at about 1 GiB/s each way, plus the checkpoint (startup memory: the
+    inventory does not carry what a dynamic-memory VM has assigned right now)."""
+    return round(SAVE_FIXED_S + 2 * vm.memory.startup_bytes / SAVE_RATE, 1)
+
+
+def predict(vm: VM, policy: Policy, guest: dict | None) -> Verdict:
+    skipped = tuple(d.address for d in vm.disks if d.is_passthrough)
+    if vm.state in OFF_STATES:
+        base = Verdict("offline", "offline", True, "offline (the VM is off)", None, skipped, ())
+    elif vm.state in SAVED_STATES:
+        base = Verdict("live", "saved-state", True, "saved state (the VM is saved), no extra downtime", None, skipped, ())
+    elif vm.state in RUNNING_STATES or vm.state in PAUSED_STATES:
+        base = _running(vm, policy, live_outlook(vm, GuestReport(guest) if guest is not None else None), skipped)
+    else:
+        summary = f"cannot be backed up now: the VM is {vm.state.name}; run again once it is running, off or saved"
+        base = Verdict("none", "none", False, summary, None, skipped, ())
+    return _with_skipped_disks(base)
+
+
+def _running(vm: VM, policy: Policy, outlook: LiveOutlook, skipped: tuple[str, ...]) -> Verdict:
+    live = _live_consistency(vm, outlook)
+    improvements = _improvements(outlook, live)
+    if live is not None and policy.accepts(live):
+        return Verdict("live", live, True, _live_summary(live, outlook), None, skipped, improvements)
+    if policy.allow_downtime == "shutdown" and _can_shut_down(vm):
+        summary = f"needs shutdown: unavailable for about {SHUTDOWN_BOOT_S:.0f} s (guest shutdown and boot)"
+        return Verdict("shutdown", "offline", True, summary, SHUTDOWN_BOOT_S, skipped, improvements)
+    if policy.allow_downtime in ("save", "shutdown"):
+        downtime = save_downtime_s(vm)
+        summary = f"needs saved state: unavailable for about {downtime:.0f} s"
+        if policy.allow_downtime == "shutdown":
+            summary += " (no clean shutdown: the Shutdown integration service is off or the guest does not answer)"
+            improvements += (f"for a clean shutdown instead — fix: {enable_service(vm.name, 'Shutdown')}",)
+        return Verdict("saved", "saved-state", True, summary, downtime, skipped, improvements)
+    downtime_hint = f"or allow downtime: --allow-downtime save (about {save_downtime_s(vm):.0f} s)"
+    if live is None:
+        reasons = "; ".join(o.reason for o in outlook.obstacles)
+        summary = f"cannot be backed up: {reasons}, and checkpoint type ProductionOnly forbids a crash-consistent checkpoint"
+        return Verdict("none", "none", False, summary, None, skipped, improvements + (downtime_hint,))
+    summary = f"{_live_summary(live, outlook)} — below policy ({policy.consistency} required)"
+    return Verdict("live", live, False, summary, None, skipped, improvements + (downtime_hint,))
+
+
+def _live_consistency(vm: VM, outlook: LiveOutlook) -> str | None:
+    """What a live checkpoint gives; None when it fails outright."""
+    if outlook.can_freeze:
+        return outlook.consistency
+    if vm.checkpoint_type == CheckpointType.ProductionOnly:
+        return None
+    return "crash"
+
+
+def _live_summary(live: str, outlook: LiveOutlook) -> str:
+    if live == "crash":
+        return "crash-consistent: " + "; ".join(o.reason for o in outlook.obstacles)
+    summary = f"live, {live}-consistent"
+    return f"{summary} ({outlook.note})" if outlook.note else summary
+
+
+def _improvements(outlook: LiveOutlook, live: str | None) -> tuple[str, ...]:
+    if not outlook.can_freeze:
+        return tuple(f"{o.reason} — fix: {o.fix}" for o in outlook.obstacles)
+    if live == "filesystem" and outlook.upgrade:
+        return (f"for application consistency — {outlook.upgrade}",)
+    return ()
+
+
+def _can_shut_down(vm: VM) -> bool:
+    service = vm.integration_service("Shutdown")
+    return vm.state in RUNNING_STATES and service is not None and service.enabled and not service.guest_unreachable
+
+
+def _with_skipped_disks(verdict: Verdict) -> Verdict:
+    if not verdict.skipped_disks:
+        return verdict
+    disks = ", ".join(verdict.skipped_disks)
+    return Verdict(
+        verdict.mode,
+        verdict.consistency,
+        verdict.meets_policy,
+        f"{verdict.summary}; pass-through disk(s) {disks} not backed up",
+        verdict.downtime_s,
+        verdict.skipped_disks,
+        verdict.improvements + (f"to include {disks}: move the data to a VHDX disk (pass-through disks cannot be checkpointed)",),
+    )

@@ -1,0 +1,130 @@
+"""`hvbackup assess`: per Linux VM, will a live backup work, how consistent will it be, and what to fix."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from hvbackup.cli.common import JsonOpt, emit, handle_errors, stderr, stdout
+from hvbackup.errors import UsageError
+
+SEVERITY_STYLES = {"blocker": "bold white on red", "warning": "bold black on yellow", "advice": "bold white on blue", "info": "dim"}
+
+HELP = """Assess Linux VMs for live backup: per VM the backup it will get under the policy, and every finding with its cause and the exact command that fixes it.
+
+Exit codes: 0 nothing above advice, 2 warnings, 4 blockers (1 when the host cannot be reached or an argument is wrong).
+
+Example: hvbackup assess --host lab:/srv/lab --all --consistency application --html report.html
+"""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("assess", help=HELP)(assess_cmd)
+
+
+@handle_errors
+def assess_cmd(
+    vms: Annotated[Optional[list[str]], typer.Argument(help="VM names or ids (default: every VM).", show_default=False)] = None,
+    host: Annotated[
+        str, typer.Option("--host", envvar="HVBACKUP_HOST", help="lab:DIR, psrp://user@host or local (or HVBACKUP_HOST).")
+    ] = "",
+    all_vms: Annotated[bool, typer.Option("--all", help="Assess every VM on the host.")] = False,
+    consistency: Annotated[
+        str, typer.Option(help="Weakest acceptable consistency: application, filesystem or crash.")
+    ] = "filesystem",
+    allow_downtime: Annotated[str, typer.Option(help="Downtime allowed to reach it: never, save or shutdown.")] = "never",
+    html: Annotated[Optional[Path], typer.Option("--html", help="Also write a self-contained HTML report to FILE.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    from hvbackup.assess import Policy, assess_host
+    from hvbackup.assess.html import render_html
+    from hvbackup.hyperv import connect
+
+    if not host:
+        raise UsageError("no host: pass --host lab:DIR|psrp://user@host|local or set HVBACKUP_HOST")
+    if all_vms and vms:
+        raise UsageError("name VMs or pass --all, not both")
+    policy = Policy(consistency=consistency, allow_downtime=allow_downtime)
+    with connect(host) as hyperv:
+        report = assess_host(hyperv, policy, vms or ())
+    if html is not None:
+        _write_atomically(html, render_html(report))
+        if not as_json:
+            stderr.print(f"HTML report written to {html}")
+    emit(report.to_json(), as_json, _render)
+    raise typer.Exit(report.exit_code)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _badge(severity: str | None) -> Text:
+    if severity is None:
+        return Text(" ok ", style="bold white on green")
+    return Text(f" {severity} ", style=SEVERITY_STYLES[severity])
+
+
+def _render(data: dict) -> None:
+    stdout.print(_summary_table(data))
+    for vm in data["vms"]:
+        stdout.print(_vm_panel(vm))
+
+
+def _summary_table(data: dict) -> Table:
+    policy = data["policy"]
+    table = Table(
+        title=f"{data['host']}: policy {policy['consistency']}-consistent or better, downtime {policy['allow_downtime']}",
+        title_justify="left",
+    )
+    for column in ("VM", "state", "backup will be", "meets policy", "worst"):
+        table.add_column(column, overflow="fold")
+    for vm in data["vms"]:
+        verdict = vm["verdict"]
+        meets = Text("yes", style="green") if verdict["meets_policy"] else Text("no", style="bold red")
+        table.add_row(vm["vm"], vm["state"], verdict["summary"], meets, _badge(vm["worst"]))
+    return table
+
+
+def _vm_panel(vm: dict) -> Panel:
+    verdict = vm["verdict"]
+    parts: list = [Text(verdict["summary"], style="bold" if verdict["meets_policy"] else "bold red")]
+    for improvement in verdict["improvements"]:
+        parts.append(Text(f"  → {improvement}", style="cyan"))
+    if vm["findings"]:
+        table = Table(show_header=True, expand=True, box=None, padding=(0, 1))
+        table.add_column("severity", no_wrap=True)
+        table.add_column("finding", ratio=2, overflow="fold")
+        table.add_column("fix", ratio=3, overflow="fold")
+        for finding in vm["findings"]:
+            where = "in the guest" if finding["run_on"] == "guest" else "on the host"
+            cause = Text(finding["title"])
+            cause.append(f"\n{finding['id']}: {finding['evidence']}", style="dim")
+            fix = Text(f"{where}: ", style="dim")
+            fix.append(finding["remedy"])
+            table.add_row(_badge(finding["severity"]), cause, fix)
+        parts.append(table)
+    title = Text(f"{vm['vm']} ({vm['state']}) ")
+    title.append_text(_badge(vm["worst"]))
+    return Panel(Group(*parts), title=title, title_align="left")
