@@ -8,7 +8,6 @@ import json
 import logging
 import secrets
 import socket
-import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,10 +29,10 @@ from hvbackup.repo.errors import (
     RepositoryExists,
     RepositoryNotFound,
     SnapshotNotFound,
-    UnsupportedFormat,
     WrongPassword,
 )
 from hvbackup.repo.index import ZERO_CHUNK_ID, DiskIndex
+from hvbackup.repo.known import KnownChunks
 from hvbackup.repo.keys import SCRYPT_N, KeySlot, unwrap, wrap
 from hvbackup.repo.locks import EXCLUSIVE, SHARED, LockInfo, Locks
 from hvbackup.repo.snapshots import Snapshot, SnapshotInfo
@@ -41,7 +40,6 @@ from hvbackup.repo.snapshots import Snapshot, SnapshotInfo
 log = logging.getLogger("hvbackup.repo")
 
 KEY_CHECK_CONTEXT = "key-check"
-_CACHE_FLUSH_EVERY = 256
 
 
 class Repository:
@@ -63,13 +61,8 @@ class Repository:
         self.slot_id = slot_id
         self.sealer = Sealer(keys, config.cipher)
         self.locks = Locks(backend, self.sealer)
-        self._cache = ChunkCache((cache_root or default_cache_root()) / config.id / "chunks.sqlite")
-        self._known_lock = threading.Lock()
-        self._known: set[bytes] | None = None
-        self._known_generation = -1
-        self._unsaved: list[bytes] = []
-        self._damaged: set[bytes] = self._cache.damaged()
-        self._load_cached_ids()
+        cache = ChunkCache((cache_root or default_cache_root()) / config.id / "chunks.sqlite")
+        self.known = KnownChunks(backend, cache)
 
     # -- creating and opening --------------------------------------------------------------
 
@@ -141,8 +134,7 @@ class Repository:
         return _read_config(Path(path), LocalBackend(Path(path)))
 
     def close(self) -> None:
-        self._flush_cache()
-        self._cache.close()
+        self.known.close()
 
     def __enter__(self) -> "Repository":
         return self
@@ -164,48 +156,22 @@ class Repository:
         return self.sealer.chunk_id(data)
 
     def has_chunk(self, cid: bytes) -> bool:
-        """Whether the repository holds the chunk (intact, as far as `check` knows).
-
-        The cached set answers hits; a miss is confirmed with the backend, because a crashed
-        writer may have stored chunks its cache never recorded. Reliable inside a lease.
-        """
-        if cid == ZERO_CHUNK_ID:
-            return True
-        if cid in self._damaged:
-            return False
-        known = self._known if self._known is not None else self._sync_known_chunks()
-        if cid in known:
-            return True
-        if not self.backend.exists(layout.chunk(cid)):
-            return False
-        self._remember(cid)
-        return True
+        """Whether the repository holds the chunk (intact, as far as `check` knows). Reliable inside a lease."""
+        return cid == ZERO_CHUNK_ID or cid in self.known
 
     def put_chunk(self, cid: bytes, data: bytes | memoryview) -> int:
         """Store a chunk unless the repository holds it; the number of bytes written (0 if it was there).
 
         A chunk that `check` found damaged is written again, which repairs it.
         """
-        if cid == ZERO_CHUNK_ID or self.has_chunk(cid):
+        if self.has_chunk(cid):
             return 0
         if self.chunk_id(data) != cid:
             raise ValueError(f"chunk {cid.hex()} does not match its data")
         blob = self.sealer.seal(data, _chunk_context(cid))
         self.backend.put(layout.chunk(cid), blob)
-        if cid in self._damaged:
-            self._damaged.discard(cid)
-            self._cache.unmark_damaged([cid])
-        self._remember(cid)
+        self.known.add(cid)
         return len(blob)
-
-    def _remember(self, cid: bytes) -> None:
-        with self._known_lock:
-            if self._known is not None:
-                self._known.add(cid)
-            self._unsaved.append(cid)
-            flush = len(self._unsaved) >= _CACHE_FLUSH_EVERY
-        if flush:
-            self._flush_cache()
 
     def get_chunk(self, cid: bytes) -> bytes:
         """The chunk's plaintext, verified; ChunkMissing or ChunkDamaged naming the chunk."""
@@ -225,57 +191,21 @@ class Repository:
 
     def list_chunk_ids(self) -> Iterator[bytes]:
         """Every chunk id in the repository, by listing the backend (not the cache)."""
-        for name in self.backend.list(layout.CHUNKS):
-            cid = layout.chunk_id_of(name)
-            if cid is not None:
-                yield cid
+        return self.known.listed()
 
     def mark_damaged(self, cids: set[bytes]) -> None:
         """Remember chunks `check` found missing or damaged, so that the next backup stores them again."""
-        with self._known_lock:
-            if self._known is not None:
-                self._known -= cids
-            self._damaged |= cids
-        self._cache.mark_damaged(cids)
-
-    # -- the chunk cache -------------------------------------------------------------------
+        self.known.mark_damaged(cids)
 
     def generation(self) -> int:
-        try:
-            return int(self.backend.get(layout.GENERATION).strip() or b"0")
-        except ObjectNotFound:
-            return 0
+        return self.known.generation()
 
     def bump_generation(self) -> int:
-        new = self.generation() + 1
-        self.backend.put(layout.GENERATION, f"{new}\n".encode())
-        return new
+        return self.known.bump_generation()
 
     def rebuild_cache(self) -> int:
         """Rebuild the chunk cache by listing the repository; the number of chunks found."""
-        return len(self._sync_known_chunks(force=True))
-
-    def _load_cached_ids(self) -> None:
-        generation = self.generation()
-        cached = self._cache.load(generation)
-        if cached is not None:
-            self._known, self._known_generation = cached, generation
-
-    def _sync_known_chunks(self, force: bool = False) -> set[bytes]:
-        generation = self.generation()
-        with self._known_lock:
-            if force or self._known is None or self._known_generation != generation:
-                self._unsaved.clear()
-                self._known = set(self.list_chunk_ids())
-                self._known_generation = generation
-                self._cache.replace(self._known, generation)
-            return self._known
-
-    def _flush_cache(self) -> None:
-        with self._known_lock:
-            pending, self._unsaved = self._unsaved, []
-        if pending:
-            self._cache.add(pending)
+        return len(self.known.sync(force=True))
 
     # -- locks -----------------------------------------------------------------------------
 
@@ -283,7 +213,7 @@ class Repository:
     def backup_lease(self, description: str, wait: float = 0.0) -> Iterator[LockInfo]:
         """A shared lease for writers; prune cannot run while it is held. Waits up to `wait` s for prune."""
         with self.locks.hold(SHARED, description, wait) as lease:
-            self._sync_known_chunks()
+            self.known.sync()  # prune may have deleted chunks since this process loaded its set
             yield lease
 
     @contextmanager
@@ -316,7 +246,7 @@ class Repository:
         )
         name = layout.snapshot(snapshot_id)
         self.backend.put(name, self.sealer.seal(json.dumps(manifest).encode(), _snapshot_context(snapshot_id)))
-        self._flush_cache()
+        self.known.save()
         return _info(manifest, protected=False)
 
     def _require_chunks(self, indexes: dict[str, DiskIndex]) -> None:
@@ -518,5 +448,3 @@ def _info(manifest: dict, protected: bool) -> SnapshotInfo:
     except (KeyError, ValueError) as exc:
         raise DamagedObject(f"snapshot manifest lacks a valid {exc}") from None
 
-
-__all__ = ["Repository", "UnsupportedFormat"]
