@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable
 
 from hvbackup.engine.files.errors import EncryptedVolume, UnknownFilesystem, VolumeChoice
+from hvbackup.engine.files.lvm import open_logical_volume
 
 FILESYSTEMS = ("ext4", "xfs", "btrfs")
 _EXTENDED_MBR_TYPES = {0x05, 0x0F, 0x85}
@@ -82,6 +83,7 @@ def _partitions(disk: BinaryIO, sector_size: int) -> list[Volume]:
     from dissect.volume.exceptions import DiskError
 
     try:
+        disk.seek(0)
         table = Disk(disk, sector_size=sector_size)
     except (DiskError, Exception):  # dissect raises several kinds on garbage
         return []
@@ -147,7 +149,7 @@ def _logical_volume(vg_name: str, lv) -> Volume:
     name = f"{vg_name}/{lv.name}"
     size = sum(s.extent_count for s in lv.segments) * lv.vg.extent_size * 512
     try:
-        stream = lv.open()
+        stream = open_logical_volume(lv)
     except NotImplementedError:
         return Volume(name, "unknown", size, lambda: None, f"LVM {lv.type} volumes cannot be read in-process")  # type: ignore[arg-type,return-value]
     except Exception as exc:
