@@ -221,6 +221,8 @@ def snapshots_cmd(
 
     def render(rows: list[dict]) -> None:
         table = Table("id", "time", "source", "disks", "mode", "consistency", "protected")
+        for column in table.columns[:2]:
+            column.no_wrap = True
         for row in rows:
             m = row["manifest"]
             table.add_row(row["short_id"], _local_time(row["time"]), row["source"], ", ".join(row["disks"]),
@@ -326,6 +328,8 @@ def _render_check(report: CheckReport) -> None:
 
 def _render_forget(decisions: list[Decision], dry_run: bool) -> None:
     table = Table("id", "time", "source", "action", "reason")
+    for column in table.columns[:2]:
+        column.no_wrap = True
     for d in decisions:
         action = "keep" if d.keep else ("would remove" if dry_run else "removed")
         table.add_row(d.snapshot.short_id, _local_time(d.snapshot.time.isoformat()), d.snapshot.source, action,

@@ -174,4 +174,6 @@ def _describe(
                     offsets.setdefault(cid, []).append(number * index.chunk_size)
             for cid, where in offsets.items():
                 found[cid].used_by.append(ChunkUse(info.id, info.source, info.time.isoformat(), disk, where))
+    for problem in found.values():
+        problem.used_by.sort(key=lambda use: (use.time, use.snapshot, use.disk))
     return sorted(found.values(), key=lambda p: p.chunk_id)
