@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from hvbackup.cli.common import (
@@ -310,11 +311,11 @@ def _render_check(report: CheckReport) -> None:
                  f"{report.chunks_referenced} chunks referenced" +
                  (f", {report.chunks_read} read and verified" if report.read_data else ""))
     for error in report.errors:
-        stdout.print(f"[red]error:[/] {error}", highlight=False)
+        stdout.print(f"[red]error:[/] {escape(error)}", highlight=False)
     for problem in report.chunks:
-        stdout.print(f"[red]{problem.problem} chunk[/] {problem.chunk_id}: {problem.reason}", highlight=False)
+        stdout.print(f"[red]{problem.problem} chunk[/] {problem.chunk_id}: {escape(problem.reason)}", highlight=False)
         for use in problem.used_by:
-            stdout.print(f"  used by snapshot {use.snapshot[:8]} ({use.source}, {_local_time(use.time)}) "
+            stdout.print(f"  used by snapshot {use.snapshot[:8]} ({escape(use.source)}, {_local_time(use.time)}) "
                          f"disk {use.disk} at {len(use.offsets)} offset(s), first {use.offsets[0]}", highlight=False)
     if report.ok:
         stdout.print("[green]no errors found[/]")
@@ -435,9 +436,9 @@ def unlock_cmd(
 
     def render(_: Any) -> None:
         for lock in removed:
-            stdout.print(f"removed {lock.describe()}", highlight=False)
+            stdout.print(f"removed {escape(lock.describe())}", highlight=False)
         for lock in remaining:
-            stdout.print(f"still held: {lock.describe()}", highlight=False)
+            stdout.print(f"still held: {escape(lock.describe())}", highlight=False)
         if not removed and not remaining:
             stdout.print("no locks")
 
