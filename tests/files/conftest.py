@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,8 +54,7 @@ def lab_snapshot(tmp_path_factory: pytest.TempPathFactory):
     from hvbackup.engine.image_backup import backup_image
 
     work = tmp_path_factory.mktemp("lab")
-    with ExitStack() as stack:
-        lab = build_lab_disk(work, stack)
+    lab = build_lab_disk(work)
     with new_repo(work / "repo") as repo:
         result = backup_image(repo, lab.image, source="lab-vm")
     yield LabSnapshot(work / "repo", result.snapshot.id, lab)

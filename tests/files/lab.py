@@ -1,9 +1,10 @@
-"""A lab VM disk: GPT, LVM (linear ext4, striped xfs), btrfs with a subvolume, LUKS, and junk.
+"""A lab VM disk: GPT, LVM (linear ext4, striped xfs, thin ext4), btrfs with a subvolume, LUKS, junk.
 
-This kernel may have no device-mapper, so logical volumes are never activated: lvm writes
+The test kernel may have no device-mapper, so logical volumes are never activated: lvm writes
 its metadata with `--driverloaded n`, and each LV's filesystem is built where LVM placed it —
-through a loop device at the LV's offset (linear), or built in a file and laid out stripe by
-stripe (striped). What hvbackup reads is the on-disk format lvm itself wrote.
+through a loop device at the LV's offset (linear), built in a file and laid out stripe by
+stripe (striped), or block by block through a dm-thin mapping written by thin_restore (thin).
+What hvbackup reads is the on-disk format lvm and thin-provisioning-tools wrote.
 """
 
 from __future__ import annotations
@@ -133,6 +134,7 @@ class LabDisk:
     image: Path
     trees: dict[str, dict[bytes, dict]]  # volume name → expected tree
     luks_key: Path
+    root_lv: Part  # where the linear ext4 LV lies on the disk
 
 
 def _lvm_env(work: Path, devices: list[str]) -> dict:
@@ -152,9 +154,10 @@ def _lvm(env: dict, *args: str) -> str:
 
 def _lv_layout(env: dict, lv: str) -> list[tuple[str, int]]:
     """(PV device, first extent) of each stripe of the LV's single segment."""
-    report = json.loads(_lvm(env, "lvs", "--reportformat", "json", "--segments", "-o", "seg_pe_ranges",
-                             f"{VG}/{lv}"))
-    ranges = report["report"][0]["seg"][0]["seg_pe_ranges"].split()
+    report = json.loads(_lvm(env, "lvs", "-a", "--reportformat", "json", "--segments", "-o", "lv_name,seg_pe_ranges",
+                             VG))
+    segment = next(s for s in report["report"][0]["seg"] if s["lv_name"].strip("[]") == lv)
+    ranges = segment["seg_pe_ranges"].split()
     out = []
     for r in ranges:
         dev, extents = r.rsplit(":", 1)
@@ -162,14 +165,13 @@ def _lv_layout(env: dict, lv: str) -> list[tuple[str, int]]:
     return out
 
 
-def build_lab_disk(work: Path, stack: ExitStack) -> LabDisk:
+def build_lab_disk(work: Path) -> LabDisk:
     image = work / "lab.raw"
     image.unlink(missing_ok=True)
     image.write_bytes(b"")
     os.truncate(image, 448 * MIB)
     sh("sfdisk", "-q", str(image), input=PARTITIONS.encode())
     parts = partitions(image)
-    loops = Loops(stack)
     trees: dict[str, dict[bytes, dict]] = {}
 
     with ExitStack() as scoped:
@@ -186,7 +188,8 @@ def build_lab_disk(work: Path, stack: ExitStack) -> LabDisk:
         extent = 4 * MIB
 
         (dev, first), = _lv_layout(env, "root")
-        root_dev = inner.attach(image, pv_offset[dev] + first * extent, 48 * MIB)
+        root_lv = Part(pv_offset[dev] + first * extent, 48 * MIB)
+        root_dev = inner.attach(image, root_lv.start, root_lv.size)
         sh("mkfs.ext4", "-q", "-F", root_dev)
         mnt = inner.mount(root_dev, work / "mnt-root")
         populate(mnt, "ext4")
@@ -202,6 +205,8 @@ def build_lab_disk(work: Path, stack: ExitStack) -> LabDisk:
         trees[f"{VG}/data"] = snapshot_tree(mnt)
         sh("umount", str(mnt))
         _lay_out_stripes(image, xfs_file, [(pv_offset[d] + f * extent) for d, f in _lv_layout(env, "data")])
+
+        trees[f"{VG}/thin"] = _make_thin_volume(work, image, env, pv2, lambda dev, first: pv_offset[dev] + first * extent)
 
     with ExitStack() as scoped:
         inner = Loops(scoped)
@@ -219,8 +224,123 @@ def build_lab_disk(work: Path, stack: ExitStack) -> LabDisk:
     with ExitStack() as scoped:
         dev = Loops(scoped).attach(image, parts[3].start, parts[3].size)
         sh("cryptsetup", "luksFormat", "-q", "--type", "luks1", "--iter-time", "10", "--key-file", str(key), dev)
-    del loops
-    return LabDisk(image=image, trees=trees, luks_key=key)
+    return LabDisk(image=image, trees=trees, luks_key=key, root_lv=root_lv)
+
+
+THIN_BLOCK = 64 * 1024
+THIN_POOL_BLOCKS = 512  # a 32 MiB pool behind a 64 MiB thin volume
+
+
+def _make_thin_volume(work: Path, image: Path, env: dict, pv: str, where) -> dict[bytes, dict]:
+    """A thin pool and a thin LV holding ext4, written as lvm and dm-thin lay them out.
+
+    lvm cannot create a thin pool without device-mapper, so its metadata is restored from a
+    vgcfgbackup text extended with the pool and the thin LV (lvm checks it on restore); the
+    pool's mapping btree is written by thin_restore (thin-provisioning-tools) from XML.
+    """
+    _lvm(env, "lvcreate", "-q", "-an", "-Zn", "-L", "4m", "-n", "tmeta0", VG, pv)
+    _lvm(env, "lvcreate", "-q", "-an", "-Zn", "-L", "32m", "-n", "tdata0", VG, pv)
+    text = work / "vg.txt"
+    _lvm(env, "vgcfgbackup", "-f", str(text), VG)
+    text.write_text(_with_thin_pool(text.read_text()))
+    _lvm(env, "vgcfgrestore", "--force", "-f", str(text), VG)
+
+    fs_file = work / "thin-ext4.img"
+    fs_file.write_bytes(b"")
+    os.truncate(fs_file, 64 * MIB)
+    sh("mkfs.ext4", "-q", "-F", str(fs_file))
+    with ExitStack() as scoped:
+        mnt = Loops(scoped).mount(str(fs_file), work / "mnt-thin", "-o", "loop")
+        populate(mnt, "thin")
+        tree = snapshot_tree(mnt)
+        sh("umount", str(mnt))
+
+    mappings = _write_thin_data(image, fs_file, where(*_lv_layout(env, "pool_tdata")[0]))
+    xml = work / "thin.xml"
+    xml.write_text(_thin_xml(mappings))
+    meta = work / "tmeta.bin"
+    meta.write_bytes(b"")
+    os.truncate(meta, 4 * MIB)
+    sh("thin_restore", "-q", "-i", str(xml), "-o", str(meta))
+    with open(image, "r+b") as dst:
+        dst.seek(where(*_lv_layout(env, "pool_tmeta")[0]))
+        dst.write(meta.read_bytes())
+    return tree
+
+
+def _write_thin_data(image: Path, fs_file: Path, data_start: int) -> list[tuple[int, int]]:
+    """Put each non-zero block of the thin volume into the pool, last pool block first."""
+    mappings = []
+    zero = bytes(THIN_BLOCK)
+    with open(fs_file, "rb") as src, open(image, "r+b") as dst:
+        origin = 0
+        while block := src.read(THIN_BLOCK):
+            if block != zero:
+                pool_block = THIN_POOL_BLOCKS - 1 - len(mappings)
+                assert pool_block >= 0, "the thin volume's data does not fit the pool"
+                dst.seek(data_start + pool_block * THIN_BLOCK)
+                dst.write(block)
+                mappings.append((origin, pool_block))
+            origin += 1
+    return mappings
+
+
+def _thin_xml(mappings: list[tuple[int, int]]) -> str:
+    lines = [
+        f'<superblock uuid="" time="0" transaction="1" version="2" data_block_size="{THIN_BLOCK // SECTOR}" '
+        f'nr_data_blocks="{THIN_POOL_BLOCKS}">',
+        f'  <device dev_id="1" mapped_blocks="{len(mappings)}" transaction="0" creation_time="0" snap_time="0">',
+        *(f'    <single_mapping origin_block="{o}" data_block="{d}" time="0"/>' for o, d in mappings),
+        "  </device>",
+        "</superblock>",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _with_thin_pool(text: str) -> str:
+    """vgcfgbackup text with tmeta0/tdata0 turned into a thin pool's hidden parts, plus the pool and a thin LV."""
+    for old, new in (("tmeta0", "pool_tmeta"), ("tdata0", "pool_tdata")):
+        start = text.index(f"{old} {{")
+        visible = text.index('"VISIBLE"', start)
+        text = text[:start] + new + text[start + len(old) : visible - 2] + text[visible + len('"VISIBLE"') :]
+    end = text.rindex("\t}\n\n}")
+    return text[:end] + THIN_LVS + text[end:]
+
+
+THIN_LVS = """
+\t\tpool {
+\t\t\tid = "hvbtst-pool-0000-0000-0000-0000-000001"
+\t\t\tstatus = ["READ", "WRITE", "VISIBLE"]
+\t\t\tflags = []
+\t\t\tsegment_count = 1
+\t\t\tsegment1 {
+\t\t\t\tstart_extent = 0
+\t\t\t\textent_count = 8
+\t\t\t\ttype = "thin-pool"
+\t\t\t\tmetadata = "pool_tmeta"
+\t\t\t\tpool = "pool_tdata"
+\t\t\t\ttransaction_id = 1
+\t\t\t\tchunk_size = 128
+\t\t\t\tdiscards = "passdown"
+\t\t\t\tzero_new_blocks = 1
+\t\t\t}
+\t\t}
+
+\t\tthin {
+\t\t\tid = "hvbtst-thin-0000-0000-0000-0000-000002"
+\t\t\tstatus = ["READ", "WRITE", "VISIBLE"]
+\t\t\tflags = []
+\t\t\tsegment_count = 1
+\t\t\tsegment1 {
+\t\t\t\tstart_extent = 0
+\t\t\t\textent_count = 16
+\t\t\t\ttype = "thin"
+\t\t\t\tthin_pool = "pool"
+\t\t\t\ttransaction_id = 0
+\t\t\t\tdevice_id = 1
+\t\t\t}
+\t\t}
+"""
 
 
 def _lay_out_stripes(image: Path, fs_file: Path, stripe_starts: list[int]) -> None:

@@ -1,4 +1,4 @@
-"""File-level restore from a lab VM disk: GPT, LVM linear (ext4) and striped (xfs), btrfs, LUKS."""
+"""File-level restore from a lab VM disk: GPT, LVM linear (ext4), striped (xfs) and thin (ext4), btrfs, LUKS."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.files.lab import snapshot_tree
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
-FILESYSTEMS = [("vgfl/root", "ext4"), ("vgfl/data", "xfs"), ("p3", "btrfs")]
+FILESYSTEMS = [("vgfl/root", "ext4"), ("vgfl/data", "xfs"), ("vgfl/thin", "ext4"), ("p3", "btrfs")]
 
 
 def files(lab, *args: str):
@@ -26,7 +26,7 @@ def test_volumes_are_named_and_recognised(lab_snapshot):
     kinds = {v["name"]: v["kind"] for v in result.json()["volumes"]}
     assert kinds == {
         "p1": "lvm-pv", "p2": "lvm-pv", "p3": "btrfs", "p4": "luks", "p5": "unknown",
-        "vgfl/root": "ext4", "vgfl/data": "xfs",
+        "vgfl/root": "ext4", "vgfl/data": "xfs", "vgfl/thin": "ext4",
     }
 
 
