@@ -94,6 +94,10 @@ def assess_host(host: HyperVHost, policy: Policy, names: Sequence[str] = ()) -> 
         raise UsageError(f"no VMs on {host.host_info().name}")
     guest_source: GuestSource | None = getattr(host, "guest_readiness", None)
     assessments = tuple(
-        assess_vm(vm, policy, guest_source(vm.name) if guest_source else None, host.list_orphans(vm)) for vm in vms
+        assess_vm(vm, policy, guest_source(vm.name) if guest_source else None, _orphans_of(host, vm)) for vm in vms
     )
     return Report(host.host_info().name, policy, assessments)
+
+
+def _orphans_of(host: HyperVHost, vm: VM) -> list[Orphan]:
+    return [o for o in host.list_orphans(vm) if o.vm_id.lower() == vm.id.lower()]
