@@ -18,6 +18,7 @@ from hvbackup.cli.guestcmd_options import (
     StateDirOpt,
     freeze_options,
 )
+from hvbackup.errors import UsageError
 from hvbackup.guest.vssd import DEFAULT_DEVICE, DaemonOptions, VssDaemon
 
 
@@ -38,6 +39,10 @@ def register(app: typer.Typer) -> None:
         hooks_dir: HooksDirOpt = None,
         state_dir: StateDirOpt = DEFAULT_STATE,
         max_seconds: MaxSecondsOpt = None,
+        no_freeze: Annotated[
+            bool,
+            typer.Option("--no-freeze", help="Freeze no filesystem (hooks and quiescers still run): the lab host."),
+        ] = False,
         json_out: JsonOpt = False,
     ) -> None:
         """Answer Hyper-V's backup requests (HOT_BACKUP, FREEZE, THAW) with hooks around the freeze.
@@ -47,7 +52,11 @@ def register(app: typer.Typer) -> None:
 
         Example: hvbackup-guest vssd --socket /run/lab/vm1.sock --mount /srv/data
         """
+        if no_freeze and mount:
+            raise UsageError("--no-freeze and --mount exclude each other")
         opts = freeze_options(config, hooks_dir, state_dir, mount, max_seconds, None, "vssd")
+        if no_freeze:
+            opts.only = []  # an explicit empty set: never the default mount table
         daemon = VssDaemon(DaemonOptions(opts, device, socket), say=_say)
         daemon.run()
         summary = {"transactions": len(daemon.reports), "reports": daemon.reports}

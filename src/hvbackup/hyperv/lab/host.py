@@ -1,0 +1,556 @@
+"""LabHost: a folder that behaves like a Hyper-V host (the embedded default host).
+
+Semantics follow the HyperVHost interface and docs/LAB.md (which cites the sources). Each
+operation holds the VM folder's operation lock; disks and vm.json change only under its I/O lock,
+which the running VM's workload also takes around each write batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from hvbackup.disk import open_disk
+from hvbackup.errors import UsageError
+from hvbackup.hyperv.enums import (
+    CheckpointType,
+    ConsistencyLevel,
+    IntegrationServiceStatus,
+    ReferencePointType,
+    VMState,
+)
+from hvbackup.hyperv.errors import InvalidVmState, ObjectNotFound, VmNotFound, WmiJobError
+from hvbackup.hyperv.filesource import LocalFileSource
+from hvbackup.hyperv.host import ByteSource, HyperVHost
+from hvbackup.hyperv.lab import disks as chain
+from hvbackup.hyperv.lab.folder import (
+    LAB_FORMAT,
+    VmFolder,
+    read_lab_file,
+    vm_folders,
+    write_lab_file,
+)
+from hvbackup.hyperv.lab.guestchannel import AgentGuest, NoGuest, StockGuest
+from hvbackup.hyperv.lab.guestio import Writers, check_write, write_file
+from hvbackup.hyperv.lab.newvm import build_vm_record
+from hvbackup.hyperv.lab.processes import start_workload, wait_stopped, workload_alive
+from hvbackup.hyperv.lab.rct import iterate_changes
+from hvbackup.hyperv.lab.record import CheckpointRecord, VmRecord
+from hvbackup.hyperv.lab.view import checkpoint_model, vm_model
+from hvbackup.hyperv.model import (
+    ORPHAN_AVHDX,
+    ORPHAN_CHECKPOINT,
+    ORPHAN_RECOVERY_CHECKPOINT,
+    VM,
+    ChangeTrackingId,
+    Checkpoint,
+    Host,
+    Orphan,
+    ReferencePoint,
+    VirtualDisk,
+    VmConfig,
+)
+
+JOB_FAILED = 32768  # Msvm_ConcreteJob.ErrorCode "Failed" (reference hyperv.md §1.2 return codes)
+JOB_EXCEPTION = 10  # Msvm_ConcreteJob.JobState "Exception"
+VMRS_SIZE = 4 << 20
+SUPPORTED_VERSIONS = ("8.0", "9.0", "9.1", "10.0")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class LabHost(HyperVHost):
+    """A lab host in `directory` (made by `LabHost.create`)."""
+
+    def __init__(self, directory: Path | str) -> None:
+        self.directory = Path(directory).resolve()
+        self.settings = read_lab_file(self.directory)
+
+    @classmethod
+    def create(cls, directory: Path | str, *, sample: bool = False, record_digests: bool = False) -> LabHost:
+        """A new lab folder (refused if `directory` exists and is not empty); `sample` adds the sample VMs."""
+        directory = Path(directory)
+        if directory.exists() and any(directory.iterdir()):
+            raise UsageError(f"{directory} exists and is not empty: give a new folder for the lab")
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "vms").mkdir()
+        write_lab_file(directory, _lab_settings(directory, record_digests))
+        lab = cls(directory)
+        if sample:
+            from hvbackup.hyperv.lab.sample import build_sample
+
+            build_sample(lab)
+        return lab
+
+    # -- lookups -----------------------------------------------------------------------------
+    def folders(self) -> list[VmFolder]:
+        return vm_folders(self.directory)
+
+    def folder(self, vm: VM | str) -> VmFolder:
+        """The folder of a VM given by model, id or name."""
+        key = vm.id if isinstance(vm, VM) else vm
+        found = [f for f in self.folders() if _matches(f.load(), key)]
+        by_id = [f for f in found if f.load().id.lower() == key.lower()]
+        if by_id:
+            return by_id[0]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise VmNotFound(f"{len(found)} VMs are named {key!r}: give the VM id instead")
+        raise VmNotFound(f"no VM {key!r} on {self.settings['host']['name']}")
+
+    def _folder_of_checkpoint(self, checkpoint_id: str) -> tuple[VmFolder, VmRecord]:
+        for folder in self.folders():
+            record = folder.load()
+            if record.checkpoint(checkpoint_id) is not None:
+                return folder, record
+        raise ObjectNotFound(f"no checkpoint {checkpoint_id} on {self.settings['host']['name']}")
+
+    def _drive_of_file(self, path: str) -> tuple[VmFolder, str, str]:
+        """(folder, drive, relative file) of a disk file in some chain."""
+        wanted = Path(path).resolve()
+        for folder in self.folders():
+            record = folder.load()
+            for drive, files in record.chains.items():
+                for name in files:
+                    if (folder.path / name).resolve() == wanted:
+                        return folder, drive, name
+        raise ObjectNotFound(f"{path} is not a virtual disk of a VM on this host")
+
+    # -- facts -------------------------------------------------------------------------------
+    def host_info(self) -> Host:
+        return Host.from_json(self.settings["host"])
+
+    def inventory(self) -> list[VM]:
+        vms = []
+        for folder in self.folders():
+            with folder.io() as record:
+                vms.append(vm_model(folder, record))
+        return vms
+
+    def get_vm(self, vm: str) -> VM:
+        folder = self.folder(vm)
+        with folder.io() as record:
+            return vm_model(folder, record)
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def create_recovery_checkpoint(
+        self, vm: VM, consistency: ConsistencyLevel, name: str, *, skip_unsupported_disks: bool = False
+    ) -> Checkpoint:
+        folder = self.folder(vm)
+        with folder.operation():
+            record = folder.load()
+            current = record.model
+            _refuse_unsupported_disks(current, skip_unsupported_disks)
+            ask_guest = consistency == ConsistencyLevel.ApplicationConsistent and current.state == VMState.Running
+            guest = self._guest(folder, record, current) if ask_guest else NoGuest()
+            with guest:
+                froze = guest.freeze() if ask_guest else False
+                level = _recorded_level(current, consistency, ask_guest, froze, guest.detail)
+                with folder.io() as record:  # the workload is paused: the guest's filesystems are "frozen"
+                    taken = self._take_checkpoint(folder, record, name, level)
+                    if froze:
+                        guest.thaw()
+                if froze:
+                    guest.finish()
+            self._after_checkpoint(folder, taken, guest.report if ask_guest else None)
+            return checkpoint_model(record, taken)
+
+    def _guest(self, folder: VmFolder, record: VmRecord, current: VM) -> NoGuest | StockGuest | AgentGuest:
+        vss = current.vss_service
+        if vss is None or not vss.enabled or vss.status != IntegrationServiceStatus.Ok or record.guest == "none":
+            return NoGuest()
+        if record.guest == "agent":
+            return AgentGuest(folder)
+        readiness = self.guest_readiness(record.name) or {}
+        return StockGuest([m["mountpoint"] for m in readiness.get("freeze_covers", [])] or ["/"])
+
+    def _take_checkpoint(self, folder: VmFolder, record: VmRecord, name: str, level: ConsistencyLevel) -> CheckpointRecord:
+        taken = CheckpointRecord(str(uuid.uuid4()).upper(), name or f"checkpoint {_now()}", _now(), int(level), {}, {}, {})
+        for drive in record.chains:
+            log = folder.change_log(drive, record)
+            taken.positions[drive] = log.count()
+            taken.rct[drive] = log.current_id()
+            top = record.top(drive)
+            child = chain.new_checkpoint_file(top)
+            taken.frozen[drive] = folder.relative(top)
+            record.chains[drive].append(folder.relative(child))
+        record.checkpoints.append(taken)
+        record.generation += 1
+        record.save()
+        return taken
+
+    def _after_checkpoint(self, folder: VmFolder, taken: CheckpointRecord, report: dict[str, Any] | None) -> None:
+        digests = self._digests(folder, taken) if self.settings.get("record_digests") else None
+        if report is None and digests is None:
+            return
+        with folder.io() as record:
+            if report is not None:
+                record.remember(record.guest_reports, taken.id, report)
+            if digests is not None:
+                record.remember(record.digests, taken.id, digests)
+            record.save()
+
+    def _digests(self, folder: VmFolder, taken: CheckpointRecord) -> dict[str, str]:
+        """sha256 of each frozen disk's virtual content (the frozen files never change again)."""
+        return {str(folder.path / name): virtual_sha256(folder.path / name) for name in taken.frozen.values()}
+
+    def checkpoint_disks(self, checkpoint: Checkpoint) -> list[VirtualDisk]:
+        folder, _ = self._folder_of_checkpoint(checkpoint.id)
+        with folder.io() as record:
+            taken = record.checkpoint(checkpoint.id)
+            if taken is None:
+                raise ObjectNotFound(f"no checkpoint {checkpoint.id}")
+            disks = []
+            for template in record.model.disks:
+                drive = template.instance_id or ""
+                if drive in taken.frozen:
+                    owned = chain.with_owner(drive, taken.id)
+                    disks.append(chain.describe(_replace_id(template, owned), folder.path / taken.frozen[drive]))
+            return disks
+
+    def changed_ranges(self, disk_path: str, rct_id: str) -> Iterator[tuple[int, int]]:
+        folder, drive, name = self._drive_of_file(disk_path)
+        with folder.io() as record:
+            until = None
+            if name != record.chains[drive][-1]:
+                until = next((c.positions[drive] for c in record.checkpoints if c.frozen.get(drive) == name), None)
+            changes = folder.change_log(drive, record).changes(rct_id, until)
+            with open_disk(folder.path / name) as image:
+                size = image.size
+        return iterate_changes(changes, size)
+
+    def convert_to_reference_point(self, checkpoint: Checkpoint) -> ReferencePoint:
+        folder, _ = self._folder_of_checkpoint(checkpoint.id)
+        with folder.operation(), folder.io() as record:
+            taken = self._remove_checkpoint(folder, record, checkpoint.id)
+            point = ReferencePoint(
+                id=f"Microsoft:{record.id.upper()}:RP:{str(uuid.uuid4()).upper()}",
+                vm_id=record.id,
+                type=ReferencePointType.RctBased,
+                consistency_level=ConsistencyLevel(taken.consistency),
+                disks=tuple(
+                    ChangeTrackingId(chain.with_owner(drive, record.id, chain.DISK_SUFFIX), rct)
+                    for drive, rct in taken.rct.items()
+                ),
+                created=_now(),
+            )
+            record.reference_points.append(point.to_json())
+            record.save()
+            return point
+
+    def destroy_checkpoint(self, checkpoint: Checkpoint) -> None:
+        folder, _ = self._folder_of_checkpoint(checkpoint.id)
+        with folder.operation(), folder.io() as record:
+            self._remove_checkpoint(folder, record, checkpoint.id)
+            record.save()
+
+    def _remove_checkpoint(self, folder: VmFolder, record: VmRecord, checkpoint_id: str) -> CheckpointRecord:
+        """Merge the checkpoint's differencing disks into their parents (what DestroySnapshot does)."""
+        taken = record.checkpoint(checkpoint_id)
+        if taken is None:
+            raise ObjectNotFound(f"no checkpoint {checkpoint_id} on VM {record.name}")
+        for drive, frozen in taken.frozen.items():
+            files = record.chains[drive]
+            own = files.index(frozen) + 1
+            if own != len(files) - 1:
+                raise InvalidVmState(
+                    f"{record.name}: checkpoint {taken.name} has newer checkpoints on top; the lab merges the newest first"
+                )
+        for drive, frozen in taken.frozen.items():
+            files = record.chains[drive]
+            chain.merge_into_parent(folder.path / files[-1])
+            files.pop()
+        record.checkpoints.remove(taken)
+        record.generation += 1
+        return taken
+
+    def list_reference_points(self, vm: VM) -> list[ReferencePoint]:
+        record = self.folder(vm).load()
+        return [ReferencePoint.from_json(p) for p in record.reference_points]
+
+    def destroy_reference_point(self, reference_point: ReferencePoint) -> None:
+        folder = self.folder(reference_point.vm_id)
+        with folder.operation(), folder.io() as record:
+            kept = [p for p in record.reference_points if p["id"].lower() != reference_point.id.lower()]
+            if len(kept) == len(record.reference_points):
+                raise ObjectNotFound(f"no reference point {reference_point.id} on VM {record.name}")
+            record.reference_points = kept
+            record.save()
+
+    # -- states ------------------------------------------------------------------------------
+    def start_vm(self, vm: VM) -> None:
+        folder = self.folder(vm)
+        with folder.operation(), folder.io() as record:
+            state = record.model.state
+            if state == VMState.Running and workload_alive(record.workload_pid):
+                return
+            folder.vmrs_path(record.id).unlink(missing_ok=True)
+            record.workload_pid = start_workload(folder.path)
+            record.shutdown_requested = False
+            record.set(state=VMState.Running)
+            record.save()
+
+    def stop_vm(self, vm: VM) -> None:
+        """Turn off: the workload stops where it is; a saved state is discarded (Stop-VM -TurnOff)."""
+        folder = self.folder(vm)
+        with folder.operation():
+            pid = self._leave_running(folder, VMState.Off)
+            folder.vmrs_path(folder.load().id).unlink(missing_ok=True)
+            wait_stopped(pid)
+
+    def save_vm(self, vm: VM) -> None:
+        folder = self.folder(vm)
+        with folder.operation():
+            state = folder.load().model.state
+            if state == VMState.Saved:
+                return
+            if state != VMState.Running:
+                raise InvalidVmState(f"{vm.name} is {state.name}: only a running VM can be saved")
+            pid = self._leave_running(folder, VMState.Saved)
+            wait_stopped(pid)
+            record = folder.load()
+            folder.vmrs_path(record.id).write_bytes(random.Random(record.id).randbytes(VMRS_SIZE))
+
+    def _leave_running(self, folder: VmFolder, state: VMState) -> int | None:
+        with folder.io() as record:
+            pid = record.workload_pid
+            record.set(state=state)
+            record.workload_pid = None
+            record.shutdown_requested = False
+            record.save()
+            return pid
+
+    def request_shutdown(self, vm: VM, reason: str) -> None:
+        """Msvm_ShutdownComponent.InitiateShutdown: needs a running guest answering the Shutdown service."""
+        folder = self.folder(vm)
+        with folder.operation(), folder.io() as record:
+            current = record.model
+            if current.state != VMState.Running:
+                raise InvalidVmState(f"{current.name} is {current.state.name}: only a running VM can shut down")
+            service = current.integration_service("Shutdown")
+            if service is None or not service.enabled or service.status != IntegrationServiceStatus.Ok:
+                raise InvalidVmState(
+                    f"{current.name}: the Shutdown integration service does not answer "
+                    "(no Integration Services in the guest); save or turn off the VM instead"
+                )
+            if workload_alive(record.workload_pid):
+                record.shutdown_requested = True
+            else:  # no guest process to do it: the shutdown completes at once
+                record.set(state=VMState.Off)
+                record.workload_pid = None
+            record.save()
+
+    # -- housekeeping ------------------------------------------------------------------------
+    def list_orphans(self, vm: VM) -> list[Orphan]:
+        folder = self.folder(vm)
+        record = folder.load()
+        orphans = [
+            Orphan(
+                kind=ORPHAN_RECOVERY_CHECKPOINT,
+                vm_id=record.id,
+                vm_name=record.name,
+                id=c.id,
+                name=c.name,
+                created=c.created,
+                is_ours=checkpoint_model(record, c).is_ours,
+                detail="recovery checkpoint still present",
+            )
+            for c in record.checkpoints
+        ]
+        used = {(f.path / name).resolve() for f in self.folders() for files in f.load().chains.values() for name in files}
+        for path in sorted(folder.disks_dir.glob("*.avhdx")):
+            if path.resolve() not in used:
+                orphans.append(
+                    Orphan(ORPHAN_AVHDX, record.id, record.name, path=str(path), detail="no disk chain uses this file")
+                )
+        return orphans
+
+    def create_vm(self, config: VmConfig, name: str, disk_paths: Sequence[str]) -> VM:
+        if len(disk_paths) != len(config.disks):
+            raise UsageError(f"create_vm: {len(config.disks)} disks in the configuration, {len(disk_paths)} paths given")
+        folder = build_vm_record(self.directory, config, name, [Path(p) for p in disk_paths])
+        return self.get_vm(folder.load().id)
+
+    def open_disk_source(self, path: str) -> ByteSource:
+        return LocalFileSource(path)
+
+    # -- lab-only extras ---------------------------------------------------------------------
+    def write_guest_file(self, vm_name: str, path_in_guest: str, data: bytes, offset: int = 0) -> None:
+        """Overwrite bytes of an existing guest file in place, as the running guest would."""
+        folder = self.folder(vm_name)
+        with folder.io() as record:
+            if record.model.state != VMState.Running:
+                raise InvalidVmState(f"{record.name} is {record.model.state.name}: only a running guest writes")
+            target = check_write(record, path_in_guest, len(data), offset)
+            writers = Writers()
+            try:
+                write_file(folder, record, target, offset, bytes(data), writers)
+            finally:
+                writers.close()
+            record.generation += 1
+            record.save()
+
+    def read_guest_file(self, vm_name: str, path_in_guest: str, disk_path: str | None = None) -> bytes:
+        """A writable guest file's bytes as the VM sees them now, or as stored in `disk_path` (a frozen file)."""
+        folder = self.folder(vm_name)
+        with folder.io() as record:
+            target = record.writable_file(path_in_guest)
+            if target is None:
+                raise UsageError(f"{record.name}: {path_in_guest} is not a file the lab tracks")
+            source = Path(disk_path) if disk_path else record.top(target.drive)
+            out = bytearray(target.size)
+            with open_disk(source) as image:
+                for disk_off, data_off, length in target.disk_pieces(0, target.size):
+                    out[data_off : data_off + length] = image.read(disk_off, length)
+            return bytes(out)
+
+    def reset_change_tracking(self, vm_name: str) -> None:
+        """As after a host crash: every earlier RCT id of the VM's disks becomes unanswerable."""
+        folder = self.folder(vm_name)
+        with folder.operation(), folder.io() as record:
+            for drive in record.chains:
+                folder.change_log(drive, record).reset()
+
+    def set_checkpoint_type(self, vm_name: str, checkpoint_type: CheckpointType) -> None:
+        """Set-VM -CheckpointType."""
+        folder = self.folder(vm_name)
+        with folder.operation(), folder.io() as record:
+            record.set(checkpoint_type=checkpoint_type)
+            record.save()
+
+    def checkpoint_digests(self, checkpoint_id: str) -> dict[str, str]:
+        """sha256 of each frozen disk's virtual content when the checkpoint was taken (record_digests only)."""
+        for folder in self.folders():
+            found = folder.load().digests.get(checkpoint_id.upper())
+            if found is not None:
+                return dict(found)
+        return {}
+
+    def guest_report(self, checkpoint_id: str) -> dict[str, Any] | None:
+        """The guest's report for the freeze of that checkpoint; None when the guest was not asked or has no IS."""
+        for folder in self.folders():
+            found = folder.load().guest_reports.get(checkpoint_id.upper())
+            if found is not None:
+                return found
+        return None
+
+    def guest_readiness(self, vm_name: str) -> dict[str, Any] | None:
+        """What `hvbackup-guest check --json` says inside that VM (stored when the sample was built)."""
+        path = self.folder(vm_name).guest_dir / "readiness.json"
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+
+    def stop_all(self) -> None:
+        """Turn every running VM off (their workloads end)."""
+        for folder in self.folders():
+            if folder.load().model.state == VMState.Running:
+                self.stop_vm(folder.load().id)
+
+    def destroy(self) -> None:
+        """Stop every workload and remove the lab folder."""
+        for folder in self.folders():
+            with folder.io() as record:
+                pid = record.workload_pid
+                if record.model.state == VMState.Running:
+                    record.set(state=VMState.Off)
+                record.workload_pid = None
+                record.save()
+            wait_stopped(pid)
+        shutil.rmtree(self.directory)
+
+
+def open_host(directory: str) -> LabHost:
+    """What `connect("lab:DIR")` calls."""
+    return LabHost(directory)
+
+
+def virtual_sha256(path: Path) -> str:
+    """sha256 of a disk's whole virtual content; unallocated ranges hashed as zeros without reading them."""
+    digest = hashlib.sha256()
+    zeros = bytes(4 << 20)
+    with open_disk(path) as image:
+        position = 0
+        for offset, length in list(image.allocated_ranges()) + [(image.size, 0)]:
+            while position < offset:
+                step = min(len(zeros), offset - position)
+                digest.update(zeros[:step])
+                position += step
+            for start in range(offset, offset + length, 4 << 20):
+                digest.update(image.read(start, min(4 << 20, offset + length - start)))
+            position = max(position, offset + length)
+    return digest.hexdigest()
+
+
+def _matches(record: VmRecord, key: str) -> bool:
+    return record.id.lower() == key.lower() or record.name == key
+
+
+def _replace_id(template: VirtualDisk, instance_id: str) -> VirtualDisk:
+    from dataclasses import replace
+
+    return replace(template, instance_id=instance_id)
+
+
+def _refuse_unsupported_disks(vm: VM, skip: bool) -> None:
+    passthrough = [d for d in vm.disks if d.is_passthrough]
+    if passthrough and not skip:
+        names = ", ".join(f"{d.address} (disk {d.passthrough_disk_number})" for d in passthrough)
+        raise WmiJobError(
+            "create_checkpoint",
+            JOB_FAILED,
+            f"'{vm.name}' cannot be checkpointed: pass-through disks cannot be part of a checkpoint: {names} "
+            "(IgnoreNonSnapshottableDisks skips them)",
+            JOB_EXCEPTION,
+        )
+
+
+def _recorded_level(vm: VM, asked: ConsistencyLevel, asked_guest: bool, froze: bool, detail: str) -> ConsistencyLevel:
+    """The ConsistencyLevel Hyper-V records, or WmiJobError when the checkpoint type forbids a fallback."""
+    if vm.state == VMState.Saved:
+        return ConsistencyLevel.CrashConsistent
+    if not asked_guest:
+        return asked if asked != ConsistencyLevel.Unknown else ConsistencyLevel.CrashConsistent
+    if froze:
+        return ConsistencyLevel.ApplicationConsistent
+    if vm.checkpoint_type == CheckpointType.ProductionOnly:
+        raise WmiJobError(
+            "create_checkpoint",
+            JOB_FAILED,
+            f"production checkpoint of '{vm.name}' failed and its checkpoint type (ProductionOnly) allows no "
+            f"fallback: the guest could not freeze its file systems ({detail or 'no answer'})",
+            JOB_EXCEPTION,
+        )
+    return ConsistencyLevel.CrashConsistent
+
+
+def _lab_settings(directory: Path, record_digests: bool) -> dict[str, Any]:
+    vms = str(Path(directory).resolve() / "vms")
+    return {
+        "format": LAB_FORMAT,
+        "record_digests": record_digests,
+        "host": Host(
+            name="LAB-HV01",
+            os_caption="Microsoft Windows Server 2022 Datacenter (hvbackup lab host)",
+            os_version="10.0.20348",
+            os_build="20348",
+            vm_path=vms,
+            vhd_path=vms,
+            logical_processors=os.cpu_count() or 1,
+            memory_bytes=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+            supported_versions=SUPPORTED_VERSIONS,
+            default_version="10.0",
+        ).to_json(),
+    }
