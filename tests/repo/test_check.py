@@ -118,3 +118,9 @@ def test_check_removes_day_old_temporary_files_only(repo: Repository, two_snapsh
     report = check(repo)
     assert report.ok and report.temporary_files_removed == 1
     assert not old.exists() and new.exists()
+
+
+def test_unreadable_key_slot_is_reported(repo: Repository, two_snapshots) -> None:
+    (repo.path / "keys" / "0123456789abcdef").write_text("{not json")
+    report = check(repo)
+    assert report.errors == ["key slot keys/0123456789abcdef is unreadable"]

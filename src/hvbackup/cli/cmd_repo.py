@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Iterator
 
 import typer
 from rich.markup import escape
@@ -64,6 +65,16 @@ def parse_seconds(text: str) -> float:
     if match is None:
         raise UsageError(f"bad duration {text!r}; use e.g. 1h, 30min, 90s, 2d")
     return float(match.group(1)) * {"s": 1, "min": 60, "h": 3600, "d": 86400}[match.group(2) or "s"]
+
+
+@contextmanager
+def _status(message: str, as_json: bool) -> Iterator[None]:
+    """A spinner on stderr for work of unknown length (none with --json or without a terminal)."""
+    if as_json or not stderr.is_terminal:
+        yield
+        return
+    with stderr.status(message):
+        yield
 
 
 def _local_time(iso: str) -> str:
@@ -458,7 +469,7 @@ def rebuild_cache_cmd(
     Example: hvbackup repo rebuild-cache --repo /srv/hvbackup
     """
     with open_repository(repo, password_file, key_file) as r:
-        with r.backup_lease("rebuild cache"):
+        with r.backup_lease("rebuild cache"), _status("Listing the repository's chunks", as_json):
             count = r.rebuild_cache()
     emit({"chunks": count}, as_json, lambda d: stdout.print(f"cache rebuilt: {d['chunks']} chunks"))
 

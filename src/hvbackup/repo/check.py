@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable, Protocol
 
 from hvbackup.errors import HvBackupError
+from hvbackup.repo import layout
 from hvbackup.repo.errors import ChunkError, DamagedObject, MissingObject
 from hvbackup.repo.repository import Repository
 from hvbackup.repo.snapshots import SnapshotInfo
@@ -109,7 +110,11 @@ class _Usage:
 
 
 def _check_key_slots(repo: Repository, report: CheckReport) -> None:
-    if not repo.key_slots():
+    readable = {slot.slot_id for slot in repo.key_slots()}
+    for name in repo.backend.list(layout.KEYS):
+        if layout.leaf(name) not in readable:
+            report.errors.append(f"key slot {name} is unreadable")
+    if not readable:
         report.errors.append("no readable key slot: only an exported key can open this repository")
 
 
