@@ -13,7 +13,7 @@ import os
 import random
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -77,7 +77,14 @@ class LabHost(HyperVHost):
         self.settings = read_lab_file(self.directory)
 
     @classmethod
-    def create(cls, directory: Path | str, *, sample: bool = False, record_digests: bool = False) -> LabHost:
+    def create(
+        cls,
+        directory: Path | str,
+        *,
+        sample: bool = False,
+        record_digests: bool = False,
+        on_sample_vm: Callable[[Any], None] | None = None,
+    ) -> LabHost:
         """A new lab folder (refused if `directory` exists and is not empty); `sample` adds the sample VMs."""
         directory = Path(directory)
         if directory.exists() and any(directory.iterdir()):
@@ -89,7 +96,7 @@ class LabHost(HyperVHost):
         if sample:
             from hvbackup.hyperv.lab.sample import build_sample
 
-            build_sample(lab)
+            build_sample(lab, on_built=on_sample_vm or (lambda spec: None))
         return lab
 
     # -- lookups -----------------------------------------------------------------------------

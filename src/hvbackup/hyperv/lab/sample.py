@@ -19,6 +19,7 @@ import os
 import random
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,13 +73,18 @@ SAMPLE_VMS = [
 ]
 
 
-def build_sample(lab: object, vms: list[SampleVm] | None = None) -> None:
+def disk_bytes(spec: SampleVm) -> int:
+    return OS_DISK_SIZE + (DATA_DISK_SIZE if spec.data_disk else 0)
+
+
+def build_sample(lab: object, vms: list[SampleVm] | None = None, on_built: Callable[[SampleVm], None] = lambda s: None) -> None:
     """Build the sample VMs into the lab and start the ones that should run."""
     from hvbackup.hyperv.lab.host import LabHost
 
     assert isinstance(lab, LabHost)
     for spec in vms or SAMPLE_VMS:
         build_vm(lab.directory, spec)
+        on_built(spec)
     for spec in vms or SAMPLE_VMS:
         if spec.state == VMState.Running:
             lab.start_vm(spec.id)
