@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -301,3 +302,9 @@ def test_guest_findings_keep_the_guest_remedy_and_run_in_the_guest():
     )
     assert finding.run_on == "guest"
     assert finding.remedy == "systemctl enable --now fstrim.timer"
+
+
+def test_every_rule_is_documented_with_its_source():
+    docs = (Path(__file__).parents[2] / "docs" / "ASSESS.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip().strip("`") for line in docs.splitlines() if line.startswith("| `")}
+    assert {r.id for r in RULES} <= rows

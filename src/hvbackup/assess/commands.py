@@ -20,3 +20,7 @@ def enable_service(vm: str, service: str) -> str:
 def with_vm_off(vm: str, *commands: str) -> str:
     """Commands Hyper-V accepts only while the VM is off, wrapped in a clean shutdown and start."""
     return "; ".join((f"Stop-VM -Name {ps(vm)}", *commands, f"Start-VM -Name {ps(vm)}"))
+
+
+def update_version(vm: str) -> str:
+    return with_vm_off(vm, f"Update-VMVersion -Name {ps(vm)} -Force")

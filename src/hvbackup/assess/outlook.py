@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hvbackup.assess.commands import enable_service, ps
+from hvbackup.assess.commands import enable_service, ps, update_version
 from hvbackup.assess.guest_report import GuestReport
 from hvbackup.hyperv.enums import IntegrationServiceStatus, VMState
 from hvbackup.hyperv.model import VM
@@ -80,7 +80,7 @@ def host_obstacles(vm: VM) -> list[Obstacle]:
         obstacles.append(
             Obstacle(
                 f"configuration version {vm.version} is below 6.2: no production checkpoints",
-                f"Stop-VM -Name {ps(vm.name)}; Update-VMVersion -Name {ps(vm.name)}; Start-VM -Name {ps(vm.name)}",
+                update_version(vm.name),
             )
         )
     return obstacles

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from hvbackup.assess.commands import ps
+from hvbackup.assess.commands import ps, update_version
 from hvbackup.assess.finding import ADVICE, BLOCKER, INFO, WARNING, Finding
 from hvbackup.assess.outlook import RUNNING_STATES, live_outlook, version_too_old
 from hvbackup.assess.rules.registry import Facts, rule
@@ -26,7 +26,7 @@ def config_version(facts: Facts) -> list[Finding]:
             f"Configuration version {vm.version} is too old for production checkpoints and change tracking (6.2 needed)",
             BLOCKER,
             f"Version={vm.version}",
-            f"Stop-VM -Name {ps(vm.name)}; Update-VMVersion -Name {ps(vm.name)} -Force; Start-VM -Name {ps(vm.name)}",
+            update_version(vm.name),
         )
     ]
 
