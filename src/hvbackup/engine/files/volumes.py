@@ -172,7 +172,10 @@ def choose_volume(volumes: list[Volume], name: str | None) -> Volume:
     encrypted = [v for v in volumes if v.kind == "luks"]
     if encrypted:
         return require_readable(encrypted[0])
-    raise UnknownFilesystem(f"no filesystem hvbackup can read on this disk ({describe(volumes)})")
+    raise UnknownFilesystem(
+        f"no filesystem hvbackup can read on this disk ({describe(volumes, notes=True)}); it reads ext4, xfs and "
+        "btrfs — for anything else use `hvbackup mount` and the kernel"
+    )
 
 
 def require_readable(volume: Volume) -> Volume:
@@ -199,5 +202,8 @@ def _where(name: str) -> str:
     return f"logical volume {name}"
 
 
-def describe(volumes: list[Volume]) -> str:
-    return ", ".join(f"{v.name} {v.kind}" for v in volumes) or "no volumes"
+def describe(volumes: list[Volume], notes: bool = False) -> str:
+    def one(v: Volume) -> str:
+        return f"{v.name} {v.kind}: {v.note}" if notes and v.note else f"{v.name} {v.kind}"
+
+    return ", ".join(one(v) for v in volumes) or "no volumes"
