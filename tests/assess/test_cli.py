@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
 import pytest
 
 
-
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", "from hvbackup.cli.main import main; main()", "assess", *args],
+        check=False,
         capture_output=True,
         text=True,
         timeout=120,

@@ -13,7 +13,6 @@ import png
 import pytest
 
 from hvbackup.assess.html import SEVERITY_COLOURS, render_html
-
 from tests.assess.sample import sample_report
 
 XHTML = "{http://www.w3.org/1999/xhtml}"
@@ -128,7 +127,9 @@ def test_page_renders_in_headless_chromium(tmp_path: Path):
 @pytest.mark.slow
 def test_blank_page_fails_the_screenshot_check(tmp_path: Path):
     page = tmp_path / "blank.html"
-    page.write_text("<!DOCTYPE html><html lang='en'><head><title>x</title></head><body></body></html>", encoding="utf-8")
+    page.write_text(
+        "<!DOCTYPE html><html lang='en'><head><title>x</title></head><body></body></html>", encoding="utf-8"
+    )
     shot = tmp_path / "blank.png"
     screenshot(page, shot, tmp_path / "profile")
     _, _, rows, _ = png.Reader(filename=str(shot)).asRGBA8()

@@ -11,7 +11,6 @@ from hvbackup.assess.verdict import predict
 from hvbackup.errors import UsageError
 from hvbackup.hyperv.enums import CheckpointType, IntegrationServiceStatus, OperationalStatus, VMState
 from hvbackup.hyperv.model import Memory
-
 from tests.assess.vms import GIB, HEALTHY, disk, guest_report, passthrough, service, services, vm
 
 VSS_STATES = {
@@ -28,7 +27,13 @@ GUESTS = {
     "stock": guest_report(daemons={"hypervvssd": 377}),
     "no-daemon": guest_report(daemons={}),
 }
-FREEZE_CONSISTENCY = {"unknown": "filesystem", "agent": "application", "agent-no-hooks": "filesystem", "agent-with-hook": "application", "stock": "filesystem"}
+FREEZE_CONSISTENCY = {
+    "unknown": "filesystem",
+    "agent": "application",
+    "agent-no-hooks": "filesystem",
+    "agent-with-hook": "application",
+    "stock": "filesystem",
+}
 POLICIES = [Policy(c, d) for c, d in itertools.product(CONSISTENCY_CHOICES, DOWNTIME_CHOICES)]
 RANK = {"crash": 1, "filesystem": 2, "application": 3, "saved-state": 3, "offline": 3}
 SAVE_S = 2 + 2 * 4  # 4 GiB of memory saved and restored at 1 GiB/s, plus the checkpoint
@@ -38,22 +43,40 @@ def running(vss: str, checkpoint_type: CheckpointType = CheckpointType.Productio
     return vm(integration_services=services(VSS=VSS_STATES[vss]), checkpoint_type=checkpoint_type, **changes)
 
 
-MATRIX = list(itertools.product(VSS_STATES, GUESTS, (CheckpointType.Production, CheckpointType.ProductionOnly), POLICIES))
+MATRIX = list(
+    itertools.product(VSS_STATES, GUESTS, (CheckpointType.Production, CheckpointType.ProductionOnly), POLICIES)
+)
 
 
 @pytest.mark.parametrize(("vss", "guest", "checkpoint_type", "policy"), MATRIX)
 def test_running_vm_matrix(vss, guest, checkpoint_type, policy):
     verdict = predict(running(vss, checkpoint_type), policy, GUESTS[guest])
     can_freeze = vss == "ok" and guest != "no-daemon"
-    live = FREEZE_CONSISTENCY[guest] if can_freeze else None if checkpoint_type == CheckpointType.ProductionOnly else "crash"
+    live = (
+        FREEZE_CONSISTENCY[guest]
+        if can_freeze
+        else None
+        if checkpoint_type == CheckpointType.ProductionOnly
+        else "crash"
+    )
 
     if live is not None and RANK[live] >= RANK[policy.consistency]:
-        assert (verdict.mode, verdict.consistency, verdict.meets_policy, verdict.downtime_s) == ("live", live, True, None)
+        assert (verdict.mode, verdict.consistency, verdict.meets_policy, verdict.downtime_s) == (
+            "live",
+            live,
+            True,
+            None,
+        )
     elif policy.allow_downtime == "shutdown":  # the Shutdown service is enabled and answers here
         assert (verdict.mode, verdict.consistency, verdict.meets_policy) == ("shutdown", "offline", True)
         assert verdict.downtime_s > 0 and "needs shutdown" in verdict.summary
     elif policy.allow_downtime == "save":
-        assert (verdict.mode, verdict.consistency, verdict.meets_policy, verdict.downtime_s) == ("saved", "saved-state", True, SAVE_S)
+        assert (verdict.mode, verdict.consistency, verdict.meets_policy, verdict.downtime_s) == (
+            "saved",
+            "saved-state",
+            True,
+            SAVE_S,
+        )
         assert verdict.summary == f"needs saved state: unavailable for about {SAVE_S} s"
     elif live is None:
         assert (verdict.mode, verdict.consistency, verdict.meets_policy) == ("none", "none", False)
@@ -65,24 +88,35 @@ def test_running_vm_matrix(vss, guest, checkpoint_type, policy):
         assert any("--allow-downtime save" in i for i in verdict.improvements)
 
 
-@pytest.mark.parametrize(("state", "mode", "consistency"), [
-    (VMState.Off, "offline", "offline"),
-    (VMState.OffCritical, "offline", "offline"),
-    (VMState.Saved, "live", "saved-state"),
-    (VMState.FastSaved, "live", "saved-state"),
-])
+@pytest.mark.parametrize(
+    ("state", "mode", "consistency"),
+    [
+        (VMState.Off, "offline", "offline"),
+        (VMState.OffCritical, "offline", "offline"),
+        (VMState.Saved, "live", "saved-state"),
+        (VMState.FastSaved, "live", "saved-state"),
+    ],
+)
 @pytest.mark.parametrize("policy", POLICIES)
 def test_off_and_saved_vms_need_no_downtime_and_meet_every_policy(state, mode, consistency, policy):
     broken = vm(state=state, integration_services=services(VSS=service("VSS", enabled=False)))
     verdict = predict(broken, policy, None)
-    assert (verdict.mode, verdict.consistency, verdict.meets_policy, verdict.downtime_s) == (mode, consistency, True, None)
+    assert (verdict.mode, verdict.consistency, verdict.meets_policy, verdict.downtime_s) == (
+        mode,
+        consistency,
+        True,
+        None,
+    )
 
 
-@pytest.mark.parametrize(("guest", "summary"), [
-    ("agent", "live, application-consistent"),
-    ("unknown", "live, filesystem-consistent (unknown guest: assumed stock daemon)"),
-    ("stock", "live, filesystem-consistent (stock daemon hypervvssd)"),
-])
+@pytest.mark.parametrize(
+    ("guest", "summary"),
+    [
+        ("agent", "live, application-consistent"),
+        ("unknown", "live, filesystem-consistent (unknown guest: assumed stock daemon)"),
+        ("stock", "live, filesystem-consistent (stock daemon hypervvssd)"),
+    ],
+)
 def test_summaries_say_what_was_assumed(guest, summary):
     assert predict(HEALTHY, Policy(), GUESTS[guest]).summary == summary
 
@@ -154,13 +188,24 @@ def test_vm_in_transition_cannot_be_backed_up_now(state):
 def test_verdict_json_is_plain_data():
     data = predict(vm(disks=(disk(0), passthrough(1))), Policy(), None).to_json()
     assert data["skipped_disks"] == ["SCSI:0:1"] and isinstance(data["improvements"], list)
-    assert set(data) == {"mode", "consistency", "meets_policy", "summary", "downtime_s", "skipped_disks", "improvements"}
+    assert set(data) == {
+        "mode",
+        "consistency",
+        "meets_policy",
+        "summary",
+        "downtime_s",
+        "skipped_disks",
+        "improvements",
+    }
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"consistency": "perfect"}, "unknown consistency 'perfect'"),
-    ({"allow_downtime": "always"}, "unknown downtime setting 'always'"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"consistency": "perfect"}, "unknown consistency 'perfect'"),
+        ({"allow_downtime": "always"}, "unknown downtime setting 'always'"),
+    ],
+)
 def test_bad_policy_is_a_usage_error(kwargs, message):
     with pytest.raises(UsageError, match=message):
         Policy(**kwargs)

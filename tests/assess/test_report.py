@@ -12,7 +12,6 @@ from hvbackup.assess.finding import SEVERITY_ORDER
 from hvbackup.assess.report import Report
 from hvbackup.hyperv.enums import CheckpointType, HeartbeatStatus
 from hvbackup.hyperv.powershell import PowerShellHost
-
 from tests.assess.sample import sample_report
 from tests.assess.vms import disk, guest_finding, guest_report, vm
 from tests.hyperv.hyperv_fixtures import ReplayTransport
@@ -31,7 +30,9 @@ MIB = 1024 * 1024
     ],
 )
 def test_exit_code_follows_the_worst_severity(machine, guest, worst, code):
-    report = Report("hv", Policy(), (assess_vm(vm(name="clean"), Policy(), guest_report()), assess_vm(machine, Policy(), guest)))
+    report = Report(
+        "hv", Policy(), (assess_vm(vm(name="clean"), Policy(), guest_report()), assess_vm(machine, Policy(), guest))
+    )
     assert (report.worst, report.exit_code) == (worst, code)
 
 

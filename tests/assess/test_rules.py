@@ -22,14 +22,14 @@ from hvbackup.hyperv.enums import (
     VMState,
 )
 from hvbackup.hyperv.model import Checkpoint, Firmware, Orphan
-
 from tests.assess.vms import HEALTHY, disk, guest_finding, guest_report, nic, passthrough, service, services, vm
 
 MIB = 1024 * 1024
 AGENT = guest_report()
+DEFAULT_POLICY = Policy()
 
 
-def facts(machine=HEALTHY, guest: dict[str, Any] | None = AGENT, policy: Policy = Policy(), orphans=()) -> Facts:
+def facts(machine=HEALTHY, guest: dict[str, Any] | None = AGENT, policy: Policy = DEFAULT_POLICY, orphans=()) -> Facts:
     return Facts(machine, policy, GuestReport(guest) if guest is not None else None, tuple(orphans))
 
 
@@ -42,9 +42,21 @@ RECOVERY_ORPHAN = Orphan(
     created="2026-11-24T22:00:00Z",
     is_ours=True,
 )
-AVHDX_ORPHAN = Orphan(kind="avhdx", vm_id=HEALTHY.id, vm_name="web-01", path="D:\\Hyper-V\\web-01\\Virtual Hard Disks\\disk0_5A9D.avhdx")
-NFS_SKIP = {"mountpoint": "/srv/data", "fstype": "nfs4", "source": "fs01:/export/data", "reason": "network filesystem (nfs4) cannot be frozen from the guest"}
-EFI_SKIP = {"mountpoint": "/boot/efi", "fstype": "vfat", "source": "/dev/sda1", "reason": "vfat is skipped (as hv_vss_daemon does)"}
+AVHDX_ORPHAN = Orphan(
+    kind="avhdx", vm_id=HEALTHY.id, vm_name="web-01", path="D:\\Hyper-V\\web-01\\Virtual Hard Disks\\disk0_5A9D.avhdx"
+)
+NFS_SKIP = {
+    "mountpoint": "/srv/data",
+    "fstype": "nfs4",
+    "source": "fs01:/export/data",
+    "reason": "network filesystem (nfs4) cannot be frozen from the guest",
+}
+EFI_SKIP = {
+    "mountpoint": "/boot/efi",
+    "fstype": "vfat",
+    "source": "/dev/sda1",
+    "reason": "vfat is skipped (as hv_vss_daemon does)",
+}
 
 # rule id: (facts that trigger it, expected severity, text the remedy must hold, facts that do not trigger it)
 CASES: dict[str, tuple[Facts, str, str, Facts]] = {
@@ -55,7 +67,13 @@ CASES: dict[str, tuple[Facts, str, str, Facts]] = {
         facts(),
     ),
     "vss-ic-unreachable": (
-        facts(vm(integration_services=services(VSS=service("VSS", status=IntegrationServiceStatus.NoContact, status_text="No Contact")))),
+        facts(
+            vm(
+                integration_services=services(
+                    VSS=service("VSS", status=IntegrationServiceStatus.NoContact, status_text="No Contact")
+                )
+            )
+        ),
         "blocker",
         "hvbackup-guest install",
         facts(),
@@ -68,7 +86,12 @@ CASES: dict[str, tuple[Facts, str, str, Facts]] = {
     ),
     "heartbeat-lost": (facts(vm(heartbeat=HeartbeatStatus.LostCommunication)), "warning", "hv_utils", facts()),
     "no-vss-daemon": (facts(guest=guest_report(daemons={})), "blocker", "hvbackup-guest install", facts()),
-    "stock-vss-daemon": (facts(guest=guest_report(daemons={"hv_vss_daemon": 401})), "advice", "hvbackup-guest install", facts()),
+    "stock-vss-daemon": (
+        facts(guest=guest_report(daemons={"hv_vss_daemon": 401})),
+        "advice",
+        "hvbackup-guest install",
+        facts(),
+    ),
     "guest-unknown": (facts(guest=None), "info", "hvbackup-guest check", facts()),
     "time-sync": (
         facts(guest=guest_report(findings=[guest_finding("no-time-sync", remedy="apt-get install -y chrony")])),
@@ -77,7 +100,10 @@ CASES: dict[str, tuple[Facts, str, str, Facts]] = {
         facts(),
     ),
     "shutdown-ic": (
-        facts(vm(integration_services=services(Shutdown=service("Shutdown", enabled=False))), policy=Policy(allow_downtime="shutdown")),
+        facts(
+            vm(integration_services=services(Shutdown=service("Shutdown", enabled=False))),
+            policy=Policy(allow_downtime="shutdown"),
+        ),
         "warning",
         "Enable-VMIntegrationService -VMName 'web-01' -Name 'Shutdown'",
         facts(policy=Policy(allow_downtime="shutdown")),
@@ -89,7 +115,13 @@ CASES: dict[str, tuple[Facts, str, str, Facts]] = {
         facts(),
     ),
     "mixed-nics": (
-        facts(vm(generation=1, firmware=None, network_adapters=(nic(), nic("Legacy Network Adapter", legacy=True, mac="00155D0A1B2D")))),
+        facts(
+            vm(
+                generation=1,
+                firmware=None,
+                network_adapters=(nic(), nic("Legacy Network Adapter", legacy=True, mac="00155D0A1B2D")),
+            )
+        ),
         "warning",
         "Remove-VMNetworkAdapter -VMName 'web-01' -Name 'Legacy Network Adapter'",
         facts(vm(generation=1, firmware=None, network_adapters=(nic("Legacy Network Adapter", legacy=True),))),
@@ -100,9 +132,16 @@ CASES: dict[str, tuple[Facts, str, str, Facts]] = {
         "Set-VMNetworkAdapter -VMName 'web-01' -Name 'Network Adapter' -StaticMacAddress '00155D0A1B2C'",
         facts(vm(is_clustered=True, network_adapters=(nic(dynamic=False),))),
     ),
-    "passthrough-disk": (facts(vm(disks=(disk(0), passthrough(1)))), "blocker", "Add-VMHardDiskDrive -VMName 'web-01'", facts()),
+    "passthrough-disk": (
+        facts(vm(disks=(disk(0), passthrough(1)))),
+        "blocker",
+        "Add-VMHardDiskDrive -VMName 'web-01'",
+        facts(),
+    ),
     "iscsi-disk": (
-        facts(guest=guest_report(iscsi_sessions=[{"target": "iqn.2026-01.com.example:db", "portal": "192.0.2.5:3260"}])),
+        facts(
+            guest=guest_report(iscsi_sessions=[{"target": "iqn.2026-01.com.example:db", "portal": "192.0.2.5:3260"}])
+        ),
         "warning",
         "VHDX",
         facts(),
@@ -131,7 +170,12 @@ CASES: dict[str, tuple[Facts, str, str, Facts]] = {
         "-VHDType Dynamic -BlockSizeBytes 1MB; Set-VMHardDiskDrive -VMName 'web-01' -ControllerType SCSI -ControllerNumber 0 -ControllerLocation 0",
         facts(vm(disks=(disk(0, type=VhdType.Fixed, block_size=0),))),
     ),
-    "config-version": (facts(vm(version="5.0")), "blocker", "Update-VMVersion -Name 'web-01'", facts(vm(version="8.0"))),
+    "config-version": (
+        facts(vm(version="5.0")),
+        "blocker",
+        "Update-VMVersion -Name 'web-01'",
+        facts(vm(version="8.0")),
+    ),
     "checkpoint-type": (
         facts(vm(checkpoint_type=CheckpointType.Standard)),
         "warning",
@@ -151,10 +195,18 @@ CASES: dict[str, tuple[Facts, str, str, Facts]] = {
         facts(orphans=[RECOVERY_ORPHAN]),
     ),
     "user-checkpoints": (
-        facts(vm(checkpoints=(Checkpoint(id="c1", name="before upgrade", vm_id=HEALTHY.id, type=SnapshotType.Standard),))),
+        facts(
+            vm(checkpoints=(Checkpoint(id="c1", name="before upgrade", vm_id=HEALTHY.id, type=SnapshotType.Standard),))
+        ),
         "advice",
         "Get-VMSnapshot -VMName 'web-01' -SnapshotType Standard",
-        facts(vm(checkpoints=(Checkpoint(id="c2", name="hvbackup-20261125T000000Z", vm_id=HEALTHY.id, type=SnapshotType.Recovery),))),
+        facts(
+            vm(
+                checkpoints=(
+                    Checkpoint(id="c2", name="hvbackup-20261125T000000Z", vm_id=HEALTHY.id, type=SnapshotType.Recovery),
+                )
+            )
+        ),
     ),
     "vm-busy": (
         facts(vm(operational_status=(OperationalStatus.Ok, OperationalStatus.MergingDisks))),
@@ -169,7 +221,9 @@ CASES: dict[str, tuple[Facts, str, str, Facts]] = {
         facts(vm(firmware=Firmware(secure_boot=False, secure_boot_template="MicrosoftWindows"))),
     ),
     "io-scheduler": (
-        facts(guest=guest_report(disks=[{"name": "sdb", "scheduler": "mq-deadline", "available": "[mq-deadline] none"}])),
+        facts(
+            guest=guest_report(disks=[{"name": "sdb", "scheduler": "mq-deadline", "available": "[mq-deadline] none"}])
+        ),
         "advice",
         "echo none > /sys/block/sdb/queue/scheduler && echo ",
         facts(),
@@ -266,7 +320,10 @@ def test_time_sync_host_service_off_alone_is_advice():
     [(True, "filesystem", "info"), (True, "crash", "warning"), (False, "filesystem", "blocker")],
 )
 def test_production_only_against_the_policy(vss_enabled: bool, consistency: str, severity: str):
-    machine = vm(checkpoint_type=CheckpointType.ProductionOnly, integration_services=services(VSS=service("VSS", enabled=vss_enabled)))
+    machine = vm(
+        checkpoint_type=CheckpointType.ProductionOnly,
+        integration_services=services(VSS=service("VSS", enabled=vss_enabled)),
+    )
     [finding] = RULE_BY_ID["checkpoint-type"].check(facts(machine, policy=Policy(consistency=consistency)))
     assert finding.severity == severity
 

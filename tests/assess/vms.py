@@ -22,11 +22,22 @@ from hvbackup.hyperv.enums import (
 from hvbackup.hyperv.model import VM, Firmware, IntegrationService, Memory, NetworkAdapter, VirtualDisk
 
 GIB = 1024**3
-SERVICES = ("Guest Service Interface", "Heartbeat", "Key-Value Pair Exchange", "Shutdown", "Time Synchronization", "VSS")
+SERVICES = (
+    "Guest Service Interface",
+    "Heartbeat",
+    "Key-Value Pair Exchange",
+    "Shutdown",
+    "Time Synchronization",
+    "VSS",
+)
 
 
-def service(name: str, enabled: bool = True, status: IntegrationServiceStatus = IntegrationServiceStatus.Ok, **kw: Any) -> IntegrationService:
-    return IntegrationService(name=name, enabled=enabled, status=status if enabled else IntegrationServiceStatus.Unknown, **kw)
+def service(
+    name: str, enabled: bool = True, status: IntegrationServiceStatus = IntegrationServiceStatus.Ok, **kw: Any
+) -> IntegrationService:
+    return IntegrationService(
+        name=name, enabled=enabled, status=status if enabled else IntegrationServiceStatus.Unknown, **kw
+    )
 
 
 def services(**changes: IntegrationService | None) -> tuple[IntegrationService, ...]:
@@ -42,24 +53,26 @@ def services(**changes: IntegrationService | None) -> tuple[IntegrationService, 
     return tuple(result)
 
 
-def nic(name: str = "Network Adapter", *, legacy: bool = False, dynamic: bool = True, mac: str = "00155D0A1B2C") -> NetworkAdapter:
+def nic(
+    name: str = "Network Adapter", *, legacy: bool = False, dynamic: bool = True, mac: str = "00155D0A1B2C"
+) -> NetworkAdapter:
     return NetworkAdapter(name=name, mac_address=mac, dynamic_mac=dynamic, is_legacy=legacy, switch_name="LAN")
 
 
 def disk(location: int = 0, **kw: Any) -> VirtualDisk:
-    values: dict[str, Any] = dict(
-        controller_type=ControllerType.SCSI,
-        controller_number=0,
-        controller_location=location,
-        path=f"D:\\Hyper-V\\web-01\\Virtual Hard Disks\\disk{location}.vhdx",
-        format=VhdFormat.VHDX,
-        type=VhdType.Dynamic,
-        size=64 * GIB,
-        file_size=10 * GIB,
-        block_size=1024 * 1024,
-        logical_sector_size=512,
-        physical_sector_size=4096,
-    )
+    values: dict[str, Any] = {
+        "controller_type": ControllerType.SCSI,
+        "controller_number": 0,
+        "controller_location": location,
+        "path": f"D:\\Hyper-V\\web-01\\Virtual Hard Disks\\disk{location}.vhdx",
+        "format": VhdFormat.VHDX,
+        "type": VhdType.Dynamic,
+        "size": 64 * GIB,
+        "file_size": 10 * GIB,
+        "block_size": 1024 * 1024,
+        "logical_sector_size": 512,
+        "physical_sector_size": 4096,
+    }
     values.update(kw)
     return VirtualDisk(**values)
 
@@ -118,4 +131,10 @@ def guest_report(
 
 
 def guest_finding(finding_id: str, severity: str = "warning", remedy: str = "fix-it") -> dict[str, str]:
-    return {"id": finding_id, "severity": severity, "title": f"guest says {finding_id}", "evidence": "seen in guest", "remedy": remedy}
+    return {
+        "id": finding_id,
+        "severity": severity,
+        "title": f"guest says {finding_id}",
+        "evidence": "seen in guest",
+        "remedy": remedy,
+    }

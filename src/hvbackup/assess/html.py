@@ -14,7 +14,8 @@ from hvbackup.assess.report import Report, VmAssessment
 SEVERITY_COLOURS = {"blocker": "#c62828", "warning": "#b26a00", "advice": "#1565c0", "info": "#546e7a"}
 OK_COLOUR = "#2e7d32"
 
-STYLE = """
+STYLE = (
+    """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;color:#1f2328;background:#f6f8fa}
 main{max-width:1100px;margin:0 auto;padding:24px}
 h1{font-size:26px;margin:0 0 4px}h2{font-size:20px;margin:0 0 8px}h3{font-size:16px;margin:0 0 6px}
@@ -23,7 +24,12 @@ section{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:16px 
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #d8dee4;vertical-align:top}
 th{background:#eef1f4}
 .badge{display:inline-block;min-width:64px;text-align:center;padding:1px 8px;border-radius:10px;color:#fff;font-size:12px;font-weight:600;text-transform:uppercase}
-""" + "".join(f".sev-{s}{{background:{c}}}.finding.border-{s}{{border-left:6px solid {c}}}" for s, c in SEVERITY_COLOURS.items()) + f"""
+"""
+    + "".join(
+        f".sev-{s}{{background:{c}}}.finding.border-{s}{{border-left:6px solid {c}}}"
+        for s, c in SEVERITY_COLOURS.items()
+    )
+    + f"""
 .sev-ok{{background:{OK_COLOUR}}}
 .counts .badge{{font-size:14px;padding:4px 12px;margin-right:6px}}
 .verdict{{font-size:17px;font-weight:600;margin:4px 0}}
@@ -39,6 +45,7 @@ th{background:#eef1f4}
 ul.improve{{margin:4px 0 8px 20px;padding:0}}
 footer{{color:#57606a;font-size:13px}}
 """
+)
 
 SCRIPT = """
 for (const b of document.querySelectorAll("button.copy")) {
@@ -80,7 +87,11 @@ def _summary_row(index: int, vm: VmAssessment) -> str:
 
 
 def _finding(vm: VmAssessment, finding: Finding) -> str:
-    where = f"Run in the guest {vm.vm.name}, as root:" if finding.run_on == ON_GUEST else "Run on the Hyper-V host (PowerShell):"
+    where = (
+        f"Run in the guest {vm.vm.name}, as root:"
+        if finding.run_on == ON_GUEST
+        else "Run on the Hyper-V host (PowerShell):"
+    )
     return (
         f'<article class="finding border-{_e(finding.severity)}">'
         f'<h3>{_badge(finding.severity)} {_e(finding.title)} <code class="id">{_e(finding.id)}</code></h3>'

@@ -30,7 +30,9 @@ class Policy:
         if self.consistency not in CONSISTENCY_CHOICES:
             raise UsageError(f"unknown consistency {self.consistency!r}: use one of {', '.join(CONSISTENCY_CHOICES)}")
         if self.allow_downtime not in DOWNTIME_CHOICES:
-            raise UsageError(f"unknown downtime setting {self.allow_downtime!r}: use one of {', '.join(DOWNTIME_CHOICES)}")
+            raise UsageError(
+                f"unknown downtime setting {self.allow_downtime!r}: use one of {', '.join(DOWNTIME_CHOICES)}"
+            )
 
     def accepts(self, consistency: str) -> bool:
         return CONSISTENCY_RANK[consistency] >= CONSISTENCY_RANK[self.consistency]

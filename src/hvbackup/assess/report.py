@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from hvbackup.assess.finding import BLOCKER, WARNING, Finding, sort_findings, worst_severity
 from hvbackup.assess.guest_report import GuestReport
@@ -53,7 +54,7 @@ class Report:
     host: str
     policy: Policy
     vms: tuple[VmAssessment, ...]
-    generated: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    generated: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
     @property
     def worst(self) -> str | None:

@@ -55,7 +55,9 @@ def predict(vm: VM, policy: Policy, guest: dict | None) -> Verdict:
     if vm.state in OFF_STATES:
         base = Verdict("offline", "offline", True, "offline (the VM is off)", None, skipped, ())
     elif vm.state in SAVED_STATES:
-        base = Verdict("live", "saved-state", True, "saved state (the VM is saved), no extra downtime", None, skipped, ())
+        base = Verdict(
+            "live", "saved-state", True, "saved state (the VM is saved), no extra downtime", None, skipped, ()
+        )
     elif vm.state in RUNNING_STATES or vm.state in PAUSED_STATES:
         base = _running(vm, policy, live_outlook(vm, GuestReport(guest) if guest is not None else None), skipped)
     else:
@@ -82,7 +84,9 @@ def _running(vm: VM, policy: Policy, outlook: LiveOutlook, skipped: tuple[str, .
     downtime_hint = f"or allow downtime: --allow-downtime save (about {save_downtime_s(vm):.0f} s)"
     if live is None:
         reasons = "; ".join(o.reason for o in outlook.obstacles)
-        summary = f"cannot be backed up: {reasons}, and checkpoint type ProductionOnly forbids a crash-consistent checkpoint"
+        summary = (
+            f"cannot be backed up: {reasons}, and checkpoint type ProductionOnly forbids a crash-consistent checkpoint"
+        )
         return Verdict("none", "none", False, summary, None, skipped, improvements + (downtime_hint,))
     summary = f"{_live_summary(live, outlook)} — below policy ({policy.consistency} required)"
     return Verdict("live", live, False, summary, None, skipped, improvements + (downtime_hint,))
@@ -128,5 +132,6 @@ def _with_skipped_disks(verdict: Verdict) -> Verdict:
         f"{verdict.summary}; pass-through disk(s) {disks} not backed up",
         verdict.downtime_s,
         verdict.skipped_disks,
-        verdict.improvements + (f"to include {disks}: move the data to a VHDX disk (pass-through disks cannot be checkpointed)",),
+        verdict.improvements
+        + (f"to include {disks}: move the data to a VHDX disk (pass-through disks cannot be checkpointed)",),
     )

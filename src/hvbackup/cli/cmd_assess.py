@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Group
@@ -16,7 +16,12 @@ from rich.text import Text
 from hvbackup.cli.common import JsonOpt, emit, handle_errors, stderr, stdout
 from hvbackup.errors import UsageError
 
-SEVERITY_STYLES = {"blocker": "bold white on red", "warning": "bold black on yellow", "advice": "bold white on blue", "info": "dim"}
+SEVERITY_STYLES = {
+    "blocker": "bold white on red",
+    "warning": "bold black on yellow",
+    "advice": "bold white on blue",
+    "info": "dim",
+}
 
 HELP = """Assess Linux VMs for live backup: per VM the backup it will get under the policy, and every finding with its cause and the exact command that fixes it.
 
@@ -32,16 +37,23 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def assess_cmd(
-    vms: Annotated[Optional[list[str]], typer.Argument(help="VM names or ids (default: every VM).", show_default=False)] = None,
+    vms: Annotated[
+        list[str] | None, typer.Argument(help="VM names or ids (default: every VM).", show_default=False)
+    ] = None,
     host: Annotated[
-        str, typer.Option("--host", envvar="HVBACKUP_HOST", help="lab:DIR, psrp://user@host or local (or HVBACKUP_HOST).")
+        str,
+        typer.Option("--host", envvar="HVBACKUP_HOST", help="lab:DIR, psrp://user@host or local (or HVBACKUP_HOST)."),
     ] = "",
     all_vms: Annotated[bool, typer.Option("--all", help="Assess every VM on the host.")] = False,
     consistency: Annotated[
         str, typer.Option(help="Weakest acceptable consistency: application, filesystem or crash.")
     ] = "filesystem",
-    allow_downtime: Annotated[str, typer.Option(help="Downtime allowed to reach it: never, save or shutdown.")] = "never",
-    html: Annotated[Optional[Path], typer.Option("--html", help="Also write a self-contained HTML report to FILE.")] = None,
+    allow_downtime: Annotated[
+        str, typer.Option(help="Downtime allowed to reach it: never, save or shutdown.")
+    ] = "never",
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML report to FILE.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     from hvbackup.assess import Policy, assess_host

@@ -120,7 +120,9 @@ def user_checkpoints(facts: Facts) -> list[Finding]:
     ]
 
 
-@rule("vm-busy", "VM busy (merging, backing up, migrating)", WARNING, "users.md §1.6 (do not touch a chain while merging)")
+@rule(
+    "vm-busy", "VM busy (merging, backing up, migrating)", WARNING, "users.md §1.6 (do not touch a chain while merging)"
+)
 def vm_busy(facts: Facts) -> list[Finding]:
     vm = facts.vm
     if not vm.is_busy:

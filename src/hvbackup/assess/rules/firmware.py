@@ -10,7 +10,9 @@ UEFI_CA_TEMPLATE = "MicrosoftUEFICertificateAuthority"
 UEFI_CA_TEMPLATE_ID = "272e7447-90a4-4563-a4b9-8e4ab00526ce"
 
 
-@rule("secure-boot-template", 'Secure Boot template not "Microsoft UEFI Certificate Authority"', WARNING, "users.md §1.9")
+@rule(
+    "secure-boot-template", 'Secure Boot template not "Microsoft UEFI Certificate Authority"', WARNING, "users.md §1.9"
+)
 def secure_boot_template(facts: Facts) -> list[Finding]:
     vm, firmware = facts.vm, facts.vm.firmware
     if vm.generation != 2 or firmware is None or not firmware.secure_boot:

@@ -21,7 +21,14 @@ def _relay(facts: Facts, guest_id: str, rule_id: str, severity: str) -> list[Fin
 
 
 def _from_guest(item: dict[str, Any], rule_id: str, severity: str) -> Finding:
-    return Finding(rule_id, str(item.get("title", rule_id)), severity, str(item.get("evidence", "")), str(item.get("remedy", "")), ON_GUEST)
+    return Finding(
+        rule_id,
+        str(item.get("title", rule_id)),
+        severity,
+        str(item.get("evidence", "")),
+        str(item.get("remedy", "")),
+        ON_GUEST,
+    )
 
 
 @rule("io-scheduler", "Guest I/O scheduler not none/noop", ADVICE, "hyperv.md §4.1; guest.md §2.9; users.md §1.8")
@@ -33,7 +40,7 @@ def io_scheduler(facts: Facts) -> list[Finding]:
         name, scheduler = str(disk.get("name", "")), disk.get("scheduler")
         if not name or scheduler in (None, *GOOD_SCHEDULERS):
             continue
-        persist = f"ACTION==\"add|change\", KERNEL==\"sd[a-z]*\", ATTR{{queue/scheduler}}=\"none\""
+        persist = 'ACTION=="add|change", KERNEL=="sd[a-z]*", ATTR{queue/scheduler}="none"'
         findings.append(
             Finding(
                 "io-scheduler",

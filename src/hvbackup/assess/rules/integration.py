@@ -33,7 +33,9 @@ def vss_ic_disabled(facts: Facts) -> list[Finding]:
     ]
 
 
-@rule("vss-ic-unreachable", "Backup (VSS) integration service: No Contact / Lost Communication", BLOCKER, "users.md §1.4")
+@rule(
+    "vss-ic-unreachable", "Backup (VSS) integration service: No Contact / Lost Communication", BLOCKER, "users.md §1.4"
+)
 def vss_ic_unreachable(facts: Facts) -> list[Finding]:
     service = facts.vm.vss_service
     if not _running(facts) or service is None or not service.enabled or not service.guest_unreachable:
@@ -170,7 +172,12 @@ def time_sync(facts: Facts) -> list[Finding]:
     return []
 
 
-@rule("shutdown-ic", "Shutdown integration service unusable while the policy allows shutdown", WARNING, "hyperv.md §5 (InitiateShutdown)")
+@rule(
+    "shutdown-ic",
+    "Shutdown integration service unusable while the policy allows shutdown",
+    WARNING,
+    "hyperv.md §5 (InitiateShutdown)",
+)
 def shutdown_ic(facts: Facts) -> list[Finding]:
     if facts.policy.allow_downtime != "shutdown" or not _running(facts):
         return []

@@ -51,7 +51,10 @@ def mixed_nics(facts: Facts) -> list[Finding]:
             "and lose the network a backup or restore relies on",
             WARNING,
             kinds,
-            with_vm_off(facts.vm.name, *(f"Remove-VMNetworkAdapter -VMName {ps(facts.vm.name)} -Name {ps(a.name)}" for a in legacy)),
+            with_vm_off(
+                facts.vm.name,
+                *(f"Remove-VMNetworkAdapter -VMName {ps(facts.vm.name)} -Name {ps(a.name)}" for a in legacy),
+            ),
         )
     ]
 
