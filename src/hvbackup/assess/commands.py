@@ -24,3 +24,7 @@ def with_vm_off(vm: str, *commands: str) -> str:
 
 def update_version(vm: str) -> str:
     return with_vm_off(vm, f"Update-VMVersion -Name {ps(vm)} -Force")
+
+
+LOAD_HV_UTILS = "modprobe hv_utils && echo hv_utils > /etc/modules-load.d/hv_utils.conf"
+"""Load the kernel module behind heartbeat, shutdown, time sync and VSS, and at every boot (guest.md §2.1)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hvbackup.assess.commands import enable_service, ps, update_version
+from hvbackup.assess.commands import LOAD_HV_UTILS, enable_service, ps, update_version
 from hvbackup.assess.guest_report import GuestReport
 from hvbackup.hyperv.enums import IntegrationServiceStatus, VMState
 from hvbackup.hyperv.model import VM
@@ -71,7 +71,7 @@ def host_obstacles(vm: VM) -> list[Obstacle]:
         obstacles.append(
             Obstacle(
                 f"the VSS integration service reports {service.status_text or service.status.name}: the guest does not answer",
-                "in the guest: modprobe hv_utils && hvbackup-guest install",
+                f"in the guest: {LOAD_HV_UTILS} && hvbackup-guest install",
             )
         )
     if vm.state in PAUSED_STATES:

@@ -125,18 +125,22 @@ def _vm_panel(vm: dict) -> Panel:
     for improvement in verdict["improvements"]:
         parts.append(Text(f"  → {improvement}", style="cyan"))
     if vm["findings"]:
-        table = Table(show_header=True, expand=True, box=None, padding=(0, 1))
+        table = Table(show_header=False, expand=True, box=None, padding=(0, 1))
         table.add_column("severity", no_wrap=True)
-        table.add_column("finding", ratio=2, overflow="fold")
-        table.add_column("fix", ratio=3, overflow="fold")
+        table.add_column("finding", overflow="fold")
         for finding in vm["findings"]:
-            where = "in the guest" if finding["run_on"] == "guest" else "on the host"
-            cause = Text(finding["title"])
-            cause.append(f"\n{finding['id']}: {finding['evidence']}", style="dim")
-            fix = Text(f"{where}: ", style="dim")
-            fix.append(finding["remedy"])
-            table.add_row(_badge(finding["severity"]), cause, fix)
+            table.add_row(_badge(finding["severity"]), _finding_text(finding))
         parts.append(table)
     title = Text(f"{vm['vm']} ({vm['state']}) ")
     title.append_text(_badge(vm["worst"]))
     return Panel(Group(*parts), title=title, title_align="left")
+
+
+def _finding_text(finding: dict) -> Text:
+    where = "in the guest" if finding["run_on"] == "guest" else "on the host"
+    text = Text(finding["title"], style="bold")
+    text.append(f"  [{finding['id']}]", style="dim")
+    text.append(f"\nseen: {finding['evidence']}", style="dim")
+    text.append(f"\nfix {where}: ", style="dim")
+    text.append(finding["remedy"], style="cyan")
+    return text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hvbackup.assess.commands import enable_service
+from hvbackup.assess.commands import LOAD_HV_UTILS, enable_service
 from hvbackup.assess.finding import ADVICE, BLOCKER, INFO, ON_GUEST, WARNING, Finding
 from hvbackup.assess.outlook import RUNNING_STATES, vss_service_name
 from hvbackup.assess.rules.registry import Facts, rule
@@ -46,7 +46,7 @@ def vss_ic_unreachable(facts: Facts) -> list[Finding]:
             f"The guest does not answer the backup integration service ({service.status_text or service.status.name})",
             BLOCKER,
             f"{service.name}: PrimaryOperationalStatus={service.status.name}",
-            "modprobe hv_utils && hvbackup-guest install",
+            f"{LOAD_HV_UTILS} && hvbackup-guest install",
             ON_GUEST,
         )
     ]
@@ -81,7 +81,7 @@ def heartbeat_lost(facts: Facts) -> list[Finding]:
             "The guest's heartbeat does not answer: the guest may hang, or hv_utils is not loaded",
             WARNING,
             f"Heartbeat={facts.vm.heartbeat.name}",
-            "modprobe hv_utils && systemctl status",
+            LOAD_HV_UTILS,
             ON_GUEST,
         )
     ]

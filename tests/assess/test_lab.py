@@ -1,0 +1,110 @@
+"""The lab host's sample VMs: `hvbackup assess --host lab:DIR` end to end, and each verdict checked
+against what the lab host then records when a checkpoint is taken the way the verdict says."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hvbackup.assess import EXIT_BLOCKERS, Policy, predict
+from hvbackup.hyperv.enums import CheckpointType, ConsistencyLevel, VMState
+from hvbackup.hyperv.errors import WmiJobError
+from hvbackup.hyperv.lab import LabHost
+from hvbackup.hyperv.lab.sample import SAMPLE_VMS
+
+pytestmark = pytest.mark.slow
+
+EXPECTED_LIVE = {"agent": "application", "stock": "filesystem", "none": "crash"}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory):
+    host = LabHost.create(tmp_path_factory.mktemp("assess") / "lab", sample=True)
+    yield host
+    host.destroy()
+
+
+def assess(lab: LabHost, *args: str) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable,
+        "-c",
+        "from hvbackup.cli.main import main; main()",
+        "assess",
+        "--host",
+        f"lab:{lab.directory}",
+    ]
+    return subprocess.run([*command, *args], check=False, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_assesses_every_sample_vm(lab: LabHost, tmp_path: Path):
+    page = tmp_path / "report.html"
+    result = assess(lab, "--all", "--json", "--html", str(page))
+    report = json.loads(result.stdout)  # exactly one JSON document on stdout
+    assert result.returncode == report["exit_code"] == EXIT_BLOCKERS  # passthru-01's disk, legacy-app's VSS
+    by_name = {vm["vm"]: vm for vm in report["vms"]}
+    assert set(by_name) == {spec.name for spec in SAMPLE_VMS}
+    for spec in SAMPLE_VMS:
+        verdict = by_name[spec.name]["verdict"]
+        if spec.state == VMState.Off:
+            assert (verdict["mode"], verdict["consistency"]) == ("offline", "offline")
+        else:
+            assert (verdict["mode"], verdict["consistency"]) == ("live", EXPECTED_LIVE[spec.guest]), spec.name
+        assert bool(verdict["skipped_disks"]) == spec.passthrough
+        findings = {f["id"] for f in by_name[spec.name]["findings"]}
+        assert ("mixed-nics" in findings) == (len({legacy for legacy, _ in spec.nics}) == 2)
+        assert ("clustered-dynamic-mac" in findings) == (spec.clustered and any(dynamic for _, dynamic in spec.nics))
+        assert ("io-scheduler" in findings) == (spec.scheduler not in ("none", "noop"))
+    assert "<!DOCTYPE html>" in page.read_text(encoding="utf-8")
+
+
+def test_cli_policy_options_change_the_verdict(lab: LabHost):
+    result = assess(lab, "legacy-app", "--consistency", "filesystem", "--allow-downtime", "save", "--json")
+    [vm] = json.loads(result.stdout)["vms"]
+    assert (vm["verdict"]["mode"], vm["verdict"]["consistency"]) == ("saved", "saved-state")
+    assert vm["verdict"]["downtime_s"] > 2
+
+
+def test_unknown_vm_is_a_one_line_error(lab: LabHost):
+    result = assess(lab, "no-such-vm")
+    assert result.returncode == 1 and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1 and "no-such-vm" in result.stderr
+
+
+def achieved(lab: LabHost, vm, consistency: str) -> str:
+    """Take the checkpoint the verdict calls for and read back what the host and the guest recorded."""
+    level = ConsistencyLevel.CrashConsistent if consistency == "crash" else ConsistencyLevel.ApplicationConsistent
+    checkpoint = lab.create_recovery_checkpoint(vm, level, "hvbackup-assess-test", skip_unsupported_disks=True)
+    guest = lab.guest_report(checkpoint.id)
+    reference = lab.convert_to_reference_point(checkpoint)
+    lab.destroy_reference_point(reference)
+    if reference.consistency_level != ConsistencyLevel.ApplicationConsistent:
+        return "crash"
+    return guest["consistency"] if guest else "application"
+
+
+def test_every_live_verdict_is_what_the_lab_records(lab: LabHost):
+    checked = 0
+    for vm in lab.inventory():
+        verdict = predict(vm, Policy(consistency="crash"), lab.guest_readiness(vm.name))
+        if vm.state != VMState.Running:
+            continue
+        assert verdict.mode == "live"
+        assert achieved(lab, vm, verdict.consistency) == verdict.consistency, vm.name
+        checked += 1
+    assert checked == sum(1 for spec in SAMPLE_VMS if spec.state == VMState.Running)
+
+
+def test_production_only_without_a_freeze_is_predicted_impossible(lab: LabHost):
+    lab.set_checkpoint_type("legacy-app", CheckpointType.ProductionOnly)
+    try:
+        vm = lab.get_vm("legacy-app")
+        verdict = predict(vm, Policy(consistency="crash"), lab.guest_readiness(vm.name))
+        assert (verdict.mode, verdict.consistency) == ("none", "none")
+        with pytest.raises(WmiJobError):
+            lab.create_recovery_checkpoint(vm, ConsistencyLevel.ApplicationConsistent, "hvbackup-assess-test")
+    finally:
+        lab.set_checkpoint_type("legacy-app", CheckpointType.Production)
