@@ -74,6 +74,13 @@ def test_unknown_vm_is_a_one_line_error(lab: LabHost):
     assert len(result.stderr.strip().splitlines()) == 1 and "no-such-vm" in result.stderr
 
 
+def test_unwritable_html_path_is_a_one_line_error(lab: LabHost, tmp_path: Path):
+    result = assess(lab, "web-01", "--html", str(tmp_path / "missing" / "report.html"))
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "cannot write" in result.stderr
+    assert not (tmp_path / "missing").exists()
+
+
 def achieved(lab: LabHost, vm, consistency: str) -> str:
     """Take the checkpoint the verdict calls for and read back what the host and the guest recorded."""
     level = ConsistencyLevel.CrashConsistent if consistency == "crash" else ConsistencyLevel.ApplicationConsistent

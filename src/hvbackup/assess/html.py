@@ -39,7 +39,7 @@ th{background:#eef1f4}
 .evidence{{color:#424a53;margin:4px 0}}
 .where{{color:#57606a;font-size:13px;margin:6px 0 2px}}
 .cmd{{display:flex;gap:8px;align-items:flex-start}}
-.cmd pre{{flex:1;margin:0;background:#1f2328;color:#f0f3f6;padding:8px 10px;border-radius:6px;white-space:pre-wrap;word-break:break-all}}
+.cmd pre{{flex:1;margin:0;background:#1f2328;color:#f0f3f6;padding:8px 10px;border-radius:6px;white-space:pre-wrap;overflow-wrap:anywhere}}
 .cmd code{{user-select:all;font:13px/1.4 ui-monospace,"DejaVu Sans Mono",monospace}}
 .copy{{font-size:13px;padding:6px 10px;border:1px solid #8c959f;border-radius:6px;background:#fff;cursor:pointer}}
 ul.improve{{margin:4px 0 8px 20px;padding:0}}
