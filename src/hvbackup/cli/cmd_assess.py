@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -65,7 +66,7 @@ def assess_cmd(
     if all_vms and vms:
         raise UsageError("name VMs or pass --all, not both")
     policy = Policy(consistency=consistency, allow_downtime=allow_downtime)
-    with connect(host) as hyperv:
+    with connect(host) as hyperv, _status(f"assessing the VMs on {host}", as_json):
         report = assess_host(hyperv, policy, vms or ())
     if html is not None:
         _write_atomically(html, render_html(report))
@@ -73,6 +74,11 @@ def assess_cmd(
             stderr.print(f"HTML report written to {html}")
     emit(report.to_json(), as_json, _render)
     raise typer.Exit(report.exit_code)
+
+
+def _status(message: str, as_json: bool) -> AbstractContextManager:
+    """A spinner on stderr while the host answers (a remote inventory takes seconds)."""
+    return stderr.status(message) if stderr.is_terminal and not as_json else nullcontext()
 
 
 def _write_atomically(path: Path, text: str) -> None:
