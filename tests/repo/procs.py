@@ -54,7 +54,7 @@ def backup_loop(repo: Repository, count: int) -> None:
             repo.commit_snapshot({"source": "racer", "disks": [{"name": "d"}]},
                                  {"d": DiskIndex(2 * CHUNK, CHUNK, bytes(ids))})
         print(f"snapshot {i}", flush=True)
-        time.sleep(0.05)
+        time.sleep(0.2)  # a gap between backups, for prune to get in
 
 
 def main() -> None:

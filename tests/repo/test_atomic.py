@@ -25,7 +25,7 @@ def test_killed_writers_leave_only_complete_chunks(repo: Repository, repo_path: 
         proc.send_signal(signal.SIGKILL)
         out, _err = proc.communicate()
         reported += [bytes.fromhex(line) for line in (first + out).split() if len(line) == 64]
-    assert len(reported) > 5
+    assert len(reported) >= 5
     repo.locks.remove_stale()
     with Repository.open(repo_path, PASSWORD) as again:
         stored = set(again.list_chunk_ids())
@@ -33,7 +33,7 @@ def test_killed_writers_leave_only_complete_chunks(repo: Repository, repo_path: 
         for cid in stored:
             again.get_chunk(cid)  # every visible object is whole: tag and hash verify
         assert check(again, read_data=True).ok
-        age_everything(repo_path)
+        age_everything(repo_path, 2 * 86400)
         prune(again)
     leftovers = [p for p in repo_path.rglob(".tmp-*")]
     assert leftovers == []

@@ -61,7 +61,7 @@ def test_cleans_leftovers_of_crashed_writers(repo: Repository) -> None:
     orphan_index = repo.path / "indexes" / ("ab" * 16) / "0"
     orphan_index.parent.mkdir()
     orphan_index.write_bytes(b"index of a snapshot never committed")
-    age_everything(repo.path)
+    age_everything(repo.path, 2 * 86400)  # temporary files are only removed when a day old
     result = prune(repo)
     assert result.objects_cleaned == 2
     assert not orphan_index.exists() and not (repo.path / "chunks" / ".tmp-deadbeef").exists()
@@ -106,3 +106,11 @@ def test_prune_racing_a_backup_in_another_process_loses_nothing(repo: Repository
     report = check(repo, read_data=True)
     assert report.ok, report.to_json()
     assert report.snapshots >= 3
+
+
+def test_keeps_temporary_files_of_live_writers_even_with_no_window(repo: Repository) -> None:
+    fresh = repo.path / "locks" / ".tmp-0123456789abcdef"
+    fresh.write_bytes(b"a lock being written by a backup that wants its lease")
+    age_everything(repo.path, 3 * 3600)
+    prune(repo, safety_window=0)
+    assert fresh.exists()

@@ -19,6 +19,8 @@ from typing import Iterator, Protocol
 from hvbackup.repo.errors import ObjectNotFound
 
 TEMP_PREFIX = ".tmp-"
+# A temporary file this old belongs to a writer that died: no live write takes a day.
+STALE_TEMPORARY_AGE = 24 * 3600.0
 
 
 @dataclass(frozen=True)

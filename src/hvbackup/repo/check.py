@@ -18,12 +18,10 @@ from typing import Iterable, Protocol
 
 from hvbackup.errors import HvBackupError
 from hvbackup.repo import layout
+from hvbackup.repo.backend import STALE_TEMPORARY_AGE
 from hvbackup.repo.errors import ChunkError, DamagedObject, MissingObject
 from hvbackup.repo.repository import Repository
 from hvbackup.repo.snapshots import SnapshotInfo
-
-
-TEMPORARY_FILE_AGE = 24 * 3600.0  # a writer's temporary file this old belongs to a dead process
 
 
 class Progress(Protocol):
@@ -99,7 +97,7 @@ def check(
         if problems:
             repo.mark_damaged(set(problems))
             report.chunks = _describe(repo, problems, usage.snapshots)
-        report.temporary_files_removed = repo.backend.remove_temporary(time.time() - TEMPORARY_FILE_AGE)
+        report.temporary_files_removed = repo.backend.remove_temporary(time.time() - STALE_TEMPORARY_AGE)
     return report
 
 

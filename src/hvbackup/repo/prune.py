@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Protocol
 
 from hvbackup.repo import layout
+from hvbackup.repo.backend import STALE_TEMPORARY_AGE
 from hvbackup.repo.errors import IndexDamaged, IndexMissing, ObjectNotFound
 from hvbackup.repo.repository import Repository
 
@@ -71,7 +72,8 @@ def prune(
                 progress.advance(1)
         for name in leftovers:
             repo.backend.delete(name)
-        result.objects_cleaned += repo.backend.remove_temporary(cutoff)
+        # Lock objects are written while prune runs, so temporary files get a fixed, long age.
+        result.objects_cleaned += repo.backend.remove_temporary(time.time() - STALE_TEMPORARY_AGE)
         repo.rebuild_cache()
         return result
 
