@@ -83,7 +83,7 @@ def test_prune_invalidates_other_processes_chunk_caches(repo: Repository, repo_p
 
 @pytest.mark.slow
 def test_prune_racing_a_backup_in_another_process_loses_nothing(repo: Repository, repo_path: Path) -> None:
-    rounds = 20
+    rounds = 12
     backup = start_proc("backup-loop", repo_path, str(rounds))
     pruned = refused = deleted = 0
     try:
