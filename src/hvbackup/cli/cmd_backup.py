@@ -101,11 +101,13 @@ def _render_run(data: dict) -> None:
     for col in ("VM", "mode", "consistency", "read", "new", "s", "result"):
         table.add_column(col, justify="right" if col in ("read", "new", "s") else "left", overflow="fold")
     for vm in data["vms"]:
-        result = vm["result"] if not vm["message"] else f"{vm['result']}: {vm['message']}"
+        colour = "green" if vm["result"] == "ok" else "yellow" if vm["snapshot"] else "red"
         table.add_row(vm["name"], vm["mode"], vm["consistency"], human_bytes(vm["bytes_read"]),
-                      human_bytes(vm["bytes_new"]), f"{vm['duration_s']:.1f}", result)
+                      human_bytes(vm["bytes_new"]), f"{vm['duration_s']:.1f}", f"[{colour}]{vm['result']}[/]")
     stdout.print(table)
     for vm in data["vms"]:
+        if vm["message"]:
+            stdout.print(f"{vm['name']}: {vm['message']}", highlight=False)
         for warning in vm["warnings"]:
             stdout.print(f"[yellow]{vm['name']}:[/] {warning}")
 

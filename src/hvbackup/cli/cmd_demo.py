@@ -1,4 +1,4 @@
-"""`hvbackup demo`: a complete backup and restore on the built-in default, in a fresh folder."""
+"""`hvbackup demo`: a complete backup and restore on the built-in lab host, in a fresh folder."""
 
 from __future__ import annotations
 
@@ -22,30 +22,36 @@ def demo_cmd(
     folder: Annotated[Optional[Path], typer.Argument(help="A new folder for the demo (default: ./demo-run/<time>).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a full backup, an incremental and a verified restore of a generated Linux disk.
+    """Back up the lab's sample Linux VMs, change a file in one, back up again, restore it as a new VM, prove it.
 
     Example: hvbackup demo /tmp/hvbackup-demo
     """
     from hvbackup.engine.demo import run_demo
 
     folder = folder or Path("demo-run") / datetime.now().strftime("%Y%m%d-%H%M%S")
-
-    def show(step) -> None:
-        if not as_json:
-            stderr.print(f"[green]✓[/] {step.name}: {step.detail} ({step.seconds:.2f} s)")
-
-    result = run_demo(folder, show)
+    result = run_demo(folder, (lambda s: None) if as_json else (lambda s: stderr.print(s, highlight=False)))
     emit(result.to_json(), as_json, _render)
-    if not result.identical:
+    if not result.ok:
         raise typer.Exit(EXIT_FAILED)
 
 
 def _render(data: dict) -> None:
-    table = Table(title=f"hvbackup demo in {data['folder']}")
-    for col in ("step", "result", "read", "new", "seconds"):
-        table.add_column(col, justify="right" if col in ("read", "new", "seconds") else "left")
-    for s in data["steps"]:
-        d = s["data"]
-        table.add_row(s["name"], s["detail"], human_bytes(d["bytes_read"]) if "bytes_read" in d else "",
-                      human_bytes(d["bytes_new"]) if "bytes_new" in d else "", f"{s['seconds']:.2f}")
+    table = Table(title="hvbackup demo: full, then incremental backup of every lab VM")
+    for col in ("VM", "mode", "consistency", "full: read/new", "incr.: read/new", "result"):
+        table.add_column(col, justify="right" if ":" in col else "left")
+    full = {vm["name"]: vm for vm in data["runs"]["full"]["vms"]}
+    for vm in data["runs"]["incremental"]["vms"]:
+        first = full[vm["name"]]
+        table.add_row(vm["name"], vm["mode"], vm["consistency"],
+                      f"{human_bytes(first['bytes_read'])}/{human_bytes(first['bytes_new'])}",
+                      f"{human_bytes(vm['bytes_read'])}/{human_bytes(vm['bytes_new'])}", vm["result"])
     stdout.print(table)
+    for label in ("full", "incremental"):
+        for vm in data["runs"][label]["vms"]:
+            if vm["message"]:
+                stdout.print(f"{label} {vm['name']}: {vm['message']}", highlight=False)
+    stdout.print(f"restored {data['restore'].get('name')} ({data['restore'].get('vm_id')})", highlight=False)
+    for check in data["checks"]:
+        stdout.print(("[green]✓[/] " if check["ok"] else "[red]✗[/] ") + check["check"], highlight=False)
+    stdout.print(f"everything is in {data['folder']}: try `hvbackup snapshots -r {data['folder']}/repo` "
+                 "(passphrase: hvbackup-demo)", highlight=False)

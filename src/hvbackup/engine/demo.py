@@ -1,100 +1,53 @@
-"""`hvbackup demo`: the whole image path on a generated disk, in a fresh folder.
+"""`hvbackup demo`: the whole product on the built-in lab host, in a fresh folder.
 
-Makes a dynamic VHDX holding a real ext4 filesystem with a small Linux-like tree, backs it up
-into a new repository, changes a file's blocks, backs up again with the changed ranges, restores
-the latest snapshot to a new VHDX and proves it reads back identical to the changed disk.
+Creates a lab host with the sample Linux VMs and a repository, backs every VM up (live where it
+can, saved state where the policy allows and the VM cannot freeze), changes a file inside a
+running VM, backs up again (incremental through change tracking), restores that VM as a new VM,
+checks that each restored disk equals the frozen disk at the checkpoint, and reads the changed
+file back out of the restored VM's filesystem.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from hvbackup.disk import create_vhdx, open_disk
-from hvbackup.engine.disk_restore import restore_disk
-from hvbackup.engine.image_backup import backup_image
+from hvbackup.assess.policy import Policy
+from hvbackup.disk import open_disk
+from hvbackup.engine.files.fs import FileSystem
+from hvbackup.engine.files.view import ViewFile
+from hvbackup.engine.files.volumes import find_volumes
+from hvbackup.engine.vm_backup import RunResult, backup_vms
+from hvbackup.engine.vm_restore import restore_vm
 from hvbackup.errors import HvBackupError
 from hvbackup.repo import Repository
 
-MIB = 1024 * 1024
 DEMO_PASSWORD = "hvbackup-demo"
-
-
-@dataclass
-class DemoStep:
-    name: str
-    detail: str
-    seconds: float = 0.0
-    data: dict = field(default_factory=dict)
+DEMO_VM = "web-01"
+CHANGED_FILE = "/var/lib/app/data.bin"
+MIB = 1024 * 1024
 
 
 @dataclass
 class DemoResult:
     folder: str
-    steps: list[DemoStep]
-    identical: bool
+    runs: dict[str, dict] = field(default_factory=dict)
+    restore: dict = field(default_factory=dict)
+    checks: list[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c["ok"] for c in self.checks)
 
     def to_json(self) -> dict:
-        return {"folder": self.folder, "identical": self.identical,
-                "steps": [s.__dict__ for s in self.steps]}
+        return {"folder": self.folder, "ok": self.ok, "runs": self.runs, "restore": self.restore, "checks": self.checks}
 
 
-def _linux_tree(root: Path) -> None:
-    files = {
-        "etc/hostname": b"demo-vm\n",
-        "etc/fstab": b"UUID=4c1d0d2e-0000-4000-8000-000000000001 / ext4 defaults 0 1\n",
-        "etc/os-release": b'NAME="Debian GNU/Linux"\nVERSION_ID="12"\n',
-        "var/log/syslog": b"".join(b"Nov 25 10:%02d:00 demo-vm systemd[1]: Started session %d.\n" % (i % 60, i)
-                                   for i in range(200000)),
-        "home/admin/notes.txt": b"backed up by hvbackup\n",
-    }
-    for rel, data in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    media = root / "home/admin/media.bin"
-    media.write_bytes(os.urandom(24 * MIB))
-
-
-def make_demo_disk(path: Path, size: int = 256 * MIB) -> None:
-    with tempfile.TemporaryDirectory(prefix="hvbackup-demo-") as tmp:
-        tree, raw = Path(tmp) / "tree", Path(tmp) / "disk.raw"
-        _linux_tree(tree)
-        with open(raw, "wb") as f:
-            f.truncate(size)
-        try:
-            subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", str(tree), str(raw)],
-                           check=True, capture_output=True)
-        except FileNotFoundError:
-            raise HvBackupError("the demo needs mke2fs (Debian package e2fsprogs)") from None
-        with open_disk(raw) as src, create_vhdx(path, size, block_size=MIB) as dst:
-            for offset, length in src.allocated_ranges():
-                dst.write(offset, src.read(offset, length))
-            dst.flush()
-
-
-def change_some_blocks(path: Path) -> list[tuple[int, int]]:
-    """Overwrite a few allocated blocks, as a running VM would; the changed byte ranges."""
-    from hvbackup.disk import open_vhdx_writer
-
-    with open_disk(path) as disk:
-        ranges = disk.allocated_ranges()
-    offsets = [ranges[len(ranges) // 2][0], ranges[-1][0]]
-    with open_vhdx_writer(path) as disk:
-        for off in offsets:
-            disk.write(off, os.urandom(64 * 1024))
-        disk.flush()
-    return [(off, 64 * 1024) for off in offsets]
-
-
-def _digest(path: Path) -> str:
+def _digest(path: str) -> str:
     h = hashlib.sha256()
     with open_disk(path) as disk:
         for off in range(0, disk.size, 16 * MIB):
@@ -102,36 +55,73 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def run_demo(folder: Path, on_step: Callable[[DemoStep], None] = lambda s: None) -> DemoResult:
+def read_guest_file(disk_path: str, guest_path: str, length: int) -> bytes:
+    """Bytes of a file inside the filesystem on a VHDX, read in-process (no mount)."""
+    with open_disk(disk_path) as image:
+        for volume in find_volumes(ViewFile(image), image.logical_sector_size):
+            if not volume.is_filesystem:
+                continue
+            fs = FileSystem(volume)
+            try:
+                entry = fs.get(guest_path)
+            except HvBackupError:
+                continue
+            with fs.open(entry) as f:
+                return f.read(length)
+    raise HvBackupError(f"{guest_path} is on no filesystem of {disk_path}")
+
+
+def run_demo(folder: Path, say: Callable[[str], None] = lambda s: None) -> DemoResult:
+    from hvbackup.hyperv.lab.host import LabHost
+
     if folder.exists() and any(folder.iterdir()):
         raise HvBackupError(f"demo folder {folder} is not empty: pass a new folder")
-    folder.mkdir(parents=True, exist_ok=True)
-    steps: list[DemoStep] = []
-
-    def step(name: str, detail: str, seconds: float, **data: object) -> None:
-        steps.append(DemoStep(name, detail, round(seconds, 3), dict(data)))
-        on_step(steps[-1])
+    result = DemoResult(str(folder))
+    policy = Policy(consistency="filesystem", allow_downtime="save")
 
     t = time.monotonic()
-    disk = folder / "demo-vm.vhdx"
-    make_demo_disk(disk)
-    step("make disk", f"{disk.name}: dynamic VHDX, 1 MiB blocks, ext4 with a small Linux tree", time.monotonic() - t)
-    repo_path = folder / "repo"
-    with Repository.init(repo_path, DEMO_PASSWORD) as repo:
-        t = time.monotonic()
-        full = backup_image(repo, disk, source="demo-vm")
-        step("full backup", f"snapshot {full.snapshot.id[:12]}", time.monotonic() - t, **full.to_json())
-        ranges = change_some_blocks(disk)
-        ranges_file = folder / "changed-ranges.json"
-        ranges_file.write_text(json.dumps(ranges))
-        t = time.monotonic()
-        inc = backup_image(repo, disk, source="demo-vm", changed_ranges_file=ranges_file)
-        step("incremental backup", f"snapshot {inc.snapshot.id[:12]} ({inc.disk.mode})", time.monotonic() - t,
-             **inc.to_json())
-        t = time.monotonic()
-        restored = folder / "restored.vhdx"
-        result = restore_disk(repo, repo.load_snapshot(inc.snapshot.id), restored, verify=True)
-        step("restore", f"{restored.name} (verified)", time.monotonic() - t, **result.to_json())
-    identical = _digest(restored) == _digest(disk)
-    step("compare", "restored disk reads back identical to the changed disk" if identical else "DIFFERENT", 0.0)
-    return DemoResult(str(folder), steps, identical)
+    lab = LabHost.create(folder / "lab", sample=True, record_digests=True)
+    say(f"lab host with {len(lab.inventory())} sample Linux VMs in {folder / 'lab'} ({time.monotonic() - t:.1f} s)")
+    try:
+        with Repository.init(folder / "repo", DEMO_PASSWORD) as repo:
+            result.runs["full"] = _backup(lab, repo, policy, "full backup", say).to_json()
+            marker = f"changed by the hvbackup demo at {datetime.now(timezone.utc).isoformat()}".encode()
+            lab.write_guest_file(DEMO_VM, CHANGED_FILE, marker)
+            say(f"wrote {len(marker)} bytes into {CHANGED_FILE} inside the running VM {DEMO_VM}")
+            incremental = _backup(lab, repo, policy, "incremental backup", say)
+            result.runs["incremental"] = incremental.to_json()
+            _restore_and_check(lab, repo, incremental, marker, result, say)
+    finally:
+        lab.stop_all()  # a demo leaves no VM workload running behind it
+    return result
+
+
+def _backup(lab, repo: Repository, policy: Policy, label: str, say: Callable[[str], None]) -> RunResult:
+    t = time.monotonic()
+    run = backup_vms(lab, repo, lab.inventory(), policy, parallel=2)
+    say(f"{label} of {len(run.vms)} VMs in {time.monotonic() - t:.1f} s")
+    return run
+
+
+def _restore_and_check(lab, repo: Repository, run: RunResult, marker: bytes, result: DemoResult,
+                       say: Callable[[str], None]) -> None:
+    backed_up = next(v for v in run.vms if v.name == DEMO_VM)
+    snapshot = repo.load_snapshot(backed_up.snapshot)
+    t = time.monotonic()
+    restored = restore_vm(lab, repo, snapshot, name=f"{DEMO_VM}-restored", start=False)
+    result.restore = restored.to_json()
+    say(f"restored {DEMO_VM} as new VM {restored.name} ({restored.vm_id}) in {time.monotonic() - t:.1f} s")
+    frozen = lab.checkpoint_digests(backed_up.checkpoint)
+    new_vm = lab.get_vm(restored.vm_id)
+    for disk, entry in zip(new_vm.disks, snapshot.manifest["disks"]):
+        want = frozen.get(entry["path"])
+        same = want is not None and _digest(disk.path) == want
+        result.checks.append({"check": f"restored disk {entry['name']} equals the frozen disk at the checkpoint",
+                              "ok": same})
+    found = read_guest_file(new_vm.disks[0].path, CHANGED_FILE, len(marker))
+    result.checks.append({"check": f"the restored VM's filesystem holds the change to {CHANGED_FILE}",
+                          "ok": found == marker, "found": found.decode(errors="replace")})
+    lab.start_vm(new_vm)
+    result.checks.append({"check": f"{restored.name} starts", "ok": lab.get_vm(restored.vm_id).state.name == "Running"})
+    for check in result.checks:
+        say(("✓ " if check["ok"] else "✗ ") + check["check"])

@@ -24,6 +24,7 @@ from typing import Callable
 from hvbackup.assess.policy import Policy
 from hvbackup.assess.verdict import Verdict, predict
 from hvbackup.disk import open_disk
+from hvbackup.engine import faults, journal
 from hvbackup.engine.disk_backup import DiskBackup, DiskBackupResult, NoProgress, Progress
 from hvbackup.engine.image_backup import disk_entry
 from hvbackup.errors import HvBackupError
@@ -53,6 +54,7 @@ class VmBackupResult:
     consistency: str = "none"
     result: str = RESULT_FAILED
     snapshot: str | None = None
+    checkpoint: str | None = None
     message: str = ""
     predicted: dict = field(default_factory=dict)
     bytes_read: int = 0
@@ -90,9 +92,11 @@ class VmBackup:
         self.result = VmBackupResult(name=vm.name, vm_id=vm.id)
         self.checkpoint: Checkpoint | None = None
         self.checkpoint_id: str | None = None
+        self.checkpoint_name = ""
         self.new_rp: ReferencePoint | None = None
         self.committed = False
         self.paused_at: float | None = None
+        self.host_name = host.host_info().name
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -120,14 +124,18 @@ class VmBackup:
         self.result.mode = verdict.mode
         previous = self._previous_snapshot()
         self._take_checkpoint(verdict)
+        self.checkpoint_id = self.result.checkpoint = self.checkpoint.id
+        faults.point("after-checkpoint")
         disks = self._read_disks(previous)
-        self.checkpoint_id = self.checkpoint.id
+        faults.point("after-read")
         self.new_rp = self.host.convert_to_reference_point(self.checkpoint)
         self.checkpoint = None
+        faults.point("after-convert")
         self.result.consistency = self._achieved_consistency()
         snapshot = self._commit(verdict, disks)
         self.committed = True
         self.result.snapshot = snapshot.id
+        faults.point("after-commit")
         self._drop_previous_reference_point(previous)
         self.result.result = self._judge(verdict)
 
@@ -153,6 +161,13 @@ class VmBackup:
                 what = orphan.name or orphan.path or orphan.id
                 self.result.warnings.append(f"left alone: {orphan.kind} {what} (made by {owner})")
         self.vm = self.host.get_vm(self.vm.id)
+        how = journal.paused_by_us(self.host_name, self.vm.id)
+        if how is not None:
+            if self.vm.state in (VMState.Saved, VMState.Off):
+                self.host.start_vm(self.vm)
+                self.result.warnings.append(f"started the VM, which an interrupted run had left {how}")
+                self.vm = self.host.get_vm(self.vm.id)
+            journal.forget_paused(self.host_name, self.vm.id)
 
     def _previous_snapshot(self) -> Snapshot | None:
         snap = self.repo.latest_snapshot(self.vm.name)
@@ -161,13 +176,15 @@ class VmBackup:
         return snap
 
     def _take_checkpoint(self, verdict: Verdict) -> None:
-        name = checkpoint_name(datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
+        name = self.checkpoint_name = checkpoint_name(datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ"))
         if verdict.mode in ("saved", "shutdown"):
             self.paused_at = time.monotonic()
+            journal.remember_paused(self.host_name, self.vm.id, verdict.mode)
             if verdict.mode == "saved":
                 self.host.save_vm(self.vm)
             else:
                 self.host.shutdown_vm(self.vm)
+            faults.point("while-paused")
             self.checkpoint = self.host.create_recovery_checkpoint(
                 self.vm, ConsistencyLevel.CrashConsistent, name, skip_unsupported_disks=True)
             self._resume()
@@ -191,6 +208,7 @@ class VmBackup:
         if self.paused_at is None:
             return
         self.host.start_vm(self.vm)
+        journal.forget_paused(self.host_name, self.vm.id)
         self.result.frozen_or_unavailable_s = round(time.monotonic() - self.paused_at, 3)
         self.paused_at = None
 
@@ -268,6 +286,7 @@ class VmBackup:
             "guest_report": self._guest_report(),
             "predicted": verdict.to_json(),
             "frozen_or_unavailable_s": self.result.frozen_or_unavailable_s,
+            "checkpoint": {"id": self.checkpoint_id, "name": self.checkpoint_name},
             "reference_point": self.new_rp.to_json(),
             "warnings": self.result.warnings,
             "disks": [entry for _, entry, _ in disks],

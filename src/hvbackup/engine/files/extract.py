@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import stat as st
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from hvbackup.engine.files.errors import UnsafeTarget
 from hvbackup.engine.files.fs import Entry, FileSystem, _show

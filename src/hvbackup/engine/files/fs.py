@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import stat as st
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 from hvbackup.engine.files.errors import IsADirectory, NotADirectory, PathNotFound, UnsupportedFilesystem
 from hvbackup.engine.files.volumes import Volume
 
 _SKIP = {".", ".."}
+_MAX_LINK_HOPS = 40
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ def file_kind(mode: int) -> str:
 class Entry:
     """A file, directory or link in a filesystem, by its path."""
 
-    def __init__(self, fs: "FileSystem", path: bytes, node: Any) -> None:
+    def __init__(self, fs: FileSystem, path: bytes, node: Any) -> None:
         self.fs = fs
         self.path = path
         self.node = node
@@ -136,6 +138,15 @@ class FileSystem:
             for child in node.iterdir():
                 yield child.filename, child
 
+    def resolve(self, entry: Entry) -> Entry:
+        """The entry a symlink finally points to (absolute targets inside this filesystem)."""
+        for _ in range(_MAX_LINK_HOPS):
+            if entry.stat().kind != "symlink":
+                return entry
+            target = self.readlink(entry)
+            entry = self.get(target if target.startswith(b"/") else entry.path.rsplit(b"/", 1)[0] + b"/" + target)
+        raise PathNotFound(f"too many levels of symbolic links in the snapshot: {_show(entry.path)}")
+
     def readlink(self, entry: Entry) -> bytes:
         return os.fsencode(entry.node.link)
 
@@ -184,7 +195,7 @@ def _open(volume: Volume) -> Any:
             f"{volume.kind} on {volume.name} uses a feature hvbackup cannot read in-process ({exc}); "
             "use `hvbackup mount` and the kernel"
         ) from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any parse failure of a damaged or odd filesystem
         raise UnsupportedFilesystem(f"{volume.kind} on {volume.name} cannot be read: {exc}") from None
 
 

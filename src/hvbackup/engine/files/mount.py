@@ -43,8 +43,16 @@ class SnapshotImages:
 
     def _attr(self, mode: int, size: int, nlink: int = 1) -> dict[str, Any]:
         t = self.mtime_ns
-        return {"st_mode": mode, "st_size": size, "st_nlink": nlink, "st_mtime": t, "st_atime": t, "st_ctime": t,
-                "st_uid": 0, "st_gid": 0}
+        return {
+            "st_mode": mode,
+            "st_size": size,
+            "st_nlink": nlink,
+            "st_mtime": t,
+            "st_atime": t,
+            "st_ctime": t,
+            "st_uid": 0,
+            "st_gid": 0,
+        }
 
     def readdir(self, path: str, fh: int) -> list[str]:
         if path != "/":
@@ -64,7 +72,7 @@ class SnapshotImages:
             raise _fuse_error(errno.ENOENT)
         try:
             return bytes(view.read(offset, size))
-        except Exception:
+        except Exception:  # noqa: BLE001 - a damaged chunk is an I/O error to the kernel, not a crash
             raise _fuse_error(errno.EIO) from None
 
     def statfs(self, path: str) -> dict[str, int]:
@@ -84,5 +92,6 @@ def serve(repo: Repository, snapshot: Snapshot, mountpoint: Path) -> None:
     operations = type("SnapshotImagesFuse", (SnapshotImages, Operations), {})
     with ExitStack() as stack:
         ops = operations(repo, snapshot, stack)
-        FUSE(ops, str(mountpoint), foreground=True, ro=True, nothreads=False, fsname="hvbackup",
-             default_permissions=True)
+        FUSE(
+            ops, str(mountpoint), foreground=True, ro=True, nothreads=False, fsname="hvbackup", default_permissions=True
+        )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 from hvbackup.engine.disk_restore import find_disk
 from hvbackup.engine.files.fs import FileSystem

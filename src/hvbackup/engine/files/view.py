@@ -12,6 +12,7 @@ import io
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Self
 
 from hvbackup.engine.pipeline import ordered_map
 from hvbackup.repo import ZERO_CHUNK_ID, DiskIndex, Repository
@@ -22,7 +23,9 @@ _RECENT_MISSES = 16
 class SnapshotDiskView:
     """Thread-safe `read(offset, length)` over a snapshot disk, with a chunk cache and read-ahead."""
 
-    def __init__(self, repo: Repository, index: DiskIndex, *, cache_chunks: int = 64, prefetch_workers: int = 4) -> None:
+    def __init__(
+        self, repo: Repository, index: DiskIndex, *, cache_chunks: int = 64, prefetch_workers: int = 4
+    ) -> None:
         self.repo = repo
         self.index = index
         self.size = index.size
@@ -39,7 +42,7 @@ class SnapshotDiskView:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def __enter__(self) -> "SnapshotDiskView":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

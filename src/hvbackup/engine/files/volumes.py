@@ -8,8 +8,9 @@ still found. LUKS and unknown contents are listed too, so that choosing them fai
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from hvbackup.engine.files.errors import EncryptedVolume, UnknownFilesystem, VolumeChoice
 from hvbackup.engine.files.lvm import open_logical_volume
@@ -80,12 +81,11 @@ def _stream_size(fh: BinaryIO) -> int:
 
 def _partitions(disk: BinaryIO, sector_size: int) -> list[Volume]:
     from dissect.volume.disk import Disk
-    from dissect.volume.exceptions import DiskError
 
     try:
         disk.seek(0)
         table = Disk(disk, sector_size=sector_size)
-    except (DiskError, Exception):  # dissect raises several kinds on garbage
+    except Exception:  # noqa: BLE001 - dissect raises several kinds on garbage
         return []
     volumes = []
     for part in table.partitions:
@@ -120,7 +120,7 @@ def _group_by_vg(pvs: list[Volume]) -> dict[str, list[Volume]]:
     for pv in pvs:
         try:
             meta = LVM2Device(pv.open()).metadata or {}
-        except Exception as exc:  # a damaged label: list the PV with the reason
+        except Exception as exc:  # noqa: BLE001 - a damaged label: list the PV with the reason
             pv.note = f"unreadable LVM label: {exc}"
             continue
         names = [k for k, v in meta.items() if isinstance(v, dict)]
@@ -135,7 +135,7 @@ def _logical_volumes(vg_name: str, members: list[Volume]) -> list[Volume]:
 
     try:
         vg = LVM2([m.open() for m in members]).vg
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - shown to the user as the volume's note
         return [Volume(vg_name, "unknown", 0, lambda: None, f"volume group unreadable: {exc}")]  # type: ignore[arg-type,return-value]
     found = []
     for lv in vg.lv:
@@ -152,7 +152,7 @@ def _logical_volume(vg_name: str, lv) -> Volume:
         stream = open_logical_volume(lv)
     except NotImplementedError:
         return Volume(name, "unknown", size, lambda: None, f"LVM {lv.type} volumes cannot be read in-process")  # type: ignore[arg-type,return-value]
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - shown to the user as the volume's note
         return Volume(name, "unknown", size, lambda: None, f"LVM {lv.type} volume unreadable: {exc}")  # type: ignore[arg-type,return-value]
     return Volume(name, probe(stream), size, _const(stream), f"LVM {lv.type} volume")
 
@@ -168,7 +168,9 @@ def choose_volume(volumes: list[Volume], name: str | None) -> Volume:
     if len(filesystems) == 1:
         return filesystems[0]
     if len(filesystems) > 1:
-        raise VolumeChoice(f"this disk has {len(filesystems)} filesystems ({describe(filesystems)}): choose one with --volume")
+        raise VolumeChoice(
+            f"this disk has {len(filesystems)} filesystems ({describe(filesystems)}): choose one with --volume"
+        )
     encrypted = [v for v in volumes if v.kind == "luks"]
     if encrypted:
         return require_readable(encrypted[0])
