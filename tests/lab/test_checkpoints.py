@@ -131,7 +131,7 @@ def test_nested_checkpoints_merge_newest_first(make_lab: MakeLab) -> None:
     lab.destroy_checkpoint(newer)
     lab.destroy_checkpoint(older)
     with open_disk(lab.get_vm("cluster-db").disks[0].path) as disk:
-        assert not getattr(disk, "is_differencing")
+        assert not disk.is_differencing
 
 
 def test_production_only_without_guest_fails_and_leaves_nothing(make_lab: MakeLab) -> None:

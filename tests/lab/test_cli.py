@@ -44,13 +44,22 @@ def test_sample_vm_commands(tmp_path: Path) -> None:
     try:
         bad = hvbackup("lab", "write", str(lab.directory), "mixed-nic", "/etc/passwd", "--text", "x")
         assert bad.returncode == 1 and "not a file the lab can write" in bad.stderr
-        wrote = hvbackup("lab", "write", str(lab.directory), "mixed-nic", "/var/lib/app/data.bin", "--text", "hello", "--json")
+        wrote = hvbackup(
+            "lab", "write", str(lab.directory), "mixed-nic", "/var/lib/app/data.bin", "--text", "hello", "--json"
+        )
         assert json.loads(wrote.stdout)["bytes"] == 5
         assert lab.read_guest_file("mixed-nic", "/var/lib/app/data.bin")[:5] == b"hello"
-        assert json.loads(hvbackup("lab", "reset-rct", str(lab.directory), "mixed-nic", "--json").stdout)["change_tracking"] == "reset"
+        assert (
+            json.loads(hvbackup("lab", "reset-rct", str(lab.directory), "mixed-nic", "--json").stdout)[
+                "change_tracking"
+            ]
+            == "reset"
+        )
         saved = json.loads(hvbackup("lab", "save", str(lab.directory), "mixed-nic", "--json").stdout)
         assert saved["state"] == "Saved"
-        assert json.loads(hvbackup("lab", "start", str(lab.directory), "mixed-nic", "--json").stdout)["state"] == "Running"
+        assert (
+            json.loads(hvbackup("lab", "start", str(lab.directory), "mixed-nic", "--json").stdout)["state"] == "Running"
+        )
         down = json.loads(hvbackup("lab", "shutdown", str(lab.directory), "mixed-nic", "--json").stdout)
         assert down["state"] == "Off"
         rows = json.loads(hvbackup("lab", "list", str(lab.directory), "--json").stdout)

@@ -69,7 +69,9 @@ def test_data_disk_is_a_clean_xfs(sample_lab: LabHost, tmp_path: Path) -> None:
     assert " /srv/data xfs " in run("debugfs", "-R", "cat /etc/fstab", str(root))
 
 
-def test_a_checkpoint_taken_under_the_running_workload_holds_clean_filesystems(sample_lab: LabHost, tmp_path: Path) -> None:
+def test_a_checkpoint_taken_under_the_running_workload_holds_clean_filesystems(
+    sample_lab: LabHost, tmp_path: Path
+) -> None:
     vm = sample_lab.get_vm("app-02")
     checkpoint = sample_lab.create_recovery_checkpoint(vm, ConsistencyLevel.ApplicationConsistent, "hvbackup-fsck")
     try:
@@ -77,7 +79,9 @@ def test_a_checkpoint_taken_under_the_running_workload_holds_clean_filesystems(s
         raw, parts = partitions(os_disk.path, tmp_path)
         run("e2fsck", "-fn", str(extract(raw, parts[1], tmp_path / "root.img")))
         raw, parts = partitions(data_disk.path, tmp_path)
-        subprocess.run(["xfs_repair", "-n", "-f", str(extract(raw, parts[0], tmp_path / "d.img"))], check=True, capture_output=True)
+        subprocess.run(
+            ["xfs_repair", "-n", "-f", str(extract(raw, parts[0], tmp_path / "d.img"))], check=True, capture_output=True
+        )
     finally:
         sample_lab.destroy_checkpoint(checkpoint)
 
@@ -91,13 +95,16 @@ def test_the_sample_carries_the_field_cases(sample_lab: LabHost) -> None:
     assert [n.is_legacy for n in vms["mixed-nic"].network_adapters] == [True, False]
     assert vms["cluster-db"].is_clustered and vms["cluster-db"].network_adapters[0].dynamic_mac
     assert [d.is_passthrough for d in vms["passthru-01"].disks] == [False, True]
-    for name, vm in vms.items():
+    for vm in vms.values():
         with open_disk(vm.disks[0].path) as disk:
             assert disk.size == 256 << 20
 
 
 def test_readiness_reports_come_from_the_guest_checks(sample_lab: LabHost) -> None:
-    ids = {vm: {f["id"] for f in sample_lab.guest_readiness(vm)["findings"]} for vm in ("web-01", "legacy-app", "mixed-nic")}
+    ids = {
+        vm: {f["id"] for f in sample_lab.guest_readiness(vm)["findings"]}
+        for vm in ("web-01", "legacy-app", "mixed-nic")
+    }
     assert not any(f["severity"] == "blocker" for f in sample_lab.guest_readiness("web-01")["findings"])
     assert {"hv-modules-missing", "no-vss-daemon"} <= ids["legacy-app"]
     assert {"mixed-nics", "stock-vss-daemon"} <= ids["mixed-nic"]

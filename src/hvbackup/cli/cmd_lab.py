@@ -59,7 +59,9 @@ def _print_vms(rows: list[dict[str, Any]]) -> None:
 @handle_errors
 def create_cmd(
     directory: DirArg,
-    sample: Annotated[bool, typer.Option("--sample", help="Add the sample Linux VMs (running ones start writing).")] = False,
+    sample: Annotated[
+        bool, typer.Option("--sample", help="Add the sample Linux VMs (running ones start writing).")
+    ] = False,
     record_digests: Annotated[
         bool, typer.Option("--record-digests", help="Record a sha256 of every frozen disk at each checkpoint (tests).")
     ] = False,
@@ -108,8 +110,12 @@ def _state_command(name: str, verb: str, doc: str) -> None:
              lambda d: stdout.print(f"{d['vm']}: {d['state']}"))  # fmt: skip
 
 
-_state_command("start", "start_vm", "Start a VM (or resume it from saved state).\n\nExample: hvbackup lab start /srv/lab web-01")
-_state_command("stop", "stop_vm", "Turn a VM off at once (pull the plug).\n\nExample: hvbackup lab stop /srv/lab web-01")
+_state_command(
+    "start", "start_vm", "Start a VM (or resume it from saved state).\n\nExample: hvbackup lab start /srv/lab web-01"
+)
+_state_command(
+    "stop", "stop_vm", "Turn a VM off at once (pull the plug).\n\nExample: hvbackup lab stop /srv/lab web-01"
+)
 _state_command("save", "save_vm", "Save a running VM's memory state.\n\nExample: hvbackup lab save /srv/lab web-01")
 _state_command(
     "shutdown", "shutdown_vm",
@@ -135,8 +141,8 @@ def write_cmd(
     lab = _open(directory)
     data = text.encode()
     lab.write_guest_file(vm, path, data, offset)
-    emit({"vm": vm, "path": path, "offset": offset, "bytes": len(data)}, as_json,
-         lambda d: stdout.print(f"wrote {human_bytes(d['bytes'])} at {d['offset']} of {d['path']} in {d['vm']}"))  # fmt: skip
+    result = {"vm": vm, "path": path, "offset": offset, "bytes": len(data)}
+    emit(result, as_json, lambda d: stdout.print(f"wrote {human_bytes(d['bytes'])} at {d['offset']} of {path} in {vm}"))
 
 
 @lab_app.command("reset-rct")

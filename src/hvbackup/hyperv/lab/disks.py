@@ -23,9 +23,12 @@ def controller_guid(vm_id: str, controller_type: int, number: int) -> str:
     return str(uuid.uuid5(uuid.UUID(vm_id), f"controller:{controller_type}:{number}")).upper()
 
 
-def drive_instance_id(owner_id: str, vm_id: str, controller_type: int, number: int, location: int, suffix: str = DRIVE_SUFFIX) -> str:
+def drive_instance_id(
+    owner_id: str, vm_id: str, controller_type: int, number: int, location: int, suffix: str = DRIVE_SUFFIX
+) -> str:
     """'Microsoft:<owner>\\<controller>\\<number>\\<location>\\D', owner = the VM or a snapshot (ref hyperv.md §7.5)."""
-    return f"Microsoft:{owner_id.upper()}\\{controller_guid(vm_id, controller_type, number)}\\{number}\\{location}\\{suffix}"
+    controller = controller_guid(vm_id, controller_type, number)
+    return f"Microsoft:{owner_id.upper()}\\{controller}\\{number}\\{location}\\{suffix}"
 
 
 def with_owner(instance_id: str, owner_id: str, suffix: str | None = None) -> str:

@@ -1,11 +1,11 @@
 """The files of a lab folder and of each VM folder in it.
 
-    DIR/lab.json                         format, host facts, options ("record_digests")
-    DIR/vms/<name>/vm.json               the VM (record.py)
-    DIR/vms/<name>/Virtual Hard Disks/   <disk>.vhdx and checkpoint files <disk>_<GUID>.avhdx
-    DIR/vms/<name>/rct/                  change tracking per disk (rct.py)
-    DIR/vms/<name>/<VM id>.vmrs          memory state while Saved
-    DIR/vms/<name>/guest/                the guest agent's hooks.d, guest.toml, run/, readiness.json
+DIR/lab.json                         format, host facts, options ("record_digests")
+DIR/vms/<name>/vm.json               the VM (record.py)
+DIR/vms/<name>/Virtual Hard Disks/   <disk>.vhdx and checkpoint files <disk>_<GUID>.avhdx
+DIR/vms/<name>/rct/                  change tracking per disk (rct.py)
+DIR/vms/<name>/<VM id>.vmrs          memory state while Saved
+DIR/vms/<name>/guest/                the guest agent's hooks.d, guest.toml, run/, readiness.json
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def read_lab_file(directory: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise NotALab(f"{directory} is not a lab host (no {LAB_FILE}): create one with `hvbackup lab create {directory}`") from None
+        raise NotALab(
+            f"{directory} is not a lab host (no {LAB_FILE}): create one with `hvbackup lab create {directory}`"
+        ) from None
     except (OSError, ValueError) as exc:
         raise NotALab(f"{path}: unreadable ({exc})") from None
     if data.get("format") != LAB_FORMAT:

@@ -50,7 +50,9 @@ def check_write(record: VmRecord, guest_path: str, length: int, offset: int) -> 
     target = record.writable_file(guest_path)
     if target is None:
         known = ", ".join(w.path for w in record.writable) or "none"
-        raise GuestWriteError(f"{record.name}: {guest_path} is not a file the lab can write in place (writable: {known})")
+        raise GuestWriteError(
+            f"{record.name}: {guest_path} is not a file the lab can write in place (writable: {known})"
+        )
     if offset < 0 or offset + length > target.size:
         raise GuestWriteError(
             f"{record.name}: writing {length} bytes at {offset} would grow {guest_path} "
@@ -59,7 +61,9 @@ def check_write(record: VmRecord, guest_path: str, length: int, offset: int) -> 
     return target
 
 
-def write_file(folder: VmFolder, record: VmRecord, target: WritableFile, offset: int, data: bytes, writers: Writers) -> None:
+def write_file(
+    folder: VmFolder, record: VmRecord, target: WritableFile, offset: int, data: bytes, writers: Writers
+) -> None:
     """Overwrite `data` at `offset` of a guest file (already checked) on the top of its drive's chain."""
     pieces = target.disk_pieces(offset, len(data))
     folder.change_log(target.drive, record).record([(disk_off, length) for disk_off, _, length in pieces])

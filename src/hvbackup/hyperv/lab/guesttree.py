@@ -73,9 +73,17 @@ def lay_out(root: Path, facts: GuestFacts) -> None:
         _link(root, f"/sys/class/net/eth{n}/device/driver", f"../../../../bus/drivers/{driver}")
     for disk in facts.disks:
         choices = ["none", "mq-deadline", "kyber", "bfq"]
-        _write(root, f"/sys/block/{disk}/queue/scheduler", " ".join(f"[{c}]" if c == facts.scheduler else c for c in choices) + "\n")
+        _write(
+            root,
+            f"/sys/block/{disk}/queue/scheduler",
+            " ".join(f"[{c}]" if c == facts.scheduler else c for c in choices) + "\n",
+        )
     if facts.scheduler == "none":
-        _write(root, "/etc/udev/rules.d/60-scheduler.rules", 'ACTION=="add|change", KERNEL=="sd[a-z]*", ATTR{queue/scheduler}="none"\n')
+        _write(
+            root,
+            "/etc/udev/rules.d/60-scheduler.rules",
+            'ACTION=="add|change", KERNEL=="sd[a-z]*", ATTR{queue/scheduler}="none"\n',
+        )
     _write(root, "/etc/fstab", facts.fstab)
     _write(root, "/proc/self/mountinfo", facts.mountinfo)
     _link(root, "/etc/systemd/system/timers.target.wants/fstrim.timer", "/lib/systemd/system/fstrim.timer")

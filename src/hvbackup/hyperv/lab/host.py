@@ -14,7 +14,7 @@ import random
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,6 @@ from hvbackup.hyperv.lab.record import CheckpointRecord, VmRecord
 from hvbackup.hyperv.lab.view import checkpoint_model, vm_model
 from hvbackup.hyperv.model import (
     ORPHAN_AVHDX,
-    ORPHAN_CHECKPOINT,
     ORPHAN_RECOVERY_CHECKPOINT,
     VM,
     ChangeTrackingId,
@@ -66,7 +65,7 @@ SUPPORTED_VERSIONS = ("8.0", "9.0", "9.1", "10.0")
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class LabHost(HyperVHost):
@@ -182,8 +181,12 @@ class LabHost(HyperVHost):
         readiness = self.guest_readiness(record.name) or {}
         return StockGuest([m["mountpoint"] for m in readiness.get("freeze_covers", [])] or ["/"])
 
-    def _take_checkpoint(self, folder: VmFolder, record: VmRecord, name: str, level: ConsistencyLevel) -> CheckpointRecord:
-        taken = CheckpointRecord(str(uuid.uuid4()).upper(), name or f"checkpoint {_now()}", _now(), int(level), {}, {}, {})
+    def _take_checkpoint(
+        self, folder: VmFolder, record: VmRecord, name: str, level: ConsistencyLevel
+    ) -> CheckpointRecord:
+        taken = CheckpointRecord(
+            str(uuid.uuid4()).upper(), name or f"checkpoint {_now()}", _now(), int(level), {}, {}, {}
+        )
         for drive in record.chains:
             log = folder.change_log(drive, record)
             taken.positions[drive] = log.count()
@@ -272,9 +275,10 @@ class LabHost(HyperVHost):
             own = files.index(frozen) + 1
             if own != len(files) - 1:
                 raise InvalidVmState(
-                    f"{record.name}: checkpoint {taken.name} has newer checkpoints on top; the lab merges the newest first"
+                    f"{record.name}: checkpoint {taken.name} has newer checkpoints on top; "
+                    "the lab merges the newest first"
                 )
-        for drive, frozen in taken.frozen.items():
+        for drive in taken.frozen:
             files = record.chains[drive]
             chain.merge_into_parent(folder.path / files[-1])
             files.pop()
@@ -375,7 +379,9 @@ class LabHost(HyperVHost):
             )
             for c in record.checkpoints
         ]
-        used = {(f.path / name).resolve() for f in self.folders() for files in f.load().chains.values() for name in files}
+        used = {
+            (f.path / name).resolve() for f in self.folders() for files in f.load().chains.values() for name in files
+        }
         for path in sorted(folder.disks_dir.glob("*.avhdx")):
             if path.resolve() not in used:
                 orphans.append(
@@ -385,7 +391,9 @@ class LabHost(HyperVHost):
 
     def create_vm(self, config: VmConfig, name: str, disk_paths: Sequence[str]) -> VM:
         if len(disk_paths) != len(config.disks):
-            raise UsageError(f"create_vm: {len(config.disks)} disks in the configuration, {len(disk_paths)} paths given")
+            raise UsageError(
+                f"create_vm: {len(config.disks)} disks in the configuration, {len(disk_paths)} paths given"
+            )
         folder = build_vm_record(self.directory, config, name, [Path(p) for p in disk_paths])
         return self.get_vm(folder.load().id)
 

@@ -33,7 +33,9 @@ def run(argv: list[str], **kwargs: object) -> str:
     try:
         done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False, **kwargs)  # type: ignore[call-overload]
     except FileNotFoundError:
-        raise ImageBuildError(f"{argv[0]} is not installed (Debian packages: see scripts/debian-packages.txt)") from None
+        raise ImageBuildError(
+            f"{argv[0]} is not installed (Debian packages: see scripts/debian-packages.txt)"
+        ) from None
     if done.returncode != 0:
         raise ImageBuildError(f"{' '.join(argv[:2])} failed: {(done.stderr or done.stdout).strip()[:400]}")
     return done.stdout
@@ -44,7 +46,9 @@ class Filesystem:
     """A filesystem image in a file, with the guest files whose extents the lab needs."""
 
     image: Path
-    extents: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)  # path in fs -> (file off, fs off, len)
+    extents: dict[str, list[tuple[int, int, int]]] = field(
+        default_factory=dict
+    )  # path in fs -> (file off, fs off, len)
 
 
 @dataclass
@@ -78,8 +82,10 @@ def make_vfat(path: Path, size: int, volume_id: str, label: str) -> Filesystem:
 def make_ext4(path: Path, size: int, tree: Path, fs_uuid: str, label: str, tracked: list[str]) -> Filesystem:
     """ext4 (4 KiB blocks) populated from `tree` by mke2fs -d; extents of `tracked` paths via debugfs."""
     path.unlink(missing_ok=True)
-    run(["mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-U", fs_uuid,
-         "-E", f"hash_seed={fs_uuid},root_owner=0:0", "-L", label, "-d", str(tree), str(path), f"{size // 1024}k"])  # fmt: skip
+    options = f"hash_seed={fs_uuid},root_owner=0:0"
+    size_k = f"{size // 1024}k"
+    argv = ["mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-U", fs_uuid, "-E", options, "-L", label]
+    run([*argv, "-d", str(tree), str(path), size_k])
     fs = Filesystem(path)
     for guest_path in tracked:
         out = run(["debugfs", "-R", f"blocks {guest_path}", str(path)])
@@ -147,9 +153,8 @@ def gpt(size: int, disk_guid: str, partitions: list[Partition]) -> tuple[bytes, 
     script = ["label: gpt", f"label-id: {disk_guid}", "unit: sectors", "first-lba: 2048"]
     for part in partitions:
         part.start = position
-        script.append(
-            f'start={position // SECTOR}, size={part.size // SECTOR}, type={part.type_guid}, uuid={part.uuid}, name="{part.name}"'
-        )
+        where = f"start={position // SECTOR}, size={part.size // SECTOR}"
+        script.append(f'{where}, type={part.type_guid}, uuid={part.uuid}, name="{part.name}"')
         position += part.size
     if position + MiB > size:
         raise ImageBuildError(f"partitions of {position} bytes do not fit a {size}-byte disk")
@@ -159,7 +164,9 @@ def gpt(size: int, disk_guid: str, partitions: list[Partition]) -> tuple[bytes, 
         return os.pread(raw.fileno(), MiB, 0), os.pread(raw.fileno(), GPT_TAIL, size - GPT_TAIL)
 
 
-def write_vhdx(path: Path, size: int, disk_guid: str, partitions: list[Partition]) -> dict[str, list[tuple[int, int, int]]]:
+def write_vhdx(
+    path: Path, size: int, disk_guid: str, partitions: list[Partition]
+) -> dict[str, list[tuple[int, int, int]]]:
     """A dynamic 1 MiB-block VHDX holding the GPT and the partitions' filesystems (data extents only).
 
     Returns the virtual-disk extents of every tracked file: {path in fs: [(file off, disk off, len)]}."""

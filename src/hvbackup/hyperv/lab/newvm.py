@@ -18,7 +18,14 @@ from hvbackup.hyperv.lab.rct import ChangeLog
 from hvbackup.hyperv.lab.record import GUEST_KINDS, VmRecord, WritableFile
 from hvbackup.hyperv.model import VM, IntegrationService, NetworkAdapter, VirtualDisk, VmConfig
 
-SERVICE_NAMES = ("Guest Service Interface", "Heartbeat", "Key-Value Pair Exchange", "Shutdown", "Time Synchronization", "VSS")
+SERVICE_NAMES = (
+    "Guest Service Interface",
+    "Heartbeat",
+    "Key-Value Pair Exchange",
+    "Shutdown",
+    "Time Synchronization",
+    "VSS",
+)
 DEFAULT_ENABLED = ("Heartbeat", "Key-Value Pair Exchange", "Shutdown", "Time Synchronization", "VSS")
 
 
@@ -28,9 +35,13 @@ def hyperv_mac(rng: random.Random) -> str:
 
 
 def services(enabled: tuple[str, ...], status: IntegrationServiceStatus) -> tuple[IntegrationService, ...]:
-    text = {IntegrationServiceStatus.Ok: "OK", IntegrationServiceStatus.NoContact: "No Contact"}.get(status, status.name)
+    text = {IntegrationServiceStatus.Ok: "OK", IntegrationServiceStatus.NoContact: "No Contact"}.get(
+        status, status.name
+    )
     return tuple(
-        IntegrationService(n, n in enabled, status if n in enabled else IntegrationServiceStatus.Unknown, text if n in enabled else "")
+        IntegrationService(
+            n, n in enabled, status if n in enabled else IntegrationServiceStatus.Unknown, text if n in enabled else ""
+        )
         for n in SERVICE_NAMES
     )
 
@@ -70,7 +81,9 @@ def make_vm_folder(
         chains[disk.instance_id or ""] = [relative]
         stored_disks.append(dataclasses.replace(disk, path=relative))
         ChangeLog(folder.rct_dir, target.stem).create()
-    stored = dataclasses.replace(vm, disks=tuple(stored_disks), checkpoints=(), path="", configuration_location="", snapshot_location="")
+    stored = dataclasses.replace(
+        vm, disks=tuple(stored_disks), checkpoints=(), path="", configuration_location="", snapshot_location=""
+    )
     record = VmRecord(folder.path, stored.to_json(), guest=guest, chains=chains, writable=writable or [])
     record.save()
     return folder
@@ -94,9 +107,19 @@ def build_vm_record(directory: Path, config: VmConfig, name: str, disk_paths: li
     rng = random.Random(vm_id)
     files: dict[str, Path] = {}
     disks = []
-    for template, path in zip(config.disks, disk_paths):
-        drive = drive_instance_id(vm_id, vm_id, int(template.controller_type), template.controller_number, template.controller_location)
-        disks.append(VirtualDisk(template.controller_type, template.controller_number, template.controller_location, "", instance_id=drive))
+    for template, path in zip(config.disks, disk_paths, strict=True):
+        drive = drive_instance_id(
+            vm_id, vm_id, int(template.controller_type), template.controller_number, template.controller_location
+        )
+        disks.append(
+            VirtualDisk(
+                template.controller_type,
+                template.controller_number,
+                template.controller_location,
+                "",
+                instance_id=drive,
+            )
+        )
         files[drive] = path
     nics = tuple(
         dataclasses.replace(n, mac_address=hyperv_mac(rng)) if n.dynamic_mac or not n.mac_address else n

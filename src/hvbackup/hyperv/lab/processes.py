@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -48,10 +49,8 @@ def wait_stopped(pid: int | None, timeout: float = STOP_WAIT) -> None:
     deadline = time.monotonic() + timeout
     while workload_alive(pid):
         if time.monotonic() >= deadline:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]
-            except ProcessLookupError:
-                pass
             return
         time.sleep(0.02)
 

@@ -107,7 +107,9 @@ def query_changes(
     return found, stop - offset
 
 
-def iterate_changes(changes: list[tuple[int, int]], size: int, window: int = 64 << 20, max_ranges: int = 256) -> Iterator[tuple[int, int]]:
+def iterate_changes(
+    changes: list[tuple[int, int]], size: int, window: int = 64 << 20, max_ranges: int = 256
+) -> Iterator[tuple[int, int]]:
     """The whole disk covered by repeated queries, each continuing where the last one stopped."""
     offset = 0
     while offset < size:

@@ -77,7 +77,9 @@ def disk_bytes(spec: SampleVm) -> int:
     return OS_DISK_SIZE + (DATA_DISK_SIZE if spec.data_disk else 0)
 
 
-def build_sample(lab: object, vms: list[SampleVm] | None = None, on_built: Callable[[SampleVm], None] = lambda s: None) -> None:
+def build_sample(
+    lab: object, vms: list[SampleVm] | None = None, on_built: Callable[[SampleVm], None] = lambda s: None
+) -> None:
     """Build the sample VMs into the lab and start the ones that should run."""
     from hvbackup.hyperv.lab.host import LabHost
 
@@ -138,25 +140,47 @@ def _vm_model(spec: SampleVm, disks: tuple[VirtualDisk, ...]) -> VM:
         integration_services=services(DEFAULT_ENABLED, status),
         network_adapters=nics,
         disks=disks,
-        guest={} if spec.guest == "none" else {"OSName": "Linux", "OSDistributionName": "Debian GNU/Linux", "OSVersion": "6.1.0-28-amd64", "FullyQualifiedDomainName": spec.name},
+        guest={}
+        if spec.guest == "none"
+        else {
+            "OSName": "Linux",
+            "OSDistributionName": "Debian GNU/Linux",
+            "OSVersion": "6.1.0-28-amd64",
+            "FullyQualifiedDomainName": spec.name,
+        },
     )
 
 
 def _passthrough_disk(spec: SampleVm) -> VirtualDisk:
-    return VirtualDisk(ControllerType.SCSI, 0, 2, "Disk 2 20.00 GB Bus 0 Lun 2 Target 0", passthrough_disk_number=2,
-                       instance_id=drive_instance_id(spec.id, spec.id, int(ControllerType.SCSI), 0, 2))
+    return VirtualDisk(
+        ControllerType.SCSI,
+        0,
+        2,
+        "Disk 2 20.00 GB Bus 0 Lun 2 Target 0",
+        passthrough_disk_number=2,
+        instance_id=drive_instance_id(spec.id, spec.id, int(ControllerType.SCSI), 0, 2),
+    )
 
 
 # -- guest contents --------------------------------------------------------------------------
 def _fstab(spec: SampleVm) -> str:
-    lines = ["# /etc/fstab: static file system information (made by the installer)",
-             f"UUID={spec.uid('root')} / ext4 errors=remount-ro 0 1",
-             f"UUID={spec.uid('esp')[:4].upper()}-{spec.uid('esp')[4:8].upper()} /boot/efi vfat umask=0077 0 1"]
+    lines = [
+        "# /etc/fstab: static file system information (made by the installer)",
+        f"UUID={spec.uid('root')} / ext4 errors=remount-ro 0 1",
+        f"UUID={spec.uid('esp')[:4].upper()}-{spec.uid('esp')[4:8].upper()} /boot/efi vfat umask=0077 0 1",
+    ]
     if spec.data_disk:
         lines.append(f"UUID={spec.uid('data')} /srv/data xfs noatime,nofail 0 2")
     if spec.passthrough:
         lines.append("UUID=8d1e0f34-5a6b-4c7d-9e8f-0a1b2c3d4e5f /srv/archive ext4 nofail 0 2")
     return "\n".join(lines) + "\n"
+
+
+OS_RELEASE = b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n'
+
+
+def _syslog(name: str) -> bytes:
+    return b"".join(f"Jan  1 00:00:{i % 60:02d} {name} app[812]: request {i} served\n".encode() for i in range(2000))
 
 
 def _tree(root: Path, files: dict[str, bytes]) -> None:
@@ -178,31 +202,41 @@ def _os_disk(work: Path, spec: SampleVm, vhdx: Path, drive: str) -> list[Writabl
         "/etc/hostname": f"{spec.name}\n".encode(),
         "/etc/hosts": f"127.0.0.1 localhost\n127.0.1.1 {spec.name}.lab.example {spec.name}\n".encode(),
         "/etc/fstab": _fstab(spec).encode(),
-        "/etc/os-release": b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n',
+        "/etc/os-release": OS_RELEASE,
         "/etc/machine-id": (spec.uid("machine").replace("-", "") + "\n").encode(),
         "/home/admin/.profile": b"# ~/.profile\nexport PATH=$HOME/bin:$PATH\n",
         "/home/admin/notes.txt": f"{spec.name}: backed up by hvbackup from the lab host\n".encode(),
-        "/var/log/syslog": b"".join(f"Jan  1 00:00:{i % 60:02d} {spec.name} app[812]: request {i} served\n".encode() for i in range(2000)),
+        "/var/log/syslog": _syslog(spec.name),
         DATA_FILE: rng.randbytes(DATA_FILE_SIZE),
         app.STATE_FILE: app.encode_state({"seq": 0, "clean": True}),
-        "/usr/share/doc/app/README": b"The lab application: records in /var/lib/app/data.bin, its state in /var/lib/app/state.\n",
+        "/usr/share/doc/app/README": b"The lab application: records in data.bin, its state in state.\n",
     })  # fmt: skip
     esp = images.Partition("EFI System Partition", images.ESP_TYPE, spec.uid("esp-part"), ESP_SIZE)
     esp.filesystem = images.make_vfat(work / "esp.img", ESP_SIZE, spec.uid("esp")[:8].upper(), "EFI")
     root_size = OS_DISK_SIZE - ESP_SIZE - 2 * images.MiB
     root = images.Partition("root", images.LINUX_FS_TYPE, spec.uid("root-part"), root_size)
-    root.filesystem = images.make_ext4(work / "root.img", root_size, tree, spec.uid("root"), "root", [DATA_FILE, app.STATE_FILE])
+    root.filesystem = images.make_ext4(
+        work / "root.img", root_size, tree, spec.uid("root"), "root", [DATA_FILE, app.STATE_FILE]
+    )
     extents = images.write_vhdx(vhdx, OS_DISK_SIZE, spec.uid("disk-os").upper(), [esp, root])
     for part in (esp, root):
         part.filesystem.image.unlink()  # type: ignore[union-attr]
-    return [WritableFile(p, drive, size, extents[p]) for p, size in ((DATA_FILE, DATA_FILE_SIZE), (app.STATE_FILE, app.RECORD_SIZE))]
+    return [
+        WritableFile(p, drive, size, extents[p])
+        for p, size in ((DATA_FILE, DATA_FILE_SIZE), (app.STATE_FILE, app.RECORD_SIZE))
+    ]
 
 
 def _data_disk(work: Path, spec: SampleVm, vhdx: Path, drive: str) -> list[WritableFile]:
     tree = work / "data-tree"
     inside = DB_FILE.removeprefix("/srv/data")
-    _tree(tree, {inside: random.Random(f"{spec.name}:db").randbytes(DB_FILE_SIZE),
-                 "/db/README": b"application database files\n"})
+    _tree(
+        tree,
+        {
+            inside: random.Random(f"{spec.name}:db").randbytes(DB_FILE_SIZE),
+            "/db/README": b"application database files\n",
+        },
+    )
     size = DATA_DISK_SIZE - 2 * images.MiB
     part = images.Partition("data", images.LINUX_FS_TYPE, spec.uid("data-part"), size)
     part.filesystem = images.make_xfs(work / "data.img", size, tree, spec.uid("data"), "data", [inside])
@@ -213,7 +247,9 @@ def _data_disk(work: Path, spec: SampleVm, vhdx: Path, drive: str) -> list[Writa
 
 def _install_agent(guest_dir: Path) -> None:
     """The agent's config and one application hook (app.HOOK_SCRIPT), as an administrator would set them up."""
-    (guest_dir / "guest.toml").write_text("[freeze]\nmax_seconds = 60\n\n[hooks]\ntimeout = 30\non_failure = \"continue\"\n")
+    (guest_dir / "guest.toml").write_text(
+        '[freeze]\nmax_seconds = 60\n\n[hooks]\ntimeout = 30\non_failure = "continue"\n'
+    )
     hook = guest_dir / "hooks.d" / "50-app"
     hook.write_text(app.HOOK_SCRIPT)
     hook.chmod(0o755)
@@ -221,13 +257,17 @@ def _install_agent(guest_dir: Path) -> None:
 
 def _guest_facts(spec: SampleVm) -> GuestFacts:
     disks = ["sda"] + (["sdb"] if spec.data_disk else []) + (["sdc"] if spec.passthrough else [])
-    mounts = ["22 1 8:2 / / rw,relatime shared:1 - ext4 /dev/sda2 rw",
-              "23 22 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw",
-              "26 22 8:1 / /boot/efi rw,relatime shared:31 - vfat /dev/sda1 rw,fmask=0077",
-              "27 22 0:25 / /run rw,nosuid,nodev shared:5 - tmpfs tmpfs rw,size=400000k"]
+    mounts = [
+        "22 1 8:2 / / rw,relatime shared:1 - ext4 /dev/sda2 rw",
+        "23 22 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw",
+        "26 22 8:1 / /boot/efi rw,relatime shared:31 - vfat /dev/sda1 rw,fmask=0077",
+        "27 22 0:25 / /run rw,nosuid,nodev shared:5 - tmpfs tmpfs rw,size=400000k",
+    ]
     if spec.data_disk:
         mounts.append("28 22 8:17 / /srv/data rw,noatime shared:30 - xfs /dev/sdb1 rw,attr2,inode64,noquota")
     if spec.passthrough:
         mounts.append("29 22 8:33 / /srv/archive rw,relatime shared:40 - ext4 /dev/sdc1 rw")
     nics = ["tulip" if legacy else "hv_netvsc" for legacy, _ in spec.nics]
-    return GuestFacts(spec.guest != "none", spec.guest, nics, disks, spec.scheduler, _fstab(spec), "\n".join(mounts) + "\n")
+    return GuestFacts(
+        spec.guest != "none", spec.guest, nics, disks, spec.scheduler, _fstab(spec), "\n".join(mounts) + "\n"
+    )

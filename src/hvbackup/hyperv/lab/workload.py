@@ -76,7 +76,9 @@ class Workload:
             target = self.rng.choice(files)
             slot = self.rng.randrange(target.size // app.RECORD_SIZE)
             self.seq += 1
-            write_file(self.folder, record, target, slot * app.RECORD_SIZE, app.data_record(self.seq, self.rng), self.writers)
+            write_file(
+                self.folder, record, target, slot * app.RECORD_SIZE, app.data_record(self.seq, self.rng), self.writers
+            )
 
     def _serve_application(self, record: VmRecord) -> None:
         token = self.flush.pending_token()
