@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import logging
 import secrets
@@ -425,7 +424,7 @@ def _key_opens(config: RepoConfig, keys: KeyMaterial) -> bool:
 
 def _validated_manifest(manifest: dict, indexes: dict[str, DiskIndex]) -> dict:
     try:
-        manifest = copy.deepcopy(json.loads(json.dumps(manifest)))
+        manifest = json.loads(json.dumps(manifest))  # a private copy, and proof that it is JSON
     except (TypeError, ValueError) as exc:
         raise ValueError(f"the manifest is not JSON-serialisable: {exc}") from None
     if not isinstance(manifest.get("source"), str) or not manifest["source"]:
