@@ -30,7 +30,9 @@ class CliResult:
 def cli(*args: str) -> CliResult:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HVBACKUP_")}
     env["HVBACKUP_PASSWORD"] = PASSWORD
-    proc = subprocess.run([HVBACKUP, *args], capture_output=True, env=env, stdin=subprocess.DEVNULL, timeout=300)
+    proc = subprocess.run(
+        [HVBACKUP, *args], check=False, capture_output=True, env=env, stdin=subprocess.DEVNULL, timeout=300
+    )
     return CliResult(proc.returncode, proc.stdout, proc.stderr.decode(errors="replace"))
 
 

@@ -35,7 +35,7 @@ size=8M, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=junk
 
 
 def sh(*args: str, env: dict | None = None, input: bytes | None = None) -> str:
-    proc = subprocess.run(args, capture_output=True, env={**os.environ, **(env or {})}, input=input)
+    proc = subprocess.run(args, check=False, capture_output=True, env={**os.environ, **(env or {})}, input=input)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed: {proc.stderr.decode(errors='replace')}")
     return proc.stdout.decode(errors="replace")
@@ -154,8 +154,9 @@ def _lvm(env: dict, *args: str) -> str:
 
 def _lv_layout(env: dict, lv: str) -> list[tuple[str, int]]:
     """(PV device, first extent) of each stripe of the LV's single segment."""
-    report = json.loads(_lvm(env, "lvs", "-a", "--reportformat", "json", "--segments", "-o", "lv_name,seg_pe_ranges",
-                             VG))
+    report = json.loads(
+        _lvm(env, "lvs", "-a", "--reportformat", "json", "--segments", "-o", "lv_name,seg_pe_ranges", VG)
+    )
     segment = next(s for s in report["report"][0]["seg"] if s["lv_name"].strip("[]") == lv)
     ranges = segment["seg_pe_ranges"].split()
     out = []
@@ -187,7 +188,7 @@ def build_lab_disk(work: Path) -> LabDisk:
         pv_offset = {pv1: parts[0].start + pe_start, pv2: parts[1].start + pe_start}
         extent = 4 * MIB
 
-        (dev, first), = _lv_layout(env, "root")
+        ((dev, first),) = _lv_layout(env, "root")
         root_lv = Part(pv_offset[dev] + first * extent, 48 * MIB)
         root_dev = inner.attach(image, root_lv.start, root_lv.size)
         sh("mkfs.ext4", "-q", "-F", root_dev)
@@ -206,7 +207,9 @@ def build_lab_disk(work: Path) -> LabDisk:
         sh("umount", str(mnt))
         _lay_out_stripes(image, xfs_file, [(pv_offset[d] + f * extent) for d, f in _lv_layout(env, "data")])
 
-        trees[f"{VG}/thin"] = _make_thin_volume(work, image, env, pv2, lambda dev, first: pv_offset[dev] + first * extent)
+        trees[f"{VG}/thin"] = _make_thin_volume(
+            work, image, env, pv2, lambda dev, first: pv_offset[dev] + first * extent
+        )
 
     with ExitStack() as scoped:
         inner = Loops(scoped)
@@ -287,8 +290,10 @@ def _write_thin_data(image: Path, fs_file: Path, data_start: int) -> list[tuple[
 
 def _thin_xml(mappings: list[tuple[int, int]]) -> str:
     lines = [
-        f'<superblock uuid="" time="0" transaction="1" version="2" data_block_size="{THIN_BLOCK // SECTOR}" '
-        f'nr_data_blocks="{THIN_POOL_BLOCKS}">',
+        (
+            f'<superblock uuid="" time="0" transaction="1" version="2" data_block_size="{THIN_BLOCK // SECTOR}" '
+            f'nr_data_blocks="{THIN_POOL_BLOCKS}">'
+        ),
         f'  <device dev_id="1" mapped_blocks="{len(mappings)}" transaction="0" creation_time="0" snap_time="0">',
         *(f'    <single_mapping origin_block="{o}" data_block="{d}" time="0"/>' for o, d in mappings),
         "  </device>",

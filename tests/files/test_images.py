@@ -76,6 +76,11 @@ def test_extract_never_writes_through_a_symlink_in_the_target(whole_disk, tmp_pa
     assert list(outside.iterdir()) == []
 
 
+def test_cat_follows_symlinks(whole_disk):
+    repo, snap, _ = whole_disk
+    assert cli("files", "cat", "-r", str(repo), snap, "/link").stdout == b"127.0.0.1 localhost\n"
+
+
 def test_cat_of_a_directory_and_ls_of_a_file(whole_disk):
     repo, snap, _ = whole_disk
     cat = cli("files", "cat", "-r", str(repo), snap, "/etc")
@@ -98,8 +103,9 @@ def test_ext4_in_an_mbr_partition(tmp_path: Path):
     image.write_bytes(b"")
     os.truncate(image, 40 * MIB)
     subprocess.run(["sfdisk", "-q", str(image)], input=b"label: dos\nstart=2048, size=30M, type=83\n", check=True)
-    subprocess.run(["mke2fs", "-q", "-t", "ext4", "-d", str(tree), "-E", f"offset={2048 * 512}", str(image), "30M"],
-                   check=True)
+    subprocess.run(
+        ["mke2fs", "-q", "-t", "ext4", "-d", str(tree), "-E", f"offset={2048 * 512}", str(image), "30M"], check=True
+    )
     repo, snap = _snapshot(tmp_path, image)
     volumes = cli("files", "volumes", "-r", str(repo), snap, "--json").json()["volumes"]
     assert [(v["name"], v["kind"]) for v in volumes] == [("p1", "ext4")]
@@ -116,3 +122,17 @@ def test_unknown_filesystem_is_one_clear_line(tmp_path: Path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("error: no filesystem hvbackup can read on this disk (disk unknown: no partition table")
+
+
+def test_ext4_bigalloc_names_the_feature_and_the_way_out(tmp_path: Path):
+    image = tmp_path / "bigalloc.raw"
+    subprocess.run(
+        ["mke2fs", "-q", "-t", "ext4", "-O", "bigalloc", "-C", "16384", str(image), "32M"],
+        check=True,
+        capture_output=True,
+    )
+    repo, snap = _snapshot(tmp_path, image)
+    result = cli("files", "ls", "-r", str(repo), snap, "/")
+    lines = result.stderr.strip().splitlines()
+    assert result.code == 1 and len(lines) == 1
+    assert "cannot read in-process" in lines[0] and "hvbackup mount" in lines[0]

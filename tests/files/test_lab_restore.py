@@ -25,8 +25,14 @@ def test_volumes_are_named_and_recognised(lab_snapshot):
     assert result.code == 0, result.stderr
     kinds = {v["name"]: v["kind"] for v in result.json()["volumes"]}
     assert kinds == {
-        "p1": "lvm-pv", "p2": "lvm-pv", "p3": "btrfs", "p4": "luks", "p5": "unknown",
-        "vgfl/root": "ext4", "vgfl/data": "xfs", "vgfl/thin": "ext4",
+        "p1": "lvm-pv",
+        "p2": "lvm-pv",
+        "p3": "btrfs",
+        "p4": "luks",
+        "p5": "unknown",
+        "vgfl/root": "ext4",
+        "vgfl/data": "xfs",
+        "vgfl/thin": "ext4",
     }
 
 

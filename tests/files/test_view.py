@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
@@ -62,7 +61,7 @@ def test_parallel_readers_see_the_same_bytes(image_snapshot):
 
 
 def test_zero_chunks_are_never_fetched(image_snapshot):
-    repo, index, data = image_snapshot
+    repo, index, _ = image_snapshot
     counting = CountingRepo(repo)
     with SnapshotDiskView(counting, index) as view:  # type: ignore[arg-type]
         assert view.read(3 * CHUNK, 2 * CHUNK) == bytes(2 * CHUNK)

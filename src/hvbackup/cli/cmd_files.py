@@ -7,13 +7,23 @@ import fnmatch
 import os
 import stat as st
 import sys
-from datetime import datetime, timezone
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from hvbackup.cli.common import JsonOpt, PasswordFileOpt, RepoOpt, emit, handle_errors, open_repository, progress, stdout
+from hvbackup.cli.common import (
+    JsonOpt,
+    PasswordFileOpt,
+    RepoOpt,
+    emit,
+    handle_errors,
+    open_repository,
+    progress,
+    stdout,
+)
 
 files_app = typer.Typer(
     help="Read files straight out of a snapshot: no restore of the disk, no helper VM.\n\n"
@@ -22,11 +32,22 @@ files_app = typer.Typer(
 )
 
 SnapshotArg = Annotated[str, typer.Argument(help="Snapshot ID, unique prefix, or 'latest'.")]
-DiskOpt = Annotated[Optional[str], typer.Option("--disk", help="Disk name or number (default: the only disk).")]
+DiskOpt = Annotated[str | None, typer.Option("--disk", help="Disk name or number (default: the only disk).")]
 VolumeOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--volume", help="Volume: p2 (partition), vg0/root (LVM), disk (whole disk). Default: the only one."),
 ]
+
+
+@contextmanager
+def _filesystem(repo: Path, password_file: Path | None, snapshot: str, disk: str | None, volume: str | None):
+    from hvbackup.engine.files.source import open_filesystem
+
+    with (
+        open_repository(repo, password_file) as repository,
+        open_filesystem(repository, repository.load_snapshot(snapshot), disk_name=disk, volume_name=volume) as fs,
+    ):
+        yield fs
 
 
 def register(app: typer.Typer) -> None:
@@ -52,7 +73,10 @@ def name_json(name: bytes) -> dict:
 @files_app.command("volumes")
 @handle_errors
 def volumes_cmd(
-    snapshot: SnapshotArg, repo: RepoOpt, password_file: PasswordFileOpt = None, disk: DiskOpt = None,
+    snapshot: SnapshotArg,
+    repo: RepoOpt,
+    password_file: PasswordFileOpt = None,
+    disk: DiskOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List the partitions, logical volumes and filesystems on a disk of a snapshot.
@@ -61,9 +85,11 @@ def volumes_cmd(
     """
     from hvbackup.engine.files.source import open_disk
 
-    with open_repository(repo, password_file) as repository:
-        with open_disk(repository, repository.load_snapshot(snapshot), disk) as opened:
-            data = {"disk": opened.disk["name"], "volumes": [v.to_json() for v in opened.volumes]}
+    with (
+        open_repository(repo, password_file) as repository,
+        open_disk(repository, repository.load_snapshot(snapshot), disk) as opened,
+    ):
+        data = {"disk": opened.disk["name"], "volumes": [v.to_json() for v in opened.volumes]}
     emit(data, as_json, _render_volumes)
 
 
@@ -74,8 +100,15 @@ def _render_volumes(data: dict) -> None:
 
 def _entry_json(name: bytes, entry) -> dict:
     s = entry.stat()
-    data = {**name_json(name), "type": s.kind, "size": s.size, "mode": st.S_IMODE(s.mode), "uid": s.uid,
-            "gid": s.gid, "mtime": datetime.fromtimestamp(s.mtime_ns / 1e9, timezone.utc).isoformat()}
+    data = {
+        **name_json(name),
+        "type": s.kind,
+        "size": s.size,
+        "mode": st.S_IMODE(s.mode),
+        "uid": s.uid,
+        "gid": s.gid,
+        "mtime": datetime.fromtimestamp(s.mtime_ns / 1e9, UTC).isoformat(),
+    }
     if s.kind == "symlink":
         data["target"] = show(entry.fs.readlink(entry))
     return data
@@ -88,8 +121,15 @@ def _ls_line(item: dict) -> str:
     return f"{mode} {item['uid']:>5} {item['gid']:>5} {item['size']:>12} {when} {item['name']}{link}"
 
 
-_TYPE_BITS = {"file": st.S_IFREG, "dir": st.S_IFDIR, "symlink": st.S_IFLNK, "char": st.S_IFCHR,
-              "block": st.S_IFBLK, "fifo": st.S_IFIFO, "socket": st.S_IFSOCK}
+_TYPE_BITS = {
+    "file": st.S_IFREG,
+    "dir": st.S_IFDIR,
+    "symlink": st.S_IFLNK,
+    "char": st.S_IFCHR,
+    "block": st.S_IFBLK,
+    "fifo": st.S_IFIFO,
+    "socket": st.S_IFSOCK,
+}
 
 
 @files_app.command("ls")
@@ -107,16 +147,13 @@ def ls_cmd(
 
     Example: hvbackup files ls -r /srv/repo latest /etc --volume vg0/root
     """
-    from hvbackup.engine.files.source import open_filesystem
-
-    with open_repository(repo, password_file) as repository:
-        with open_filesystem(repository, repository.load_snapshot(snapshot), disk_name=disk, volume_name=volume) as fs:
-            entry = fs.get(_path_bytes(path))
-            if entry.is_dir:
-                items = [_entry_json(name, child) for name, child in fs.iterdir(entry)]
-                items.sort(key=lambda i: i["name"])
-            else:
-                items = [_entry_json(entry.name, entry)]
+    with _filesystem(repo, password_file, snapshot, disk, volume) as fs:
+        entry = fs.get(_path_bytes(path))
+        if entry.is_dir:
+            items = [_entry_json(name, child) for name, child in fs.iterdir(entry)]
+            items.sort(key=lambda i: i["name"])
+        else:
+            items = [_entry_json(entry.name, entry)]
     emit(items, as_json, lambda data: sys.stdout.write("".join(_ls_line(i) + "\n" for i in data)))
 
 
@@ -135,18 +172,15 @@ def cat_cmd(
 
     Example: hvbackup files cat -r /srv/repo latest /etc/fstab > fstab
     """
-    from hvbackup.engine.files.source import open_filesystem
-
-    with open_repository(repo, password_file) as repository:
-        with open_filesystem(repository, repository.load_snapshot(snapshot), disk_name=disk, volume_name=volume) as fs:
-            entry = fs.get(_path_bytes(path))
-            with fs.open(entry) as src:
-                if as_json:
-                    data = src.read()
-                    emit({"path": path, "size": len(data), "content_base64": base64.b64encode(data).decode()}, True)
-                    return
-                while block := src.read(4 * 1024 * 1024):
-                    sys.stdout.buffer.write(block)
+    with _filesystem(repo, password_file, snapshot, disk, volume) as fs:
+        entry = fs.resolve(fs.get(_path_bytes(path)))
+        with fs.open(entry) as src:
+            if as_json:
+                data = src.read()
+                emit({"path": path, "size": len(data), "content_base64": base64.b64encode(data).decode()}, True)
+                return
+            while block := src.read(4 * 1024 * 1024):
+                sys.stdout.buffer.write(block)
     sys.stdout.buffer.flush()
 
 
@@ -168,12 +202,9 @@ def extract_cmd(
     Example: hvbackup files extract -r /srv/repo latest /etc --to ./restored --volume vg0/root
     """
     from hvbackup.engine.files.extract import extract
-    from hvbackup.engine.files.source import open_filesystem
 
-    with open_repository(repo, password_file) as repository:
-        with open_filesystem(repository, repository.load_snapshot(snapshot), disk_name=disk, volume_name=volume) as fs:
-            with progress("extract", None, as_json) as bar:
-                result = extract(fs, _path_bytes(path), to, overwrite=overwrite, on_bytes=bar.advance)
+    with _filesystem(repo, password_file, snapshot, disk, volume) as fs, progress("extract", None, as_json) as bar:
+        result = extract(fs, _path_bytes(path), to, overwrite=overwrite, on_bytes=bar.advance)
     emit(result.to_json(), as_json, _render_extract)
 
 
@@ -181,7 +212,8 @@ def _render_extract(data: dict) -> None:
     stdout.print(
         f"extracted {data['files']} files, {data['dirs']} directories, {data['symlinks']} symlinks, "
         f"{data['hardlinks']} hard links ({data['bytes']} bytes) to {data['target']} in {data['seconds']:.2f} s",
-        highlight=False, markup=False,
+        highlight=False,
+        markup=False,
     )
     for line in data["skipped"]:
         stdout.print(f"skipped {line}", highlight=False, markup=False)
@@ -203,16 +235,14 @@ def find_cmd(
 
     Example: hvbackup files find -r /srv/repo latest '*.conf' --under /etc
     """
-    from hvbackup.engine.files.source import open_filesystem
 
     wanted = _path_bytes(pattern)
-    with open_repository(repo, password_file) as repository:
-        with open_filesystem(repository, repository.load_snapshot(snapshot), disk_name=disk, volume_name=volume) as fs:
-            found = [
-                {**name_json(e.path), "type": e.stat().kind, "size": e.stat().size}
-                for e in fs.walk(fs.get(_path_bytes(under)))
-                if fnmatch.fnmatchcase(e.path, wanted)
-            ]
+    with _filesystem(repo, password_file, snapshot, disk, volume) as fs:
+        found = [
+            {**name_json(e.path), "type": e.stat().kind, "size": e.stat().size}
+            for e in fs.walk(fs.get(_path_bytes(under)))
+            if fnmatch.fnmatchcase(e.path, wanted)
+        ]
     for item in found:
         item["path"] = item.pop("name")
         if "name_base64" in item:

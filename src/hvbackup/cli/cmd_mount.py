@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from hvbackup.cli.common import JsonOpt, PasswordFileOpt, RepoOpt, emit, handle_errors, open_repository, read_password
+from hvbackup.cli.common import JsonOpt, PasswordFileOpt, RepoOpt, emit, handle_errors, read_password
 from hvbackup.errors import HvBackupError, UsageError
 
 MOUNT_WAIT_S = 30.0
@@ -52,9 +52,14 @@ def mount_cmd(
             serve(repository, snap, mountpoint)
             return
     _serve_in_background(snap.info.id, mountpoint, repo, password)
-    emit({"snapshot": snap.info.id, "mountpoint": str(mountpoint.resolve()), "files": files}, as_json,
-         lambda d: print(f"mounted snapshot {d['snapshot'][:12]} on {d['mountpoint']}: {', '.join(d['files'])}\n"
-                         f"unmount with: fusermount -u {d['mountpoint']}"))
+    emit(
+        {"snapshot": snap.info.id, "mountpoint": str(mountpoint.resolve()), "files": files},
+        as_json,
+        lambda d: print(
+            f"mounted snapshot {d['snapshot'][:12]} on {d['mountpoint']}: {', '.join(d['files'])}\n"
+            f"unmount with: fusermount -u {d['mountpoint']}"
+        ),
+    )
 
 
 def open_repository_with(repo: Path, password: str):
@@ -66,10 +71,25 @@ def open_repository_with(repo: Path, password: str):
 def _serve_in_background(snapshot_id: str, mountpoint: Path, repo: Path, password: str) -> None:
     """Start `hvbackup mount --foreground` detached, and return once the mount is there."""
     env = {**os.environ, "HVBACKUP_PASSWORD": password}
-    cmd = [sys.executable, "-c", "from hvbackup.cli.main import main; main()", "mount", snapshot_id, str(mountpoint), "--repo", str(repo),
-           "--foreground"]
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-c",
+        "from hvbackup.cli.main import main; main()",
+        "mount",
+        snapshot_id,
+        str(mountpoint),
+        "--repo",
+        str(repo),
+        "--foreground",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + MOUNT_WAIT_S
     while time.monotonic() < deadline:
         if os.path.ismount(mountpoint):
