@@ -49,7 +49,7 @@ class LabSnapshot:
     lab: LabDisk
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def lab_snapshot(tmp_path_factory: pytest.TempPathFactory):
     if os.geteuid() != 0:
         pytest.skip("the lab disk needs root (loop devices, mounts)")

@@ -136,3 +136,26 @@ def test_ext4_bigalloc_names_the_feature_and_the_way_out(tmp_path: Path):
     lines = result.stderr.strip().splitlines()
     assert result.code == 1 and len(lines) == 1
     assert "cannot read in-process" in lines[0] and "hvbackup mount" in lines[0]
+
+
+def _inode_count(image: Path) -> int:
+    out = subprocess.run(["dumpe2fs", "-h", str(image)], capture_output=True, text=True, check=True).stdout
+    return int(next(line for line in out.splitlines() if line.startswith("Inode count:")).split()[-1])
+
+
+def test_the_last_inode_number_is_listed(tmp_path: Path):
+    """Inode numbers run up to s_inodes_count inclusive; a full inode table uses the last one."""
+    mkfs = ["mke2fs", "-q", "-t", "ext4", "-I", "256", "-N", "64"]
+    probe = tmp_path / "probe.raw"
+    subprocess.run([*mkfs, str(probe), "16M"], check=True, capture_output=True)
+    count = _inode_count(probe)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    names = [f"f{i:04d}" for i in range(count - 11)]  # inodes 12..count; 1-11 are reserved
+    for name in names:
+        (tree / name).write_text(name)
+    image = tmp_path / "full.raw"
+    subprocess.run([*mkfs, "-d", str(tree), str(image), "16M"], check=True, capture_output=True)
+    repo, snap = _snapshot(tmp_path, image)
+    listing = cli("files", "ls", "-r", str(repo), snap, "/", "--json").json()
+    assert sorted(e["name"] for e in listing if e["name"] != "lost+found") == names

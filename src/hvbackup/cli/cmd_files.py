@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import json
 import os
 import stat as st
 import sys
@@ -154,7 +155,10 @@ def ls_cmd(
             items.sort(key=lambda i: i["name"])
         else:
             items = [_entry_json(entry.name, entry)]
-    emit(items, as_json, lambda data: sys.stdout.write("".join(_ls_line(i) + "\n" for i in data)))
+    if as_json:  # compact: the indenting encoder is pure Python, seconds for a 100,000-entry directory
+        sys.stdout.write(json.dumps(items, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write("".join(_ls_line(i) + "\n" for i in items))
 
 
 @files_app.command("cat")
