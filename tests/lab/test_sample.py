@@ -110,3 +110,16 @@ def test_readiness_reports_come_from_the_guest_checks(sample_lab: LabHost) -> No
     assert {"mixed-nics", "stock-vss-daemon"} <= ids["mixed-nic"]
     covers = [m["mountpoint"] for m in sample_lab.guest_readiness("app-02")["freeze_covers"]]
     assert covers == ["/srv/data", "/"]
+
+
+def test_building_is_deterministic(tmp_path: Path) -> None:
+    from hvbackup.hyperv.lab.host import virtual_sha256
+    from hvbackup.hyperv.lab.sample import SAMPLE_VMS, build_vm
+
+    spec = next(s for s in SAMPLE_VMS if s.name == "web-01")
+    digests = []
+    for n in range(2):
+        lab = LabHost.create(tmp_path / f"lab{n}")
+        build_vm(lab.directory, spec)
+        digests.append(virtual_sha256(lab.get_vm("web-01").disks[0].path))
+    assert digests[0] == digests[1]

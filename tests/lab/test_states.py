@@ -95,3 +95,16 @@ def test_create_vm_from_a_saved_configuration(make_lab: MakeLab, tmp_path: Path)
     assert lab.guest_report(checkpoint.id)["consistency"] == "filesystem"
     with pytest.raises(Exception, match="2 paths given|1 disks"):
         lab.create_vm(config, "bad", [str(copy), str(copy)])
+
+
+def test_the_workload_ends_when_its_lab_folder_is_gone(make_lab: MakeLab) -> None:
+    import time
+
+    lab = make_lab("cluster-db")
+    pid = lab.folder("cluster-db").load().workload_pid
+    assert workload_alive(pid)
+    shutil.rmtree(lab.directory)
+    deadline = time.monotonic() + 10
+    while workload_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not workload_alive(pid)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,7 @@ class ImageBuildError(HvBackupError):
 
 
 def run(argv: list[str], **kwargs: object) -> str:
-    env = {**os.environ, "E2FSPROGS_FAKE_TIME": FAKE_TIME, "LC_ALL": "C"}
+    env = {**os.environ, "E2FSPROGS_FAKE_TIME": FAKE_TIME, "SOURCE_DATE_EPOCH": FAKE_TIME, "LC_ALL": "C"}
     try:
         done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False, **kwargs)  # type: ignore[call-overload]
     except FileNotFoundError:
@@ -75,7 +76,7 @@ def _runs(blocks: list[int], block_size: int) -> list[tuple[int, int, int]]:
 def make_vfat(path: Path, size: int, volume_id: str, label: str) -> Filesystem:
     with open(path, "wb") as f:
         f.truncate(size)
-    run(["mkfs.vfat", "-F", "32", "-i", volume_id, "-n", label, str(path)])
+    run(["mkfs.vfat", "--invariant", "-F", "32", "-i", volume_id, "-n", label, str(path)])
     return Filesystem(path)
 
 
@@ -86,6 +87,7 @@ def make_ext4(path: Path, size: int, tree: Path, fs_uuid: str, label: str, track
     size_k = f"{size // 1024}k"
     argv = ["mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-U", fs_uuid, "-E", options, "-L", label]
     run([*argv, "-d", str(tree), str(path), size_k])
+    _fix_change_times(path, tree)
     fs = Filesystem(path)
     for guest_path in tracked:
         out = run(["debugfs", "-R", f"blocks {guest_path}", str(path)])
@@ -94,6 +96,18 @@ def make_ext4(path: Path, size: int, tree: Path, fs_uuid: str, label: str, track
             raise ImageBuildError(f"debugfs found no blocks for {guest_path} in {path.name}")
         fs.extents[guest_path] = _runs(blocks, 4096)
     return fs
+
+
+def _fix_change_times(image: Path, tree: Path) -> None:
+    """mke2fs -d copies each file's times; ctime cannot be set on the source, and reading a directory
+    moves its atime: set them all to FAKE_TIME."""
+    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(int(FAKE_TIME)))
+    paths = ["/"] + ["/" + str(p.relative_to(tree)) for p in sorted(tree.rglob("*"))]
+    fields = [(f, v) for t in ("atime", "mtime", "ctime") for f, v in ((t, stamp), (f"{t}_extra", "0"))]
+    script = image.with_suffix(".debugfs")
+    script.write_text("".join(f'sif "{p}" {f} {v}\n' for p in paths for f, v in fields))
+    run(["debugfs", "-w", "-f", str(script), str(image)])
+    script.unlink()
 
 
 def make_xfs(path: Path, size: int, tree: Path, fs_uuid: str, label: str, tracked: list[str]) -> Filesystem:
