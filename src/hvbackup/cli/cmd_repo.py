@@ -18,7 +18,9 @@ from hvbackup.cli.common import (
     RepoOpt,
     emit,
     handle_errors,
+    KeyFileOpt,
     human_bytes,
+    open_repository,
     progress,
     read_password,
     stderr,
@@ -32,26 +34,6 @@ from hvbackup.repo.crypto import CIPHERS, KeyMaterial
 from hvbackup.repo.forget import forget
 from hvbackup.repo.prune import DEFAULT_SAFETY_WINDOW, PruneResult, prune
 from hvbackup.repo.retention import Decision, KeepPolicy, parse_duration
-
-KeyFileOpt = Annotated[
-    Path | None,
-    typer.Option("--key-file", help="Open with a key saved by `hvbackup key export` instead of a passphrase."),
-]
-
-
-def open_repository(repo: Path, password_file: Path | None, key_file: Path | None = None) -> Repository:
-    """Open the repository the way every command does: exported key file, or passphrase."""
-    Repository.read_config(repo)  # a missing repository is reported before asking for a passphrase
-    if key_file is not None:
-        try:
-            _repo_id, key = KeyMaterial.import_(key_file.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise UsageError(f"cannot read key file {key_file}: {exc.strerror}") from None
-        except (ValueError, KeyError) as exc:
-            raise UsageError(f"{key_file} is not an exported hvbackup key ({exc})") from None
-        return Repository.open(repo, key=key)
-    return Repository.open(repo, read_password(password_file))
-
 
 def parse_size(text: str) -> int:
     match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)(i?B)?\s*", text, re.IGNORECASE)

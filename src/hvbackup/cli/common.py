@@ -17,6 +17,7 @@ from typing import Annotated, Any, Callable, Iterator
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -36,6 +37,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 RepoOpt = Annotated[
     Path,
     typer.Option("--repo", "-r", envvar="HVBACKUP_REPO", help="Repository path (or HVBACKUP_REPO)."),
+]
+KeyFileOpt = Annotated[
+    Path | None,
+    typer.Option("--key-file", help="Open with a key saved by `hvbackup key export` instead of a passphrase."),
 ]
 PasswordFileOpt = Annotated[
     Path | None,
@@ -88,7 +93,7 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except HvBackupError as exc:
-            stderr.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             stderr.print("[bold red]interrupted[/]")
@@ -160,8 +165,21 @@ def human_bytes(n: float) -> str:
     return f"{n} B"
 
 
-def open_repository(repo_path: Path, password_file: Path | None):  # -> hvbackup.repo.Repository
-    """Open the repository at `repo_path` with the passphrase from the usual places."""
-    from hvbackup.repo import Repository
+def open_repository(repo_path: Path, password_file: Path | None, key_file: Path | None = None):
+    """Open the repository the way every command does: exported key file, or passphrase.
 
+    Returns a hvbackup.repo.Repository (imported here lazily, to keep `--help` quick).
+    """
+    from hvbackup.repo import Repository
+    from hvbackup.repo.crypto import KeyMaterial
+
+    Repository.read_config(repo_path)  # a missing repository is reported before asking for a passphrase
+    if key_file is not None:
+        try:
+            _repo_id, key = KeyMaterial.import_(key_file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UsageError(f"cannot read key file {key_file}: {exc.strerror}") from None
+        except (ValueError, KeyError) as exc:
+            raise UsageError(f"{key_file} is not an exported hvbackup key ({exc})") from None
+        return Repository.open(repo_path, key=key)
     return Repository.open(repo_path, read_password(password_file))
