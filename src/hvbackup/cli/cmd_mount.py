@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
@@ -69,34 +70,28 @@ def open_repository_with(repo: Path, password: str):
 
 
 def _serve_in_background(snapshot_id: str, mountpoint: Path, repo: Path, password: str) -> None:
-    """Start `hvbackup mount --foreground` detached, and return once the mount is there."""
+    """Start `hvbackup mount --foreground` detached, and return once the mount is there.
+
+    The server's stderr goes to an unlinked temporary file: read here if it fails to start,
+    and never a pipe that would break once this process exits.
+    """
     env = {**os.environ, "HVBACKUP_PASSWORD": password}
     cmd = [
-        sys.executable,
-        "-c",
-        "from hvbackup.cli.main import main; main()",
-        "mount",
-        snapshot_id,
-        str(mountpoint),
-        "--repo",
-        str(repo),
-        "--foreground",
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + MOUNT_WAIT_S
-    while time.monotonic() < deadline:
-        if os.path.ismount(mountpoint):
-            return
-        if proc.poll() is not None:
-            message = (proc.stderr.read() if proc.stderr else b"").decode(errors="replace").strip().splitlines()
-            raise MountFailed(f"mount failed: {message[-1] if message else 'exit code ' + str(proc.returncode)}")
-        time.sleep(0.1)
-    proc.terminate()
+        sys.executable, "-c", "from hvbackup.cli.main import main; main()",
+        "mount", snapshot_id, str(mountpoint), "--repo", str(repo), "--foreground",
+    ]  # fmt: skip
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(
+            cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True
+        )
+        deadline = time.monotonic() + MOUNT_WAIT_S
+        while time.monotonic() < deadline:
+            if os.path.ismount(mountpoint):
+                return
+            if proc.poll() is not None:
+                errors.seek(0)
+                lines = errors.read().decode(errors="replace").strip().splitlines()
+                raise MountFailed(f"mount failed: {lines[-1] if lines else f'exit code {proc.returncode}'}")
+            time.sleep(0.1)
+        proc.terminate()
     raise MountFailed(f"mount of {mountpoint} did not appear within {MOUNT_WAIT_S:.0f} s")
