@@ -180,8 +180,11 @@ def build_lab_disk(work: Path) -> LabDisk:
         pv1 = inner.attach(image, parts[0].start, parts[0].size)
         pv2 = inner.attach(image, parts[1].start, parts[1].size)
         env = _lvm_env(work, [pv1, pv2])
+        env_all = {**os.environ, **env}
         _lvm(env, "pvcreate", "-q", pv1, pv2)
         _lvm(env, "vgcreate", "-q", "-s", "4m", VG, pv1, pv2)
+        # On a host with device-mapper, udev may auto-activate the VG: deactivate it before detaching.
+        scoped.callback(subprocess.run, ["lvm", "vgchange", "-an", VG], check=False, capture_output=True, env=env_all)
         _lvm(env, "lvcreate", "-q", "-an", "-Zn", "-L", "48m", "-n", "root", VG, pv1)
         _lvm(env, "lvcreate", "-q", "-an", "-Zn", "-L", "96m", "-i", "2", "-I", "64k", "-n", "data", VG)
         pe_start = int(_lvm(env, "pvs", "--noheadings", "--units", "b", "--nosuffix", "-o", "pe_start", pv1).split()[0])
