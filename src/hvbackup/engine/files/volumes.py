@@ -102,12 +102,16 @@ def _const(stream: BinaryIO) -> Callable[[], BinaryIO]:
     return lambda: stream
 
 
+def _no_stream() -> BinaryIO:
+    raise UnknownFilesystem("this volume cannot be read in-process")
+
+
 def _expand_lvm(volumes: list[Volume]) -> list[Volume]:
-    """Replace LVM physical volumes by the logical volumes of their volume groups."""
+    """The volumes, then the logical volumes of the volume groups their LVM physical volumes make up."""
     pvs = [v for v in volumes if v.kind == "lvm-pv"]
     if not pvs:
         return volumes
-    out = [v for v in volumes]
+    out = list(volumes)
     for vg_name, members in _group_by_vg(pvs).items():
         out.extend(_logical_volumes(vg_name, members))
     return out
@@ -136,7 +140,7 @@ def _logical_volumes(vg_name: str, members: list[Volume]) -> list[Volume]:
     try:
         vg = LVM2([m.open() for m in members]).vg
     except Exception as exc:  # noqa: BLE001 - shown to the user as the volume's note
-        return [Volume(vg_name, "unknown", 0, lambda: None, f"volume group unreadable: {exc}")]  # type: ignore[arg-type,return-value]
+        return [Volume(vg_name, "unknown", 0, _no_stream, f"volume group unreadable: {exc}")]
     found = []
     for lv in vg.lv:
         if not lv.is_visible or lv.type in _SKIPPED_LV_TYPES:
@@ -151,9 +155,9 @@ def _logical_volume(vg_name: str, lv) -> Volume:
     try:
         stream = open_logical_volume(lv)
     except NotImplementedError:
-        return Volume(name, "unknown", size, lambda: None, f"LVM {lv.type} volumes cannot be read in-process")  # type: ignore[arg-type,return-value]
+        return Volume(name, "unknown", size, _no_stream, f"LVM {lv.type} volumes cannot be read in-process")
     except Exception as exc:  # noqa: BLE001 - shown to the user as the volume's note
-        return Volume(name, "unknown", size, lambda: None, f"LVM {lv.type} volume unreadable: {exc}")  # type: ignore[arg-type,return-value]
+        return Volume(name, "unknown", size, _no_stream, f"LVM {lv.type} volume unreadable: {exc}")
     return Volume(name, probe(stream), size, _const(stream), f"LVM {lv.type} volume")
 
 
