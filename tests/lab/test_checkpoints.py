@@ -95,6 +95,16 @@ def test_convert_merges_and_the_reference_point_tracks_exactly_the_later_writes(
     assert sum(n for _, n in ranges) < 4 << 20, "not the whole disk"
 
 
+def test_destroy_reference_point(make_lab: MakeLab) -> None:
+    lab = make_lab("cluster-db")
+    vm = lab.get_vm("cluster-db")
+    point = lab.convert_to_reference_point(lab.create_recovery_checkpoint(vm, CRASH, "hvbackup-rp"))
+    lab.destroy_reference_point(point)
+    assert lab.list_reference_points(vm) == []
+    with pytest.raises(ObjectNotFound):
+        lab.destroy_reference_point(point)
+
+
 def test_reset_change_tracking_makes_earlier_ids_unanswerable(make_lab: MakeLab) -> None:
     lab = make_lab("cluster-db")
     vm = lab.get_vm("cluster-db")

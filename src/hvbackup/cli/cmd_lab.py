@@ -78,9 +78,12 @@ def create_cmd(
     with progress("building sample VMs", total, as_json) as bar:
         lab = LabHost.create(directory, sample=sample, record_digests=record_digests,
                              on_sample_vm=lambda spec: bar.advance(disk_bytes(spec)))  # fmt: skip
-    rows = [_vm_row(lab, vm) for vm in lab.inventory()]
-    emit({"directory": str(lab.directory), "vms": rows}, as_json,
-         lambda d: (_print_vms(d["vms"]), stdout.print(f"lab host ready in {d['directory']}")))  # fmt: skip
+
+    def render(result: dict[str, Any]) -> None:
+        _print_vms(result["vms"])
+        stdout.print(f"lab host ready in {result['directory']}")
+
+    emit({"directory": str(lab.directory), "vms": [_vm_row(lab, vm) for vm in lab.inventory()]}, as_json, render)
 
 
 @lab_app.command("list")

@@ -94,6 +94,7 @@ class AgentGuest:
         self._listener: socket.socket | None = None
         self._conn: socket.socket | None = None
         self._agent: subprocess.Popen[bytes] | None = None
+        self._path: Path | None = None
 
     # -- channel -----------------------------------------------------------------------------
     def __enter__(self) -> AgentGuest:
@@ -101,20 +102,35 @@ class AgentGuest:
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._listener.bind(str(path))
         self._listener.listen(1)
-        self._listener.settimeout(ACCEPT_TIMEOUT)
+        self._path = path
         self._agent = self._spawn(path)
         try:
-            self._conn, _ = self._listener.accept()
+            self._conn = self._accept()
             self._handshake()
         except (OSError, GuestUnavailable, p.ProtocolError) as exc:
             self.detail = f"the guest agent did not register on the VSS channel ({exc})"
             self._conn = None
         return self
 
+    def _accept(self) -> socket.socket:
+        """The agent's connection; fails early if the agent exits before connecting."""
+        assert self._listener is not None and self._agent is not None
+        self._listener.settimeout(0.2)
+        deadline = time.monotonic() + ACCEPT_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                return self._listener.accept()[0]
+            except TimeoutError:
+                if self._agent.poll() is not None:
+                    raise GuestUnavailable(f"the agent exited with status {self._agent.returncode}") from None
+        raise GuestUnavailable(f"no connection within {ACCEPT_TIMEOUT:.0f} s")
+
     def __exit__(self, *exc: object) -> None:
         for sock in (self._conn, self._listener):
             if sock is not None:
                 sock.close()
+        if self._path is not None:
+            self._path.unlink(missing_ok=True)
         if self._agent is not None:
             try:
                 self._agent.wait(timeout=15)

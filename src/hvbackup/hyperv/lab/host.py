@@ -470,9 +470,9 @@ class LabHost(HyperVHost):
 
     def stop_all(self) -> None:
         """Turn every running VM off (their workloads end)."""
-        for folder in self.folders():
-            if folder.load().model.state == VMState.Running:
-                self.stop_vm(folder.load().id)
+        for vm in self.inventory():
+            if vm.state == VMState.Running:
+                self.stop_vm(vm)
 
     def destroy(self) -> None:
         """Stop every workload and remove the lab folder."""

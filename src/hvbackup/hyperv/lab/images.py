@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hvbackup.disk import create_vhdx
+from hvbackup.disk import VhdxWriter, create_vhdx
 from hvbackup.errors import HvBackupError
 
 MiB = 1 << 20
@@ -186,7 +186,8 @@ def write_vhdx(
     Returns the virtual-disk extents of every tracked file: {path in fs: [(file off, disk off, len)]}."""
     head, tail = gpt(size, disk_guid, partitions)
     extents: dict[str, list[tuple[int, int, int]]] = {}
-    with create_vhdx(path, size, block_size=MiB) as disk:
+    disk = create_vhdx(path, size, block_size=MiB)
+    try:
         disk.write(0, head)
         disk.write(size - GPT_TAIL, tail)
         for part in partitions:
@@ -195,10 +196,12 @@ def write_vhdx(
             _copy_data(part.filesystem.image, disk, part.start)
             for guest_path, runs in part.filesystem.extents.items():
                 extents[guest_path] = [(f, part.start + o, n) for f, o, n in runs]
+    finally:
+        disk.close()
     return extents
 
 
-def _copy_data(image: Path, disk: object, at: int) -> None:
+def _copy_data(image: Path, disk: VhdxWriter, at: int) -> None:
     """Copy the data extents of a sparse file into the disk at byte offset `at`."""
     with open(image, "rb") as f:
         fd, end = f.fileno(), os.fstat(f.fileno()).st_size
@@ -210,5 +213,5 @@ def _copy_data(image: Path, disk: object, at: int) -> None:
                 break
             stop = os.lseek(fd, start, os.SEEK_HOLE)
             for offset in range(start, stop, COPY_PIECE):
-                disk.write(at + offset, os.pread(fd, min(COPY_PIECE, stop - offset), offset))  # type: ignore[attr-defined]
+                disk.write(at + offset, os.pread(fd, min(COPY_PIECE, stop - offset), offset))
             position = stop

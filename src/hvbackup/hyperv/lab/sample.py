@@ -89,7 +89,7 @@ def build_sample(
         on_built(spec)
     for spec in vms or SAMPLE_VMS:
         if spec.state == VMState.Running:
-            lab.start_vm(spec.id)
+            lab.start_vm(lab.get_vm(spec.id))
 
 
 def build_vm(directory: Path, spec: SampleVm) -> None:
@@ -165,7 +165,7 @@ def _passthrough_disk(spec: SampleVm) -> VirtualDisk:
 # -- guest contents --------------------------------------------------------------------------
 def _fstab(spec: SampleVm) -> str:
     lines = [
-        "# /etc/fstab: static file system information (made by the installer)",
+        f"# /etc/fstab of {spec.name}: static file system information (made by the installer)",
         f"UUID={spec.uid('root')} / ext4 errors=remount-ro 0 1",
         f"UUID={spec.uid('esp')[:4].upper()}-{spec.uid('esp')[4:8].upper()} /boot/efi vfat umask=0077 0 1",
     ]
