@@ -166,6 +166,20 @@ def test_production_without_guest_falls_back_to_crash_consistent(make_lab: MakeL
     assert lab.convert_to_reference_point(checkpoint).consistency_level == CRASH
 
 
+def test_vss_service_disabled_on_the_host_means_no_freeze(make_lab: MakeLab) -> None:
+    from hvbackup.hyperv.enums import CheckpointType
+
+    lab = make_lab("mixed-nic")
+    lab.set_integration_service("mixed-nic", "VSS", enabled=False)
+    assert not lab.get_vm("mixed-nic").vss_service.enabled
+    lab.set_checkpoint_type("mixed-nic", CheckpointType.ProductionOnly)
+    with pytest.raises(WmiJobError):
+        lab.create_recovery_checkpoint(lab.get_vm("mixed-nic"), APP, "hvbackup-novss")
+    lab.set_integration_service("mixed-nic", "VSS", enabled=True)
+    checkpoint = lab.create_recovery_checkpoint(lab.get_vm("mixed-nic"), APP, "hvbackup-vss")
+    assert lab.convert_to_reference_point(checkpoint).consistency_level == APP
+
+
 def test_stock_daemon_answers_filesystem_consistent(make_lab: MakeLab) -> None:
     lab = make_lab("mixed-nic")
     checkpoint = lab.create_recovery_checkpoint(lab.get_vm("mixed-nic"), APP, "hvbackup-s")

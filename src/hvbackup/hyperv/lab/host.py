@@ -14,6 +14,7 @@ import random
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -444,6 +445,17 @@ class LabHost(HyperVHost):
             record.set(checkpoint_type=checkpoint_type)
             record.save()
 
+    def set_integration_service(self, vm_name: str, service: str, enabled: bool) -> None:
+        """Enable-/Disable-VMIntegrationService: e.g. "VSS" off makes the guest unable to freeze."""
+        folder = self.folder(vm_name)
+        with folder.operation(), folder.io() as record:
+            current = record.model.integration_services
+            if not any(s.name == service for s in current):
+                known = ", ".join(s.name for s in current)
+                raise UsageError(f"{record.name} has no integration service {service!r} (it has: {known})")
+            record.set(integration_services=[replace(s, enabled=enabled) if s.name == service else s for s in current])
+            record.save()
+
     def checkpoint_digests(self, checkpoint_id: str) -> dict[str, str]:
         """sha256 of each frozen disk's virtual content when the checkpoint was taken (record_digests only)."""
         for folder in self.folders():
@@ -514,8 +526,6 @@ def _matches(record: VmRecord, key: str) -> bool:
 
 
 def _replace_id(template: VirtualDisk, instance_id: str) -> VirtualDisk:
-    from dataclasses import replace
-
     return replace(template, instance_id=instance_id)
 
 
