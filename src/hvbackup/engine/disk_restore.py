@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from hvbackup.disk import create_vhdx, open_disk
+from hvbackup.disk.source import DirectWriter
 from hvbackup.engine.disk_backup import NoProgress, Progress
 from hvbackup.engine.pipeline import ordered_map
 from hvbackup.errors import HvBackupError, UsageError
@@ -93,18 +94,26 @@ class _RawFileTarget:
         self.tmp = _partial_name(target)
         self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.ftruncate(self.fd, size)
+        self.direct = DirectWriter.open(str(self.tmp))
 
     def write(self, offset: int, data: bytes) -> None:
-        os.pwrite(self.fd, data, offset)
+        if self.direct is not None and self.direct.fits(offset, len(data)):
+            self.direct.pwrite(offset, data)
+        else:
+            os.pwrite(self.fd, data, offset)
 
     def finish(self) -> None:
         os.fsync(self.fd)
         os.close(self.fd)
+        if self.direct is not None:
+            self.direct.close()
         os.replace(self.tmp, self.target)
         _fsync_dir(self.target.parent)
 
     def abort(self) -> None:
         os.close(self.fd)
+        if self.direct is not None:
+            self.direct.close()
         self.tmp.unlink(missing_ok=True)
 
 

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 
 from hvbackup.disk.errors import VhdxError
-from hvbackup.disk.source import ByteSource, FileSource
+from hvbackup.disk.source import ByteSource, DirectWriter, FileSource
 from hvbackup.disk.vhdx import structures as s
 from hvbackup.disk.vhdx.bitmap import set_bits
 from hvbackup.disk.vhdx.layout import NewDisk, write_new_file
@@ -40,6 +40,7 @@ class VhdxWriter(VhdxImage):
         if sys.byteorder != "little":
             raise VhdxError("writing VHDX needs a little-endian machine")
         self.file = FileSource(path, writable=True)
+        self._direct: DirectWriter | None = None
         try:
             super().__init__(self.file)
         except BaseException:
@@ -125,17 +126,26 @@ class VhdxWriter(VhdxImage):
                 self._write_in_block(block, in_block, view[position - offset : position - offset + count])
                 position += count
 
+    def _write_payload(self, file_offset: int, piece: memoryview) -> None:
+        """Payload data: whole aligned pieces bypass the page cache (see DirectWriter)."""
+        if self._direct is None:
+            self._direct = DirectWriter.open(self.file.name)
+        if self._direct is not None and self._direct.fits(file_offset, len(piece)):
+            self._direct.pwrite(file_offset, piece)
+        else:
+            self.file.pwrite(file_offset, piece)
+
     def _write_in_block(self, block: int, in_block: int, piece: memoryview) -> None:
         state, file_offset = self.block_state(block)
         if state == s.PAYLOAD_FULLY_PRESENT:
-            self.file.pwrite(file_offset + in_block, piece)
+            self._write_payload(file_offset + in_block, piece)
             return
         block_length = min(self.block_size, self.size - block * self.block_size)
         whole = in_block == 0 and len(piece) == block_length
         index = self._payload_index(block)
         if state == s.PAYLOAD_PARTIALLY_PRESENT:
             if whole:
-                self.file.pwrite(file_offset, piece)
+                self._write_payload(file_offset, piece)
                 self._set_entry(index, s.PAYLOAD_FULLY_PRESENT, file_offset)
             else:
                 self._write_sectors(block, file_offset, in_block, piece)
@@ -146,7 +156,7 @@ class VhdxWriter(VhdxImage):
                 self._set_entry(index, s.PAYLOAD_ZERO, 0)
             elif whole:
                 new_offset = self._allocate(self.block_size)
-                self.file.pwrite(new_offset, piece)
+                self._write_payload(new_offset, piece)
                 self._set_entry(index, s.PAYLOAD_FULLY_PRESENT, new_offset)
             else:
                 self._start_partial(block)
@@ -155,7 +165,7 @@ class VhdxWriter(VhdxImage):
         if zero:  # the block reads as zeros already (NOT_PRESENT without parent, ZERO, UNMAPPED, UNDEFINED)
             return
         new_offset = self._allocate(self.block_size)
-        self.file.pwrite(new_offset + in_block, piece)
+        self._write_payload(new_offset + in_block, piece)
         self._set_entry(index, s.PAYLOAD_FULLY_PRESENT, new_offset)
 
     def _start_partial(self, block: int) -> None:
@@ -208,6 +218,8 @@ class VhdxWriter(VhdxImage):
     def close(self) -> None:
         if self.file.fd >= 0:
             self.flush()
+        if self._direct is not None:
+            self._direct.close()
         super().close()
 
 
