@@ -2,7 +2,8 @@
 
 Names are bytes everywhere (Linux names need not be UTF-8); dissect decodes them with
 surrogateescape, so `os.fsencode` gives back the bytes on disk. Btrfs subvolumes appear as the
-directories they are mounted at in the default subvolume.
+directories they are mounted at in the default subvolume. ext4 directories and ext4/xfs inodes
+are read by ext4.py and xfs.py, which are several times faster than dissect on big directories.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, BinaryIO
 from hvbackup.engine.files.errors import IsADirectory, NotADirectory, PathNotFound, UnsupportedFilesystem
 from hvbackup.engine.files.ext4 import Ext4Reader
 from hvbackup.engine.files.volumes import Volume
+from hvbackup.engine.files.xfs import XfsReader
 
 _SKIP = {b".", b".."}
 _MAX_LINK_HOPS = 40
@@ -99,6 +101,7 @@ class FileSystem:
         self.kind = volume.kind
         self._fs = _open(volume)
         self._ext4 = Ext4Reader(self._fs) if self.kind == "ext4" else None
+        self._xfs = XfsReader(self._fs) if self.kind == "xfs" else None
 
     @property
     def root(self) -> Entry:
@@ -177,6 +180,8 @@ class FileSystem:
         try:
             if self._ext4 is not None:
                 return Stat(**self._ext4.stat_fields(node.inum), inode=(0, node.inum))
+            if self._xfs is not None:
+                return Stat(**self._xfs.stat_fields(node), inode=(0, node.inum))
             return _STATS[self.kind](node)
         except NotImplementedError as exc:
             raise UnsupportedFilesystem(f"{self.kind} on {self.volume.name}: {exc}") from None
@@ -205,21 +210,6 @@ def _open(volume: Volume) -> Any:
         raise UnsupportedFilesystem(f"{volume.kind} on {volume.name} cannot be read: {exc}") from None
 
 
-def _xfs_stat(node: Any) -> Stat:
-    i = node.inode
-    return Stat(
-        mode=i.di_mode,
-        uid=i.di_uid,
-        gid=i.di_gid,
-        size=node.size,
-        nlink=i.di_nlink if i.di_version >= 2 else i.di_onlink,
-        inode=(0, node.inum),
-        atime_ns=node.atime_ns,
-        mtime_ns=node.mtime_ns,
-        ctime_ns=node.ctime_ns,
-    )
-
-
 def _btrfs_stat(node: Any) -> Stat:
     return Stat(
         mode=node.mode,
@@ -234,7 +224,7 @@ def _btrfs_stat(node: Any) -> Stat:
     )
 
 
-_STATS = {"xfs": _xfs_stat, "btrfs": _btrfs_stat}
+_STATS = {"btrfs": _btrfs_stat}
 
 
 def _show(path: bytes) -> str:
