@@ -38,8 +38,9 @@ class GuestUnavailable(Exception):
 class NoGuest:
     """No VSS daemon in the guest: FREEZE is never answered OK."""
 
-    report: dict[str, Any] | None = None
-    detail = "the guest has no Integration Services (VSS: No Contact)"
+    def __init__(self, detail: str = "the guest was not asked") -> None:
+        self.detail = detail
+        self.report: dict[str, Any] | None = None
 
     def __enter__(self) -> NoGuest:
         return self
@@ -60,9 +61,8 @@ class NoGuest:
 class StockGuest(NoGuest):
     """The stock daemon: freezes every filesystem it may, runs nothing else (users.md §0 item 2)."""
 
-    detail = ""
-
     def __init__(self, mounts: list[str]) -> None:
+        super().__init__("")
         self.mounts = mounts
 
     def freeze(self) -> bool:

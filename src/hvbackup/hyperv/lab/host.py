@@ -175,11 +175,13 @@ class LabHost(HyperVHost):
 
     def _guest(self, folder: VmFolder, record: VmRecord, current: VM) -> NoGuest | StockGuest | AgentGuest:
         vss = current.vss_service
-        if vss is None or not vss.enabled or vss.status != IntegrationServiceStatus.Ok or record.guest == "none":
-            return NoGuest()
+        if vss is None or not vss.enabled:
+            return NoGuest("the VSS integration service is disabled on the host")
+        if vss.status != IntegrationServiceStatus.Ok or record.guest == "none":
+            return NoGuest(f"VSS integration service: {vss.status_text or 'No Contact'} (no VSS daemon in the guest)")
         if record.guest == "agent":
             return AgentGuest(folder)
-        readiness = self.guest_readiness(record.name) or {}
+        readiness = _readiness(folder) or {}
         return StockGuest([m["mountpoint"] for m in readiness.get("freeze_covers", [])] or ["/"])
 
     def _take_checkpoint(
@@ -474,11 +476,7 @@ class LabHost(HyperVHost):
 
     def guest_readiness(self, vm_name: str) -> dict[str, Any] | None:
         """What `hvbackup-guest check --json` says inside that VM (stored when the sample was built)."""
-        path = self.folder(vm_name).guest_dir / "readiness.json"
-        try:
-            return json.loads(path.read_text())
-        except FileNotFoundError:
-            return None
+        return _readiness(self.folder(vm_name))
 
     def stop_all(self) -> None:
         """Turn every running VM off (their workloads end)."""
@@ -519,6 +517,13 @@ def virtual_sha256(path: Path) -> str:
                 digest.update(image.read(start, min(4 << 20, offset + length - start)))
             position = max(position, offset + length)
     return digest.hexdigest()
+
+
+def _readiness(folder: VmFolder) -> dict[str, Any] | None:
+    try:
+        return json.loads((folder.guest_dir / "readiness.json").read_text())
+    except FileNotFoundError:
+        return None
 
 
 def _matches(record: VmRecord, key: str) -> bool:
