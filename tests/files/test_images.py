@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hvbackup.engine.image_backup import backup_image
-from tests.files.conftest import cli, new_repo
+from tests.files.conftest import HVBACKUP, cli, new_repo
 from tests.files.lab import MIB, snapshot_tree
 
 
@@ -159,3 +159,16 @@ def test_the_last_inode_number_is_listed(tmp_path: Path):
     repo, snap = _snapshot(tmp_path, image)
     listing = cli("files", "ls", "-r", str(repo), snap, "/", "--json").json()
     assert sorted(e["name"] for e in listing if e["name"] != "lost+found") == names
+
+
+def test_an_exported_key_opens_the_snapshot_without_a_passphrase(whole_disk, tmp_path: Path):
+    repo, snap, _ = whole_disk
+    key = tmp_path / "repo.key"
+    assert cli("key", "export", "-r", str(repo), "-o", str(key)).code == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HVBACKUP_")}
+    proc = subprocess.run(
+        [HVBACKUP, "files", "cat", "-r", str(repo), snap, "/etc/hosts", "--key-file", str(key)],
+        capture_output=True, env=env, stdin=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b"127.0.0.1 localhost\n"

@@ -17,6 +17,7 @@ import typer
 
 from hvbackup.cli.common import (
     JsonOpt,
+    KeyFileOpt,
     PasswordFileOpt,
     RepoOpt,
     emit,
@@ -41,11 +42,13 @@ VolumeOpt = Annotated[
 
 
 @contextmanager
-def _filesystem(repo: Path, password_file: Path | None, snapshot: str, disk: str | None, volume: str | None):
+def _filesystem(
+    repo: Path, password_file: Path | None, key_file: Path | None, snapshot: str, disk: str | None, volume: str | None
+):
     from hvbackup.engine.files.source import open_filesystem
 
     with (
-        open_repository(repo, password_file) as repository,
+        open_repository(repo, password_file, key_file) as repository,
         open_filesystem(repository, repository.load_snapshot(snapshot), disk_name=disk, volume_name=volume) as fs,
     ):
         yield fs
@@ -77,6 +80,7 @@ def volumes_cmd(
     snapshot: SnapshotArg,
     repo: RepoOpt,
     password_file: PasswordFileOpt = None,
+    key_file: KeyFileOpt = None,
     disk: DiskOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -87,7 +91,7 @@ def volumes_cmd(
     from hvbackup.engine.files.source import open_disk
 
     with (
-        open_repository(repo, password_file) as repository,
+        open_repository(repo, password_file, key_file) as repository,
         open_disk(repository, repository.load_snapshot(snapshot), disk) as opened,
     ):
         data = {"disk": opened.disk["name"], "volumes": [v.to_json() for v in opened.volumes]}
@@ -140,6 +144,7 @@ def ls_cmd(
     repo: RepoOpt,
     path: Annotated[str, typer.Argument(help="Absolute path in the filesystem.")] = "/",
     password_file: PasswordFileOpt = None,
+    key_file: KeyFileOpt = None,
     disk: DiskOpt = None,
     volume: VolumeOpt = None,
     as_json: JsonOpt = False,
@@ -148,7 +153,7 @@ def ls_cmd(
 
     Example: hvbackup files ls -r /srv/repo latest /etc --volume vg0/root
     """
-    with _filesystem(repo, password_file, snapshot, disk, volume) as fs:
+    with _filesystem(repo, password_file, key_file, snapshot, disk, volume) as fs:
         entry = fs.get(_path_bytes(path))
         if entry.is_dir:
             items = [_entry_json(name, child) for name, child in fs.iterdir(entry)]
@@ -168,6 +173,7 @@ def cat_cmd(
     path: Annotated[str, typer.Argument(help="Absolute path of a file in the filesystem.")],
     repo: RepoOpt,
     password_file: PasswordFileOpt = None,
+    key_file: KeyFileOpt = None,
     disk: DiskOpt = None,
     volume: VolumeOpt = None,
     as_json: JsonOpt = False,
@@ -176,7 +182,7 @@ def cat_cmd(
 
     Example: hvbackup files cat -r /srv/repo latest /etc/fstab > fstab
     """
-    with _filesystem(repo, password_file, snapshot, disk, volume) as fs:
+    with _filesystem(repo, password_file, key_file, snapshot, disk, volume) as fs:
         entry = fs.resolve(fs.get(_path_bytes(path)))
         with fs.open(entry) as src:
             if as_json:
@@ -196,6 +202,7 @@ def extract_cmd(
     to: Annotated[Path, typer.Option("--to", help="Folder to extract into (created if missing).")],
     repo: RepoOpt,
     password_file: PasswordFileOpt = None,
+    key_file: KeyFileOpt = None,
     disk: DiskOpt = None,
     volume: VolumeOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace files that already exist in the folder.")] = False,
@@ -207,7 +214,10 @@ def extract_cmd(
     """
     from hvbackup.engine.files.extract import extract
 
-    with _filesystem(repo, password_file, snapshot, disk, volume) as fs, progress("extract", None, as_json) as bar:
+    with (
+        _filesystem(repo, password_file, key_file, snapshot, disk, volume) as fs,
+        progress("extract", None, as_json) as bar,
+    ):
         result = extract(fs, _path_bytes(path), to, overwrite=overwrite, on_bytes=bar.advance)
     emit(result.to_json(), as_json, _render_extract)
 
@@ -231,6 +241,7 @@ def find_cmd(
     repo: RepoOpt,
     under: Annotated[str, typer.Option("--under", help="Search below this directory only.")] = "/",
     password_file: PasswordFileOpt = None,
+    key_file: KeyFileOpt = None,
     disk: DiskOpt = None,
     volume: VolumeOpt = None,
     as_json: JsonOpt = False,
@@ -241,7 +252,7 @@ def find_cmd(
     """
 
     wanted = _path_bytes(pattern)
-    with _filesystem(repo, password_file, snapshot, disk, volume) as fs:
+    with _filesystem(repo, password_file, key_file, snapshot, disk, volume) as fs:
         found = [
             {**name_json(e.path), "type": e.stat().kind, "size": e.stat().size}
             for e in fs.walk(fs.get(_path_bytes(under)))

@@ -12,7 +12,16 @@ from typing import Annotated
 
 import typer
 
-from hvbackup.cli.common import JsonOpt, PasswordFileOpt, RepoOpt, emit, handle_errors, read_password
+from hvbackup.cli.common import (
+    JsonOpt,
+    KeyFileOpt,
+    PasswordFileOpt,
+    RepoOpt,
+    emit,
+    handle_errors,
+    open_repository,
+    read_password,
+)
 from hvbackup.errors import HvBackupError, UsageError
 
 MOUNT_WAIT_S = 30.0
@@ -32,6 +41,7 @@ def mount_cmd(
     mountpoint: Annotated[Path, typer.Argument(help="Empty folder to mount on.")],
     repo: RepoOpt,
     password_file: PasswordFileOpt = None,
+    key_file: KeyFileOpt = None,
     foreground: Annotated[bool, typer.Option(help="Serve in this process until unmounted.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -45,14 +55,14 @@ def mount_cmd(
         raise UsageError(f"{mountpoint} is not a folder")
     if os.path.ismount(mountpoint):
         raise UsageError(f"{mountpoint} is already a mount point")
-    password = read_password(password_file)
-    with open_repository_with(repo, password) as repository:
+    password = None if key_file else _read_password(repo, password_file)
+    with _open(repo, password, key_file) as repository:
         snap = repository.load_snapshot(snapshot)
         files = sorted(image_names(snap))
         if foreground:
             serve(repository, snap, mountpoint)
             return
-    _serve_in_background(snap.info.id, mountpoint, repo, password)
+    _serve_in_background(snap.info.id, mountpoint, repo, password, key_file)
     emit(
         {"snapshot": snap.info.id, "mountpoint": str(mountpoint.resolve()), "files": files},
         as_json,
@@ -63,23 +73,37 @@ def mount_cmd(
     )
 
 
-def open_repository_with(repo: Path, password: str):
+def _read_password(repo: Path, password_file: Path | None) -> str:
+    """The passphrase, read once: the background server gets it too (a prompt cannot be repeated there)."""
     from hvbackup.repo import Repository
 
-    return Repository.open(repo, password)
+    Repository.read_config(repo)  # a missing repository is reported before asking for a passphrase
+    return read_password(password_file)
 
 
-def _serve_in_background(snapshot_id: str, mountpoint: Path, repo: Path, password: str) -> None:
+def _open(repo: Path, password: str | None, key_file: Path | None):
+    from hvbackup.repo import Repository
+
+    return open_repository(repo, None, key_file) if key_file else Repository.open(repo, password)
+
+
+def _serve_in_background(
+    snapshot_id: str, mountpoint: Path, repo: Path, password: str | None, key_file: Path | None
+) -> None:
     """Start `hvbackup mount --foreground` detached, and return once the mount is there.
 
     The server's stderr goes to an unlinked temporary file: read here if it fails to start,
     and never a pipe that would break once this process exits.
     """
-    env = {**os.environ, "HVBACKUP_PASSWORD": password}
+    env = {k: v for k, v in os.environ.items() if k != "HVBACKUP_PASSWORD"}
     cmd = [
         sys.executable, "-c", "from hvbackup.cli.main import main; main()",
         "mount", snapshot_id, str(mountpoint), "--repo", str(repo), "--foreground",
     ]  # fmt: skip
+    if key_file is not None:
+        cmd += ["--key-file", str(key_file.resolve())]
+    else:
+        env["HVBACKUP_PASSWORD"] = password or ""
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
             cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True
