@@ -19,9 +19,16 @@ CRASH = ConsistencyLevel.CrashConsistent
 APP = ConsistencyLevel.ApplicationConsistent
 
 
-def wait_for_writes(lab, vm_name: str, seconds: float = 0.4) -> None:
-    """Let the workload write for a while (it writes every ~50 ms)."""
-    time.sleep(seconds)
+def wait_for_writes(lab, vm_name: str, count: int = 12) -> None:
+    """Wait until the workload has made `count` more writes (it writes every ~50 ms)."""
+    folder = lab.folder(vm_name)
+    record = folder.load()
+    log = folder.change_log(next(iter(record.chains)), record)
+    target = log.count() + count
+    deadline = time.monotonic() + 30
+    while log.count() < target:
+        assert time.monotonic() < deadline, f"the workload of {vm_name} stopped writing"
+        time.sleep(0.05)
 
 
 def changed_offsets(before: bytes, after: bytes, extents: list[tuple[int, int, int]]) -> list[int]:

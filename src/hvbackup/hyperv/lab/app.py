@@ -94,7 +94,7 @@ freeze)
     token="${HVBACKUP_BACKUP_ID:-manual}-$$"
     printf '%s\\n' "$token" > "$app/flush.request"
     tries=0
-    while [ $tries -lt 200 ]; do
+    while [ $tries -lt 400 ]; do
         if grep -q "\\"$token\\"" "$app/flush.done" 2>/dev/null; then
             echo "application flushed: $(cat "$app/flush.done")"
             exit 0
@@ -102,7 +102,7 @@ freeze)
         tries=$((tries + 1))
         sleep 0.05
     done
-    echo "the application did not flush within 10 s" >&2
+    echo "the application did not flush within 20 s" >&2
     exit 1
     ;;
 thaw|freezeFail)
