@@ -62,3 +62,19 @@ def test_two_disk_agent_vm_checkpoints_both_disks(make_lab: MakeLab) -> None:
     point = lab.convert_to_reference_point(checkpoint)
     assert all(point.rct_id_for(d) for d in disks), "each disk maps to its own RCT id"
     assert len({point.rct_id_for(d) for d in disks}) == 2
+
+
+def test_vssd_no_freeze_refuses_a_mount_list() -> None:
+    import subprocess
+    import sys
+
+    argv = [
+        sys.executable,
+        "-c",
+        "from hvbackup.cli.guest_main import main; main()",
+        "vssd",
+        "--socket",
+        "/nonexistent",
+    ]
+    done = subprocess.run([*argv, "--no-freeze", "--mount", "/"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "exclude each other" in done.stderr

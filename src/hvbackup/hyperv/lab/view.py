@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hvbackup.hyperv.enums import HeartbeatStatus, IntegrationServiceStatus, SnapshotType, VMState
+from hvbackup.hyperv.enums import HeartbeatStatus, IntegrationServiceStatus, OperationalStatus, SnapshotType, VMState
 from hvbackup.hyperv.lab.disks import describe
 from hvbackup.hyperv.lab.folder import VmFolder
 from hvbackup.hyperv.lab.record import CheckpointRecord, VmRecord
@@ -38,4 +38,4 @@ def vm_model(folder: VmFolder, record: VmRecord) -> VM:
         configuration_location=str(folder.path),
         snapshot_location=str(folder.path),
     )
-    return replace(vm, heartbeat=heartbeat(vm))
+    return replace(vm, heartbeat=heartbeat(vm), operational_status=(OperationalStatus.Ok,))
