@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Iterable
 
+from hvbackup.disk.extents import merge_extents
 from hvbackup.errors import UsageError
 
 Range = tuple[int, int]  # (offset, length) in bytes
@@ -13,14 +14,7 @@ Range = tuple[int, int]  # (offset, length) in bytes
 
 def merge_ranges(ranges: Iterable[Range]) -> list[Range]:
     """Sorted, non-overlapping, non-adjacent ranges covering the same bytes."""
-    merged: list[list[int]] = []
-    for offset, length in sorted(r for r in ranges if r[1] > 0):
-        if merged and offset <= merged[-1][0] + merged[-1][1]:
-            end = max(merged[-1][0] + merged[-1][1], offset + length)
-            merged[-1][1] = end - merged[-1][0]
-        else:
-            merged.append([offset, length])
-    return [(o, n) for o, n in merged]
+    return merge_extents(list(ranges))
 
 
 def chunks_touched(ranges: Iterable[Range], chunk_size: int, chunk_count: int) -> set[int]:
