@@ -72,8 +72,10 @@ class HyperVHost(ABC):
         writes to new differencing disks. `name` should start with CHECKPOINT_PREFIX.
         Pass-through and other disks that cannot be checkpointed make it fail unless
         `skip_unsupported_disks` (IgnoreNonSnapshottableDisks) is set.
-        Fails with WmiJobError when the requested consistency cannot be had: there is no
-        silent fallback here, the caller decides whether to retry with CrashConsistent.
+        When the guest cannot freeze, the host does what Hyper-V does for the VM's checkpoint
+        type: ProductionOnly fails with WmiJobError; Production (and Standard) fall back to a
+        crash-consistent checkpoint. Either way nothing is assumed: the caller reads the level
+        achieved back from the reference point, and may retry a failure with CrashConsistent.
         """
 
     @abstractmethod
