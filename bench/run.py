@@ -6,8 +6,9 @@
 Each tool backs up the same dynamic VHDX (restic and borg read the whole file, as they would on a
 Hyper-V host; hvbackup reads only allocated blocks), then again after 1 % of the blocks changed
 (hvbackup is given the changed ranges, as Hyper-V change tracking would give them), then restores.
-Every command runs as its own process; its peak RSS comes from wait4(). Prints one table and
-writes bench/results.json.
+Every command runs as its own process; its peak RSS comes from wait4(). Before each step all
+dirty pages are written back and the step's data files (source disk, repository) are dropped
+from the page cache, for every tool alike. Prints one table and writes bench/results.json.
 """
 
 from __future__ import annotations
@@ -69,6 +70,21 @@ def run(cmd: list[str], env: dict | None = None, cwd: Path | None = None) -> tup
             tail = err.read().decode(errors="replace")[-2000:]
             raise SystemExit(f"benchmark: {' '.join(cmd)} failed ({proc.returncode}):\n{tail}")
     return seconds, usage.ru_maxrss * 1024
+
+
+def cold(*paths: Path) -> None:
+    """Write back everything dirty, then drop these files' pages from the page cache: each step
+    reads its data cold, as a nightly backup or a restore days later does, while the programs
+    themselves start warm. The same for every tool."""
+    os.sync()
+    for path in paths:
+        files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+        for f in files:
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
 
 
 def dir_size(path: Path) -> int:
@@ -152,6 +168,7 @@ def compare_tools(work: Path, quick: bool) -> list[Run]:
     runs: list[Run] = []
     for tool in tools:
         tool.init()
+        cold(source)
         seconds, rss = tool.backup(source, None)
         runs.append(Run(tool.name, "full backup", seconds, allocated, rss, dir_size(tool.repo)))
         print(f"  {tool.name:9s} full backup   {seconds:7.2f} s", flush=True)
@@ -160,10 +177,12 @@ def compare_tools(work: Path, quick: bool) -> list[Run]:
     ranges_file.write_text(json.dumps(ranges))
     changed_bytes = sum(n for _, n in ranges)
     for tool in tools:
+        cold(source, tool.repo)
         seconds, rss = tool.backup(source, ranges_file)
         runs.append(Run(tool.name, "1 % incremental", seconds, changed_bytes, rss, dir_size(tool.repo)))
         print(f"  {tool.name:9s} incremental   {seconds:7.2f} s", flush=True)
     for tool in tools:
+        cold(tool.repo)
         seconds, rss = tool.restore(source)
         runs.append(Run(tool.name, "restore", seconds, allocated, rss, dir_size(tool.repo)))
         print(f"  {tool.name:9s} restore       {seconds:7.2f} s", flush=True)
@@ -198,6 +217,7 @@ def scaling(work: Path, sizes_gib: list[int]) -> list[Run]:
         make_synthetic_disk(disk, max(16, 2 * gib) * GIB, gib * GIB)
         tool = Hvbackup(work)
         tool.init()
+        cold(disk)
         seconds, rss = tool.backup(disk, None)
         runs.append(Run("hvbackup", f"full backup, {gib} GiB allocated", seconds, gib * GIB, rss))
         print(f"  scaling {gib} GiB: {seconds:.2f} s", flush=True)
@@ -210,6 +230,7 @@ def huge_sparse(work: Path) -> Run:
     make_synthetic_disk(disk, 2048 * GIB, 64 * MIB)
     tool = Hvbackup(work)
     tool.init()
+    cold(disk)
     seconds, rss = tool.backup(disk, None)
     disk.unlink()
     print(f"  2 TiB sparse: {seconds:.2f} s", flush=True)
