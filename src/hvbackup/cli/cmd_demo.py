@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from hvbackup.cli.common import JsonOpt, emit, handle_errors, human_bytes, stderr, stdout
+from hvbackup.cli.common import JsonOpt, emit, handle_errors, stderr, stdout
 from hvbackup.errors import EXIT_FAILED
 
 
@@ -37,14 +37,13 @@ def demo_cmd(
 
 def _render(data: dict) -> None:
     table = Table(title="hvbackup demo: full, then incremental backup of every lab VM")
-    for col in ("VM", "mode", "consistency", "full: read/new", "incr.: read/new", "result"):
+    for col in ("VM", "mode", "consistency", "full: read/new", "incr: read/new", "result"):
         table.add_column(col, justify="right" if ":" in col else "left")
     full = {vm["name"]: vm for vm in data["runs"]["full"]["vms"]}
     for vm in data["runs"]["incremental"]["vms"]:
         first = full[vm["name"]]
         table.add_row(vm["name"], vm["mode"], vm["consistency"],
-                      f"{human_bytes(first['bytes_read'])}/{human_bytes(first['bytes_new'])}",
-                      f"{human_bytes(vm['bytes_read'])}/{human_bytes(vm['bytes_new'])}", vm["result"])
+                      _read_new(first), _read_new(vm), vm["result"])
     stdout.print(table)
     for label in ("full", "incremental"):
         for vm in data["runs"][label]["vms"]:
@@ -55,3 +54,7 @@ def _render(data: dict) -> None:
         stdout.print(("[green]✓[/] " if check["ok"] else "[red]✗[/] ") + check["check"], highlight=False)
     stdout.print(f"everything is in {data['folder']}: try `hvbackup snapshots -r {data['folder']}/repo` "
                  "(passphrase: hvbackup-demo)", highlight=False)
+
+
+def _read_new(vm: dict) -> str:
+    return f"{vm['bytes_read'] / 2**20:.0f}/{vm['bytes_new'] / 2**20:.0f} MiB"
