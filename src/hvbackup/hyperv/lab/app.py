@@ -53,6 +53,16 @@ def record_sequence(data: bytes) -> int | None:
     return seq if magic == RECORD_MAGIC else None
 
 
+def newest_sequence(data: bytes) -> int:
+    """The highest sequence number among the records of a data file, or -1 if it holds none."""
+    return max((record_sequence(data[o : o + RECORD_SIZE]) or -1 for o in range(0, len(data), RECORD_SIZE)), default=-1)
+
+
+def written_since(block: bytes, expected: bytes, newest_before: int) -> bool:
+    """True if `block` still holds `expected`, or a record the workload wrote after `newest_before`."""
+    return block == expected or (record_sequence(block) or -1) > newest_before
+
+
 class FlushChannel:
     """The application's side of the hook's flush request."""
 
