@@ -71,8 +71,9 @@ class DiskImage:
         return bytes(buffer)
 
     def read_into(self, buffer: memoryview, offset: int, runs: list[Run] | None = None) -> None:
-        """Fill `buffer` (zero-initialised by the caller) with the bytes at virtual `offset`."""
+        """Fill all of `buffer` with the bytes at virtual `offset`, zeros included."""
         if runs is None:
+            self._check_range(offset, len(buffer))
             runs = self._map(offset, len(buffer))
         for run in runs:
             piece = buffer[run.offset - offset : run.offset - offset + run.length]
@@ -80,6 +81,8 @@ class DiskImage:
                 pread_into(self.source, piece, run.file_offset)
             elif run.kind == PARENT and self.parent is not None:
                 self.parent.read_into(piece, run.offset)
+            else:
+                _fill_zero(piece)
 
     def _check_range(self, offset: int, length: int) -> None:
         if offset < 0 or length < 0 or offset + length > self.size:
@@ -103,3 +106,12 @@ class DiskImage:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.format} {self.name!r} size={self.size}>"
+
+
+_ZEROS = bytes(1 << 20)
+
+
+def _fill_zero(view: memoryview) -> None:
+    for start in range(0, len(view), len(_ZEROS)):
+        piece = view[start : start + len(_ZEROS)]
+        piece[:] = _ZEROS[: len(piece)]

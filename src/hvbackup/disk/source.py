@@ -1,16 +1,18 @@
 """Where image bytes come from: a local file or block device (later also a remote file).
 
 Every read is a positional read (os.pread/os.preadv), so one source serves many threads at once
-and the GIL is released while the kernel copies.
+and the GIL is released while the kernel copies. Large aligned reads into aligned buffers go
+through a second, O_DIRECT descriptor (hvbackup.directio says why).
 """
 
 from __future__ import annotations
 
-import mmap
 import os
 import stat
+import threading
 from typing import Protocol, runtime_checkable
 
+from hvbackup import directio
 from hvbackup.disk.errors import DiskError
 
 
@@ -67,6 +69,9 @@ class FileSource:
         self.is_block_device = stat.S_ISBLK(mode)
         self.is_regular_file = stat.S_ISREG(mode)
         self.size = self._measure()
+        self._direct_fd: int | None = None
+        self._direct_tried = False
+        self._direct_lock = threading.Lock()
 
     def _measure(self) -> int:
         if self.is_block_device:
@@ -91,12 +96,20 @@ class FileSource:
         return b"".join(parts)
 
     def pread_into(self, buffer: memoryview, offset: int) -> None:
-        done = 0
-        while done < len(buffer):
-            got = os.preadv(self.fd, [buffer[done:]], offset + done)
-            if got == 0:
-                raise DiskError(f"{self.name}: unexpected end of file at offset {offset + done}")
-            done += got
+        if directio.fits(buffer, offset) and (direct := self._direct()) is not None:
+            got = directio.pread_full(direct, buffer, offset)
+            buffer, offset = buffer[got:], offset + got  # the rest, if the file ends unaligned
+        if directio.pread_full(self.fd, buffer, offset) != len(buffer):
+            raise DiskError(f"{self.name}: unexpected end of file at offset {offset + len(buffer)}")
+
+    def _direct(self) -> int | None:
+        """The O_DIRECT descriptor, opened on first use; None where the filesystem has no O_DIRECT."""
+        if not self._direct_tried:
+            with self._direct_lock:
+                if not self._direct_tried:
+                    self._direct_fd = directio.open_direct(self.name, os.O_RDONLY)
+                    self._direct_tried = True
+        return self._direct_fd
 
     def pwrite(self, offset: int, data: bytes | memoryview) -> None:
         view = memoryview(data)
@@ -130,6 +143,9 @@ class FileSource:
         return ranges
 
     def close(self) -> None:
+        if self._direct_fd is not None:
+            os.close(self._direct_fd)
+            self._direct_fd = None
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -139,41 +155,30 @@ class FileSource:
 
 
 class DirectWriter:
-    """A second, O_DIRECT descriptor on a file, for large aligned writes.
+    """A second, O_DIRECT descriptor on a file, for large aligned writes (hvbackup.directio).
 
-    Writing into fresh page-cache pages is far slower than the disk on the machines we measured
-    (README, Performance), and a restored disk is not read again soon. Pieces that are not
-    block-aligned go through the normal descriptor; the kernel keeps both views coherent.
+    Pieces that are not block-aligned go through the normal descriptor; the kernel keeps both
+    views coherent.
     """
-
-    ALIGN = 4096
-    MIN = 256 * 1024
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self._buffer: mmap.mmap | None = None
 
     @classmethod
     def open(cls, path: str) -> DirectWriter | None:
-        if not hasattr(os, "O_DIRECT"):
-            return None
-        try:
-            return cls(os.open(path, os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC))
-        except OSError:  # e.g. tmpfs has no O_DIRECT
-            return None
+        fd = directio.open_direct(path, os.O_WRONLY)
+        return None if fd is None else cls(fd)
 
     def fits(self, offset: int, length: int) -> bool:
-        return length >= self.MIN and offset % self.ALIGN == 0 and length % self.ALIGN == 0
+        return length >= directio.MIN_DIRECT and offset % directio.ALIGN == 0 and length % directio.ALIGN == 0
 
     def pwrite(self, offset: int, data: bytes | memoryview) -> None:
-        length = len(data)
-        if self._buffer is None or len(self._buffer) < length:
-            self._buffer = mmap.mmap(-1, max(length, 4 * 1024 * 1024))  # page-aligned
-        self._buffer[:length] = data
-        view = memoryview(self._buffer)[:length]
-        while view:
-            written = os.pwrite(self.fd, view, offset)
-            view, offset = view[written:], offset + written
+        view = memoryview(data)
+        if view.readonly or directio.address(view) % directio.ALIGN:
+            aligned = directio.scratch("direct-write", len(view))
+            aligned[:] = view
+            view = aligned
+        directio.pwrite_full(self.fd, view, offset)
 
     def close(self) -> None:
         if self.fd >= 0:

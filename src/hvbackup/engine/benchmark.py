@@ -13,13 +13,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import blake3
 import zstandard
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from hvbackup.engine.pipeline import ordered_map
+from hvbackup.repo.crypto import ZSTD_LEVEL
 
 MIB = 1024 * 1024
 CHUNK = 4 * MIB
@@ -55,11 +56,13 @@ def sample_data(total: int, seed: int = 1) -> list[bytes]:
     return buffers
 
 
-def _timed(name: str, threads: int, buffers: list[bytes], fn: Callable[[bytes], object]) -> Measurement:
+def _timed(name: str, threads: int, items: list, fn: Callable[[Any], object], size: int | None = None) -> Measurement:
+    """Run `fn` over `items` on `threads` workers; `size` is the bytes handled (default: their lengths)."""
     started = time.perf_counter()
-    for _ in ordered_map(fn, buffers, workers=threads):
+    for _ in ordered_map(fn, items, workers=threads):
         pass
-    return Measurement(name, threads, sum(len(b) for b in buffers), time.perf_counter() - started)
+    handled = size if size is not None else sum(len(b) for b in items)
+    return Measurement(name, threads, handled, time.perf_counter() - started)
 
 
 def _per_thread(factory: Callable[[], Callable[[bytes], object]]) -> Callable[[bytes], object]:
@@ -80,11 +83,11 @@ def measure_primitives(total: int, threads: list[int]) -> list[Measurement]:
     key = os.urandom(32)
     aead = AESGCM(key)
     zero = bytes(CHUNK)
-    compressed = [zstandard.ZstdCompressor(level=3).compress(b) for b in buffers]
+    compressed = [zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(b) for b in buffers]
     steps: list[tuple[str, Callable[[], Callable[[bytes], object]], list[bytes]]] = [
         ("zero test", lambda: (lambda b: b == zero), buffers),
         ("keyed BLAKE3", lambda: (lambda b: blake3.blake3(b, key=key).digest()), buffers),
-        ("zstd compress (level 3)", lambda: zstandard.ZstdCompressor(level=3).compress, buffers),
+        (f"zstd compress (level {ZSTD_LEVEL})", lambda: zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress, buffers),
         ("zstd decompress", lambda: zstandard.ZstdDecompressor().decompress, compressed),
         ("AES-256-GCM encrypt", lambda: (lambda b: aead.encrypt(os.urandom(12), b, None)), buffers),
     ]
@@ -98,7 +101,8 @@ def measure_primitives(total: int, threads: list[int]) -> list[Measurement]:
         try:
             offsets = [i * CHUNK for i in range(len(buffers))]
             for t in threads:
-                results.append(_timed("read (page cache)", t, offsets, lambda o: os.pread(fd, CHUNK, o)))
+                results.append(_timed("read (page cache)", t, offsets, lambda o: os.pread(fd, CHUNK, o),
+                                      size=len(offsets) * CHUNK))
         finally:
             os.close(fd)
     for name, factory, data in steps:

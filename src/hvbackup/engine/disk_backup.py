@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
+from hvbackup import directio
 from hvbackup.disk import DiskImage
 from hvbackup.engine.pipeline import ordered_map
 from hvbackup.engine.ranges import Range, chunks_touched, merge_ranges
@@ -96,7 +97,7 @@ class DiskBackup:
         self.stats = DiskBackupStats(size=disk.size, chunks=self.count)
         self._lock = threading.Lock()
         self._storing: set[bytes] = set()
-        self._zero = bytes(self.chunk_size)
+        self._zero_ids: dict[int, bytes] = {}
         self._allocated = chunks_touched(disk.allocated_ranges(), self.chunk_size, self.count)
         self.mode, self.reason = self._choose_mode(previous, changed)
         self.plan = self._plan_incremental(changed or []) if self.mode == MODE_INCREMENTAL else self._plan_full()
@@ -189,13 +190,23 @@ class DiskBackup:
                 return len(sample), i
         return len(sample), None
 
-    def _read(self, i: int) -> bytes:
-        return self.disk.read(i * self.chunk_size, self.chunk_len(i))
+    def _read(self, i: int) -> memoryview:
+        """Chunk i in this thread's scratch buffer: valid until the thread reads its next chunk."""
+        view = directio.scratch("backup-chunk", self.chunk_len(i))
+        self.disk.read_into(view, i * self.chunk_size)
+        return view
 
-    def _id_of(self, data: bytes) -> bytes:
-        if data == self._zero[: len(data)]:
-            return ZERO_CHUNK_ID
-        return self.repo.chunk_id(data)
+    def _id_of(self, data: memoryview) -> bytes:
+        cid = self.repo.chunk_id(data)
+        return ZERO_CHUNK_ID if cid == self._zero_id(len(data)) else cid
+
+    def _zero_id(self, length: int) -> bytes:
+        """The id an all-zero chunk of this length would have: comparing ids is free, comparing a
+        memoryview with zeros byte by byte is not."""
+        cid = self._zero_ids.get(length)
+        if cid is None:
+            cid = self._zero_ids[length] = self.repo.chunk_id(bytes(length))
+        return cid
 
     def _store_chunk(self, i: int) -> bytes:
         data = self._read(i)
@@ -209,7 +220,7 @@ class DiskBackup:
                 self.stats.bytes_deduplicated += len(data)
                 return cid
             self._storing.add(cid)
-        stored = self.repo.put_chunk(cid, data)
+        stored = self.repo.put_chunk(cid, data, trusted_id=True)
         with self._lock:
             if stored == 0:  # already in the repository (e.g. left by an interrupted backup)
                 self.stats.bytes_deduplicated += len(data)

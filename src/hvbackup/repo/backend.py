@@ -10,14 +10,13 @@ renaming it over the final name and fsyncing the directory. Temporary files star
 from __future__ import annotations
 
 import errno
-import mmap
 import os
 import secrets
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
 
+from hvbackup import directio
 from hvbackup.repo.errors import ObjectNotFound
 
 TEMP_PREFIX = ".tmp-"
@@ -89,7 +88,7 @@ class LocalBackend:
             if direct:
                 _write_direct(fd, data)
             else:
-                _write_all(fd, data)
+                directio.write_full(fd, memoryview(data))
             os.fsync(fd)
         except BaseException:
             os.close(fd)
@@ -175,33 +174,20 @@ class LocalBackend:
         return removed
 
 
-DIRECT_MIN = 256 * 1024
-"""Objects this large (chunks) bypass the page cache: on the machines measured, writing fresh
-page-cache pages was the slowest step of a backup (bench/, README), and a backup's chunks are
-not read again soon."""
-_ALIGN = 4096
-_buffers = threading.local()
+DIRECT_MIN = directio.MIN_DIRECT
+"""Objects this large (chunks) bypass the page cache (hvbackup.directio says why)."""
 
 
 def _write_direct(fd: int, data: bytes | memoryview) -> None:
     """O_DIRECT needs a block-aligned buffer and length: copy into a page-aligned per-thread buffer,
     write whole blocks, then cut the file back to the object's length."""
     size = len(data)
-    padded = -(-size // _ALIGN) * _ALIGN
-    buffer = getattr(_buffers, "mmap", None)
-    if buffer is None or len(buffer) < padded:
-        buffer = _buffers.mmap = mmap.mmap(-1, max(padded, 8 * 1024 * 1024))
+    padded = directio.round_up(size)
+    buffer = directio.scratch("object-write", padded)
     buffer[:size] = data
-    buffer[size:padded] = bytes(padded - size)
-    _write_all(fd, memoryview(buffer)[:padded])
+    buffer[size:] = bytes(padded - size)
+    directio.write_full(fd, buffer)
     os.ftruncate(fd, size)
-
-
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
 
 
 def _fsync_dir(directory: Path) -> None:
