@@ -6,9 +6,11 @@
 Each tool backs up the same dynamic VHDX (restic and borg read the whole file, as they would on a
 Hyper-V host; hvbackup reads only allocated blocks), then again after 1 % of the blocks changed
 (hvbackup is given the changed ranges, as Hyper-V change tracking would give them), then restores.
-Every command runs as its own process; its peak RSS comes from wait4(). Before each step all
-dirty pages are written back and the step's data files (source disk, repository) are dropped
-from the page cache, for every tool alike. Prints one table and writes bench/results.json.
+Every command runs as its own process; its peak RSS comes from wait4(), and its time runs until
+sync(2) returns after it, so that what it wrote is on disk. Before each step all dirty pages are
+written back, the step's data files (source disk, repository) are dropped from the page cache, and
+the disk is given a few seconds to settle, for every tool alike. Prints one table and writes
+bench/results.json.
 """
 
 from __future__ import annotations
@@ -57,12 +59,15 @@ class Run:
 
 
 def run(cmd: list[str], env: dict | None = None, cwd: Path | None = None) -> tuple[float, int]:
-    """Run a command; (wall seconds, peak RSS bytes of it and its children)."""
+    """Run a command; (wall seconds until what it wrote is durable, peak RSS bytes of it and its
+    children). The clock stops after sync(2): a backup or restore is done when its data is on disk,
+    and restic and borg leave part of theirs in the page cache when they exit."""
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, cwd=cwd,
                                 stdout=subprocess.DEVNULL, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
+        os.sync()
         seconds = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
@@ -85,6 +90,13 @@ def cold(*paths: Path) -> None:
                 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             finally:
                 os.close(fd)
+    time.sleep(SETTLE_S)
+
+
+SETTLE_S = 3.0
+"""Pause before each step: a virtual disk keeps writing back for a while after sync returns (the
+host's cache), and a backup started right after the 2 GiB copy of its source disk was measured 15 to
+60 % slower than one started later."""
 
 
 def dir_size(path: Path) -> int:

@@ -20,7 +20,7 @@ def benchmark_cmd(
     size_mib: Annotated[int, typer.Option(help="Data per measurement, in MiB.")] = 256,
     as_json: JsonOpt = False,
 ) -> None:
-    """Measure read, zero test, keyed BLAKE3, zstd, AES-GCM and the whole pipeline on this machine.
+    """Measure read, keyed BLAKE3, zstd, AES-GCM and the whole pipeline on this machine.
 
     Example: hvbackup benchmark --size-mib 512 --json
     """

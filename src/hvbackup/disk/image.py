@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from hvbackup.disk.errors import DiskError
 from hvbackup.disk.source import ByteSource, pread_into
+from hvbackup.zeros import fill_zero
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -82,7 +83,7 @@ class DiskImage:
             elif run.kind == PARENT and self.parent is not None:
                 self.parent.read_into(piece, run.offset)
             else:
-                _fill_zero(piece)
+                fill_zero(piece)
 
     def _check_range(self, offset: int, length: int) -> None:
         if offset < 0 or length < 0 or offset + length > self.size:
@@ -107,11 +108,3 @@ class DiskImage:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.format} {self.name!r} size={self.size}>"
 
-
-_ZEROS = bytes(1 << 20)
-
-
-def _fill_zero(view: memoryview) -> None:
-    for start in range(0, len(view), len(_ZEROS)):
-        piece = view[start : start + len(_ZEROS)]
-        piece[:] = _ZEROS[: len(piece)]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from hvbackup.disk import create_vhdx, open_disk
+from hvbackup import directio
 from hvbackup.disk.source import DirectWriter
 from hvbackup.engine.disk_backup import NoProgress, Progress
 from hvbackup.engine.pipeline import ordered_map
@@ -62,7 +63,9 @@ class RestoreResult:
 
 
 class _Target(Protocol):
-    def write(self, offset: int, data: bytes) -> None: ...
+    def write(self, offset: int, data: bytes | memoryview) -> None:
+        """Thread-safe for writes that share no sector."""
+
     def finish(self) -> None: ...
     def abort(self) -> None: ...
 
@@ -96,7 +99,7 @@ class _RawFileTarget:
         os.ftruncate(self.fd, size)
         self.direct = DirectWriter.open(str(self.tmp))
 
-    def write(self, offset: int, data: bytes) -> None:
+    def write(self, offset: int, data: bytes | memoryview) -> None:
         if self.direct is not None and self.direct.fits(offset, len(data)):
             self.direct.pwrite(offset, data)
         else:
@@ -126,16 +129,22 @@ class _BlockDeviceTarget:
         if device_size < size:
             os.close(self.fd)
             raise UsageError(f"{target} holds {device_size} bytes, the disk needs {size}")
+        self.direct = DirectWriter.open(str(target))
 
-    def write(self, offset: int, data: bytes) -> None:
-        os.pwrite(self.fd, data, offset)
+    def write(self, offset: int, data: bytes | memoryview) -> None:
+        if self.direct is not None and self.direct.fits(offset, len(data)):
+            self.direct.pwrite(offset, data)
+        else:
+            os.pwrite(self.fd, data, offset)
 
     def finish(self) -> None:
         os.fsync(self.fd)
-        os.close(self.fd)
+        self.abort()
 
     def abort(self) -> None:
         os.close(self.fd)
+        if self.direct is not None:
+            self.direct.close()
 
 
 class _VhdxTarget:
@@ -151,7 +160,7 @@ class _VhdxTarget:
             physical_sector_size=disk.get("physical_sector_size") or 4096,
         )
 
-    def write(self, offset: int, data: bytes) -> None:
+    def write(self, offset: int, data: bytes | memoryview) -> None:
         self.writer.write(offset, data)
 
     def finish(self) -> None:
@@ -220,16 +229,21 @@ class DiskRestore:
     def data_chunks(self) -> list[int]:
         return [i for i in range(len(self.index)) if self.index[i] != ZERO_CHUNK_ID]
 
-    def _fetch(self, i: int) -> bytes | ChunkError:
+    def _restore_chunk(self, i: int, target: _Target) -> ChunkError | None:
+        """Fetch chunk i straight into this thread's aligned buffer and write it; a fetch error is
+        returned, not written, for the caller to handle in order."""
+        data = directio.scratch("restore-chunk", self.chunk_len(i))
         try:
-            return self.repo.get_chunk(self.index[i])
+            self.repo.read_chunk_into(self.index[i], data)
         except ChunkError as exc:
             return exc
+        target.write(i * self.index.chunk_size, data)
+        return None
 
     def write_to(self, target: _Target, result: RestoreResult, *, allow_damaged: bool, holes_are_zero: bool,
                  progress: Progress) -> None:
-        """Write every data chunk; zero chunks (and zero-filled damaged ones) are written only
-        where the target's unwritten space does not already read as zeros."""
+        """Write every data chunk, from the worker threads; zero chunks (and zero-filled damaged
+        ones) are written only where the target's unwritten space does not already read as zeros."""
         wanted = self.data_chunks()
         zero_chunks = sorted(set(range(len(self.index))) - set(wanted))
         result.bytes_zero = sum(self.chunk_len(i) for i in zero_chunks)
@@ -237,21 +251,22 @@ class DiskRestore:
         if not holes_are_zero:
             for i in zero_chunks:
                 target.write(i * self.index.chunk_size, bytes(self.chunk_len(i)))
-        for i, data in zip(wanted, ordered_map(self._fetch, wanted, workers=self.workers)):
-            offset = i * self.index.chunk_size
-            if isinstance(data, ChunkError):
+        restored = ordered_map(lambda i: self._restore_chunk(i, target), wanted, workers=self.workers)
+        for i, error in zip(wanted, restored):
+            length = self.chunk_len(i)
+            if error is not None:
                 if not allow_damaged:
                     raise RestoreDamaged(
-                        f"{data}; nothing was restored (--allow-damaged zero-fills damaged chunks and lists them)"
+                        f"{error}; nothing was restored (--allow-damaged zero-fills damaged chunks and lists them)"
                     )
-                result.damaged.append(DamagedRange(offset, self.chunk_len(i), self.index[i].hex(), str(data)))
-                data = bytes(self.chunk_len(i))
+                offset = i * self.index.chunk_size
+                result.damaged.append(DamagedRange(offset, length, self.index[i].hex(), str(error)))
                 if holes_are_zero:
-                    progress.advance(len(data))
+                    progress.advance(length)
                     continue
-            target.write(offset, data)
-            result.bytes_written += len(data)
-            progress.advance(len(data))
+                target.write(offset, bytes(length))
+            result.bytes_written += length
+            progress.advance(length)
 
     def verify(self, path: Path, damaged: list[DamagedRange]) -> None:
         skip = {d.offset // self.index.chunk_size for d in damaged}

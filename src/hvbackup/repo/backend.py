@@ -38,6 +38,9 @@ class Backend(Protocol):
     def get(self, name: str) -> bytes:
         """The object's bytes; ObjectNotFound if there is none."""
 
+    def get_view(self, name: str) -> memoryview:
+        """Like get, but the bytes may sit in a buffer this thread reuses at its next get_view."""
+
     def exists(self, name: str) -> bool: ...
 
     def delete(self, name: str) -> None:
@@ -121,6 +124,27 @@ class LocalBackend:
                 return f.read()
         except FileNotFoundError:
             raise ObjectNotFound(name) from None
+
+    def get_view(self, name: str) -> memoryview:
+        """Large objects are read with O_DIRECT into this thread's scratch buffer."""
+        fd = None
+        if self._direct:
+            try:
+                fd = directio.open_direct(self._path(name), os.O_RDONLY)
+            except FileNotFoundError:
+                raise ObjectNotFound(name) from None
+            self._direct = fd is not None
+        if fd is None:
+            return memoryview(self.get(name))
+        try:
+            size = os.fstat(fd).st_size
+            if size < DIRECT_MIN:
+                return memoryview(self.get(name))
+            view = directio.scratch("object-read", directio.round_up(size))
+            got = directio.pread_full(fd, view, 0)
+        finally:
+            os.close(fd)
+        return view[:got]
 
     def exists(self, name: str) -> bool:
         return self._path(name).is_file()

@@ -102,7 +102,7 @@ class Sealer:
         # blake3 releases the GIL for inputs of 2 KiB and more.
         return blake3.blake3(data, key=self.keys.id_key).digest()
 
-    def seal(self, payload: bytes | memoryview, context: str, *, compress: bool = True) -> bytes:
+    def seal(self, payload: bytes | memoryview, context: str, *, compress: bool = True) -> bytearray:
         flags = 0
         if compress:
             packed = self._thread().compressor.compress(payload)
@@ -110,13 +110,49 @@ class Sealer:
                 payload, flags = packed, FLAG_ZSTD
         nonce = os.urandom(NONCE_SIZE)
         header = MAGIC + bytes((OBJECT_VERSION, flags, self.cipher_id, 0)) + nonce
-        sealed = self._aead(self.cipher_id).encrypt(nonce, payload, header + context.encode())
-        return header + sealed
+        blob = bytearray(HEADER_SIZE + len(payload) + TAG_SIZE)
+        blob[:HEADER_SIZE] = header
+        self._aead(self.cipher_id).encrypt_into(nonce, payload, header + context.encode(), memoryview(blob)[HEADER_SIZE:])
+        return blob
 
-    def open(self, blob: bytes, context: str) -> bytes:
+    def open(self, blob: bytes | memoryview, context: str) -> bytes:
+        header, flags, aead = self._parse(blob)
+        payload = _decrypt(aead, header, blob[HEADER_SIZE:], context)
+        if flags & FLAG_ZSTD:
+            try:
+                payload = self._thread().decompressor.decompress(payload)
+            except zstandard.ZstdError as exc:
+                raise SealError(f"cannot decompress: {exc}") from None
+        return payload
+
+    def open_into(self, blob: bytes | memoryview, context: str, out: memoryview) -> None:
+        """Open an object whose plaintext is exactly len(out) bytes straight into `out`, sparing
+        the copies `open` makes; SealError if it does not decrypt or is not that long."""
+        header, flags, aead = self._parse(blob)
+        if not flags & FLAG_ZSTD:
+            if len(blob) - HEADER_SIZE - TAG_SIZE != len(out):
+                raise SealError(f"holds {len(blob) - HEADER_SIZE - TAG_SIZE} bytes, expected {len(out)}")
+            try:
+                aead.decrypt_into(header[8:], blob[HEADER_SIZE:], header + context.encode(), out)
+            except InvalidTag:
+                raise SealError("authentication tag does not match (corrupted or tampered)") from None
+            return
+        packed = _decrypt(aead, header, blob[HEADER_SIZE:], context)
+        try:
+            reader = self._thread().decompressor.stream_reader(packed, read_across_frames=False)
+            done = 0
+            while done < len(out) and (got := reader.readinto(out[done:])):
+                done += got
+            extra = reader.read(1)
+        except zstandard.ZstdError as exc:
+            raise SealError(f"cannot decompress: {exc}") from None
+        if done != len(out) or extra:
+            raise SealError(f"decompresses to {'more' if extra else done} bytes, expected {len(out)}")
+
+    def _parse(self, blob: bytes | memoryview) -> tuple[bytes, int, AESGCM | ChaCha20Poly1305]:
         if len(blob) < HEADER_SIZE + TAG_SIZE:
             raise SealError(f"too short ({len(blob)} bytes)")
-        header = blob[:HEADER_SIZE]
+        header = bytes(blob[:HEADER_SIZE])
         if header[:4] != MAGIC:
             raise SealError("bad magic")
         version, flags, cipher_id = header[4], header[5], header[6]
@@ -124,16 +160,7 @@ class Sealer:
             raise SealError(f"unknown object version {version}")
         if cipher_id not in _CIPHER_CLASSES:
             raise SealError(f"unknown cipher id {cipher_id}")
-        try:
-            payload = self._aead(cipher_id).decrypt(header[8:], blob[HEADER_SIZE:], header + context.encode())
-        except InvalidTag:
-            raise SealError("authentication tag does not match (corrupted or tampered)") from None
-        if flags & FLAG_ZSTD:
-            try:
-                payload = self._thread().decompressor.decompress(payload)
-            except zstandard.ZstdError as exc:
-                raise SealError(f"cannot decompress: {exc}") from None
-        return payload
+        return header, flags, self._aead(cipher_id)
 
     def _thread(self) -> "_ThreadState":
         state = getattr(self._local, "state", None)
@@ -143,6 +170,13 @@ class Sealer:
 
     def _aead(self, cipher_id: int) -> AESGCM | ChaCha20Poly1305:
         return self._thread().aead(cipher_id)
+
+
+def _decrypt(aead: AESGCM | ChaCha20Poly1305, header: bytes, sealed: bytes | memoryview, context: str) -> bytes:
+    try:
+        return aead.decrypt(header[8:], sealed, header + context.encode())
+    except InvalidTag:
+        raise SealError("authentication tag does not match (corrupted or tampered)") from None
 
 
 class _ThreadState:

@@ -20,17 +20,9 @@ from hvbackup.disk.vhdx import structures as s
 from hvbackup.disk.vhdx.bitmap import set_bits
 from hvbackup.disk.vhdx.layout import NewDisk, write_new_file
 from hvbackup.disk.vhdx.reader import NIL, VhdxImage
+from hvbackup.zeros import is_zero
 
 BAT_PAGE = 4096
-_ZERO_MIB = bytes(s.MiB)
-
-
-def _is_zero(data: memoryview) -> bool:
-    for start in range(0, len(data), s.MiB):
-        piece = data[start : start + s.MiB]
-        if piece != _ZERO_MIB[: len(piece)]:
-            return False
-    return True
 
 
 class VhdxWriter(VhdxImage):
@@ -117,46 +109,52 @@ class VhdxWriter(VhdxImage):
             raise VhdxError(
                 f"{self.name}: write of {len(view)} bytes at {offset} lies outside the disk ({self.size} bytes)"
             )
+        payload: list[tuple[int, memoryview]] = []
         with self._lock:
             self._begin_session()
             position, end = offset, offset + len(view)
             while position < end:
                 block, in_block = divmod(position, self.block_size)
                 count = min(self.block_size - in_block, end - position)
-                self._write_in_block(block, in_block, view[position - offset : position - offset + count])
+                self._write_in_block(block, in_block, view[position - offset : position - offset + count], payload)
                 position += count
+            if payload and self._direct is None:
+                self._direct = DirectWriter.open(self.file.name)
+        for file_offset, piece in payload:  # outside the lock: threads writing other blocks overlap
+            self._write_payload(file_offset, piece)
 
     def _write_payload(self, file_offset: int, piece: memoryview) -> None:
         """Payload data: whole aligned pieces bypass the page cache (see DirectWriter)."""
-        if self._direct is None:
-            self._direct = DirectWriter.open(self.file.name)
         if self._direct is not None and self._direct.fits(file_offset, len(piece)):
             self._direct.pwrite(file_offset, piece)
         else:
             self.file.pwrite(file_offset, piece)
 
-    def _write_in_block(self, block: int, in_block: int, piece: memoryview) -> None:
+    def _write_in_block(
+        self, block: int, in_block: int, piece: memoryview, payload: list[tuple[int, memoryview]]
+    ) -> None:
+        """Update the block's metadata; whole-payload writes are queued on `payload` for the caller."""
         state, file_offset = self.block_state(block)
         if state == s.PAYLOAD_FULLY_PRESENT:
-            self._write_payload(file_offset + in_block, piece)
+            payload.append((file_offset + in_block, piece))
             return
         block_length = min(self.block_size, self.size - block * self.block_size)
         whole = in_block == 0 and len(piece) == block_length
         index = self._payload_index(block)
         if state == s.PAYLOAD_PARTIALLY_PRESENT:
             if whole:
-                self._write_payload(file_offset, piece)
+                payload.append((file_offset, piece))
                 self._set_entry(index, s.PAYLOAD_FULLY_PRESENT, file_offset)
             else:
                 self._write_sectors(block, file_offset, in_block, piece)
             return
-        zero = _is_zero(piece)
+        zero = is_zero(piece)
         if state == s.PAYLOAD_NOT_PRESENT and self.parent is not None:
             if whole and zero:
                 self._set_entry(index, s.PAYLOAD_ZERO, 0)
             elif whole:
                 new_offset = self._allocate(self.block_size)
-                self._write_payload(new_offset, piece)
+                payload.append((new_offset, piece))
                 self._set_entry(index, s.PAYLOAD_FULLY_PRESENT, new_offset)
             else:
                 self._start_partial(block)
@@ -165,7 +163,7 @@ class VhdxWriter(VhdxImage):
         if zero:  # the block reads as zeros already (NOT_PRESENT without parent, ZERO, UNMAPPED, UNDEFINED)
             return
         new_offset = self._allocate(self.block_size)
-        self._write_payload(new_offset + in_block, piece)
+        payload.append((new_offset + in_block, piece))
         self._set_entry(index, s.PAYLOAD_FULLY_PRESENT, new_offset)
 
     def _start_partial(self, block: int) -> None:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from hvbackup.engine.files.errors import UnsafeTarget
 from hvbackup.engine.files.fs import Entry, FileSystem, _show
+from hvbackup.zeros import is_zero
 
 BLOCK = 4 * 1024 * 1024
 HOLE_GRAIN = 64 * 1024  # zero runs of this size and alignment become holes
-_ZERO = bytes(BLOCK)
 
 
 @dataclass
@@ -166,13 +166,13 @@ class Extractor:
 
 def _write_data(fd: int, data: bytes, offset: int) -> None:
     """Write `data` at `offset`, leaving aligned all-zero pieces as holes."""
-    if data == _ZERO[: len(data)]:
+    if is_zero(data):
         return
     view = memoryview(data)
     start = None
     for at in range(0, len(data), HOLE_GRAIN):
         piece = view[at : at + HOLE_GRAIN]
-        if piece == _ZERO[: len(piece)]:
+        if is_zero(piece):
             if start is not None:
                 os.pwrite(fd, view[start:at], offset + start)
                 start = None
