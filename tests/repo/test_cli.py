@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from hvbackup.cli.main import app
+from hvbackup.cli.main import build_app
+
+app = build_app()
 from hvbackup.errors import EXIT_FAILED, EXIT_LOCKED, EXIT_NO_REPOSITORY, EXIT_OK, EXIT_WRONG_PASSWORD
 from hvbackup.repo import Repository
 
@@ -197,3 +199,15 @@ def test_rebuild_cache(cli_repo: Path) -> None:
     with open_repo(cli_repo) as r:
         make_snapshot(r, "vm", {"d": [chunk_data(1), chunk_data(2), None]})
     assert run_json("repo", "rebuild-cache", "--repo", str(cli_repo)) == {"chunks": 2}
+
+
+def test_each_command_loads_the_module_that_serves_it() -> None:
+    """`hvbackup <command>` loads only the module COMMAND_MODULES names: it must hold that command."""
+    from hvbackup.cli.main import COMMAND_MODULES
+
+    for command, module in COMMAND_MODULES.items():
+        result = runner.invoke(build_app(command), [command, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, f"{command} is not in {module}: {result.output}"
+    everything = runner.invoke(build_app(), ["--help"], env={"COLUMNS": "200"}).output
+    for command in (*COMMAND_MODULES, "init", "snapshots", "check", "prune", "key", "repo"):
+        assert command in everything

@@ -179,7 +179,7 @@ class Repository:
         if cid == ZERO_CHUNK_ID:
             return bytes(self.chunk_size)
         try:
-            blob = self.backend.get(layout.chunk(cid))
+            blob = self.backend.get_view(layout.chunk(cid))
         except ObjectNotFound:
             raise ChunkMissing(cid) from None
         try:
