@@ -1,7 +1,8 @@
 """hvbackup against restic and borg on the same generated Hyper-V disk, in one run.
 
     bash scripts/bench.sh            # the full benchmark (about 8 GiB virtual, 2-3 GiB allocated)
-    bash scripts/bench.sh --quick    # a small version for a smoke test
+    bash scripts/bench.sh --quick    # a small version for a smoke test (one round)
+    bash scripts/bench.sh --rounds 5 # each comparison step five times; the table shows medians
 
 Each tool backs up the same dynamic VHDX (restic and borg read the whole file, as they would on a
 Hyper-V host; hvbackup reads only allocated blocks), then again after 1 % of the blocks changed
@@ -167,16 +168,26 @@ class Borg(Tool):
         return run(["borg", "extract", f"{self.repo}::b{self.count}"], self.env, cwd=self.restore_dir)
 
 
-def compare_tools(work: Path, quick: bool) -> list[Run]:
+def compare_tools(work: Path, quick: bool, rounds: int) -> tuple[list[Run], list[Run]]:
+    """Every tool's full backup, incremental and restore, `rounds` times from a fresh copy of the
+    disk, the tools' order rotating each round; (the median run of each tool and step, all runs)."""
     generated = work / ("os-quick.vhdx" if quick else "os.vhdx")
     print("generating the OS-like disk (cached after the first run) ...", flush=True)
     info = make_os_disk(generated, work, virtual_size=(2 if quick else 8) * GIB, scale=0.12 if quick else 1.0)
-    source = work / "vm-disk.vhdx"
-    shutil.copyfile(generated, source)
     allocated = info["allocated"]
     print(f"disk: {info['virtual_size'] / GIB:.0f} GiB virtual, {allocated / GIB:.2f} GiB allocated, "
-          f"file {source.stat().st_size / GIB:.2f} GiB", flush=True)
-    tools = [Hvbackup(work), Restic(work), Borg(work)]
+          f"file {generated.stat().st_size / GIB:.2f} GiB", flush=True)
+    runs: list[Run] = []
+    for n in range(rounds):
+        print(f"round {n + 1} of {rounds}", flush=True)
+        classes = [Hvbackup, Restic, Borg]
+        runs += one_round(work, generated, allocated, [cls(work) for cls in classes[n % 3 :] + classes[: n % 3]])
+    return medians(runs), runs
+
+
+def one_round(work: Path, generated: Path, allocated: int, tools: list[Tool]) -> list[Run]:
+    source = work / "vm-disk.vhdx"
+    shutil.copyfile(generated, source)
     runs: list[Run] = []
     for tool in tools:
         tool.init()
@@ -200,6 +211,17 @@ def compare_tools(work: Path, quick: bool) -> list[Run]:
         print(f"  {tool.name:9s} restore       {seconds:7.2f} s", flush=True)
     check_restores(tools, source)
     return runs
+
+
+def medians(runs: list[Run]) -> list[Run]:
+    """The run with the median time of each (tool, step), in the order they first ran."""
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for r in runs:
+        groups.setdefault((r.tool, r.step), []).append(r)
+    order = {"hvbackup": 0, "restic": 1, "borg": 2}
+    chosen = [sorted(g, key=lambda r: r.seconds)[(len(g) - 1) // 2] for g in groups.values()]
+    steps = ["full backup", "1 % incremental", "restore"]
+    return sorted(chosen, key=lambda r: (steps.index(r.step), order[r.tool]))
 
 
 def check_restores(tools: list[Tool], expected: Path) -> None:
@@ -323,11 +345,13 @@ def machine_facts() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small disks, for a smoke test")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="times each tool runs each step; the table shows the median (default 3)")
     parser.add_argument("--work", type=Path, default=HERE / "work", help="scratch folder (kept as a cache)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     machine = machine_facts()
-    runs = compare_tools(args.work, args.quick)
+    runs, samples = compare_tools(args.work, args.quick, 1 if args.quick else args.rounds)
     runs += scaling(args.work, [1, 2] if args.quick else [1, 2, 4, 8])
     huge = huge_sparse(args.work)
     runs.append(huge)
@@ -341,6 +365,7 @@ def main() -> None:
     print_tables(runs, r, checks, machine)
     (HERE / ("results-quick.json" if args.quick else "results.json")).write_text(json.dumps({
         "machine": machine, "runs": [asdict(x) | {"throughput": x.throughput} for x in runs], "ratios": r,
+        "rounds": [asdict(x) for x in samples],
         "targets": [{"target": n, "goal": g, "measured": m, "met": ok} for n, g, m, ok in checks],
     }, indent=2))
 
