@@ -56,10 +56,13 @@ def store_disk(repo: Repository, chunks: list[bytes | None]) -> DiskIndex:
     return DiskIndex(size=len(chunks) * repo.chunk_size, chunk_size=repo.chunk_size, ids=bytes(ids))
 
 
-def make_snapshot(repo: Repository, source: str, disks: dict[str, list[bytes | None]], **kw) -> SnapshotInfo:
+def make_snapshot(repo: Repository, source: str, disks: dict[str, list[bytes | None]], *, sizes: bool = False,
+                  **kw) -> SnapshotInfo:
+    """A snapshot of made-up disks; with `sizes`, the manifest gives each disk's size (restores need it)."""
     with repo.backup_lease(f"test backup of {source}"):
         indexes = {name: store_disk(repo, chunks) for name, chunks in disks.items()}
-        manifest = {"source": source, "disks": [{"name": name} for name in disks], "mode": "full"}
+        manifest = {"source": source, "mode": "full",
+                    "disks": [{"name": name} | ({"size": indexes[name].size} if sizes else {}) for name in disks]}
         return repo.commit_snapshot(manifest, indexes, **kw)
 
 

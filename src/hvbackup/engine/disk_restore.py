@@ -308,16 +308,17 @@ def restore_disk(
     restore = DiskRestore(repo, index, workers=workers)
     result = RestoreResult(path=str(target), format=fmt, size=index.size)
     is_device = _is_block_device(target)
-    out = _open_target(target, fmt, disk, block_size, overwrite)
-    try:
-        restore.write_to(out, result, allow_damaged=allow_damaged, holes_are_zero=not is_device,
-                         progress=progress or NoProgress())
-        out.finish()
-    except BaseException:
-        out.abort()
-        raise
-    if verify:
-        restore.verify(target, result.damaged)
-        result.verified = True
+    with repo.read_lease(f"restore of {snapshot.info.id[:12]} to {target}"):
+        out = _open_target(target, fmt, disk, block_size, overwrite)
+        try:
+            restore.write_to(out, result, allow_damaged=allow_damaged, holes_are_zero=not is_device,
+                             progress=progress or NoProgress())
+            out.finish()
+        except BaseException:
+            out.abort()
+            raise
+        if verify:
+            restore.verify(target, result.damaged)
+            result.verified = True
     result.duration_s = time.monotonic() - started
     return result

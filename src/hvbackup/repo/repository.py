@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import logging
 import secrets
 import socket
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -232,6 +233,20 @@ class Repository:
         with self.locks.hold(SHARED, description, wait) as lease:
             self.known.sync()  # prune may have deleted chunks since this process loaded its set
             yield lease
+
+    @contextmanager
+    def read_lease(self, description: str) -> Iterator[LockInfo | None]:
+        """A shared lease for readers (restores, file browsing, mounts), so that prune cannot delete
+        chunks they are about to read. A repository this process cannot write to gets none: no one
+        on this side can prune it either."""
+        with ExitStack() as stack:
+            try:
+                info = stack.enter_context(self.locks.hold(SHARED, description))
+            except OSError as exc:
+                if not isinstance(exc, PermissionError) and exc.errno != errno.EROFS:
+                    raise
+                info = None
+            yield info
 
     @contextmanager
     def exclusive_lock(self, description: str, wait: float = 0.0) -> Iterator[LockInfo]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from hvbackup.engine.files.errors import UnsafeTarget
 from hvbackup.engine.files.fs import Entry, FileSystem, _show
+from hvbackup.disk.source import DirectWriter
 from hvbackup.zeros import is_zero
 
 BLOCK = 4 * 1024 * 1024
@@ -131,6 +132,7 @@ class Extractor:
         self._replace(dest)
         size = entry.stat().size
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        direct = DirectWriter.open(str(dest)) if size >= BLOCK else None
         try:
             with self.fs.open(entry) as src:
                 offset = 0
@@ -138,11 +140,13 @@ class Extractor:
                     data = src.read(min(BLOCK, size - offset))
                     if not data:
                         break
-                    _write_data(fd, data, offset)
+                    _write_data(fd, data, offset, direct)
                     offset += len(data)
                     self.on_bytes(len(data))
             os.ftruncate(fd, size)
         finally:
+            if direct is not None:
+                direct.close()
             os.close(fd)
         self.result.bytes += size
 
@@ -164,8 +168,9 @@ class Extractor:
         os.utime(dest, ns=(s.atime_ns, s.mtime_ns), follow_symlinks=False)
 
 
-def _write_data(fd: int, data: bytes, offset: int) -> None:
-    """Write `data` at `offset`, leaving aligned all-zero pieces as holes."""
+def _write_data(fd: int, data: bytes, offset: int, direct: DirectWriter | None = None) -> None:
+    """Write `data` at `offset`, leaving aligned all-zero pieces as holes; large aligned pieces of
+    big files bypass the page cache (hvbackup.directio)."""
     if is_zero(data):
         return
     view = memoryview(data)
@@ -174,12 +179,21 @@ def _write_data(fd: int, data: bytes, offset: int) -> None:
         piece = view[at : at + HOLE_GRAIN]
         if is_zero(piece):
             if start is not None:
-                os.pwrite(fd, view[start:at], offset + start)
+                _write_run(fd, direct, view[start:at], offset + start)
                 start = None
         elif start is None:
             start = at
     if start is not None:
-        os.pwrite(fd, view[start:], offset + start)
+        _write_run(fd, direct, view[start:], offset + start)
+
+
+def _write_run(fd: int, direct: DirectWriter | None, data: memoryview, offset: int) -> None:
+    if direct is not None and direct.fits(offset, len(data)):
+        direct.pwrite(offset, data)
+    else:
+        while data:
+            written = os.pwrite(fd, data, offset)
+            data, offset = data[written:], offset + written
 
 
 def _checked(name: bytes) -> bytes:

@@ -28,6 +28,7 @@ class SnapshotImages:
 
     def __init__(self, repo: Repository, snapshot: Snapshot, stack: ExitStack) -> None:
         self.views: dict[str, SnapshotDiskView] = {}
+        stack.enter_context(repo.read_lease(f"mount of {snapshot.info.id[:12]}"))
         for file_name, disk_name in image_names(snapshot).items():
             view = SnapshotDiskView(repo, snapshot.index(disk_name), cache_chunks=32, prefetch_workers=4)
             self.views[file_name] = stack.enter_context(view)

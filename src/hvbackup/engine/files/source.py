@@ -25,7 +25,8 @@ class OpenDisk:
 def open_disk(repo: Repository, snapshot: Snapshot, disk_name: str | None = None) -> Iterator[OpenDisk]:
     """A disk of the snapshot with its volumes found."""
     disk = find_disk(snapshot, disk_name)
-    with SnapshotDiskView(repo, snapshot.index(disk["name"])) as view:
+    lease = repo.read_lease(f"file restore from {snapshot.info.id[:12]}")
+    with lease, SnapshotDiskView(repo, snapshot.index(disk["name"])) as view:
         sector_size = int(disk.get("logical_sector_size") or 512)
         yield OpenDisk(snapshot, disk, view, find_volumes(ViewFile(view), sector_size))
 
