@@ -7,7 +7,7 @@
 Each tool backs up the same dynamic VHDX (restic and borg read the whole file, as they would on a
 Hyper-V host; hvbackup reads only allocated blocks), then again after 1 % of the blocks changed
 (hvbackup is given the changed ranges, as Hyper-V change tracking would give them), then restores.
-Every command runs as its own process; its peak RSS comes from wait4(), and its time runs until
+Every command runs as its own process; its peak RSS comes from GNU time, and its time runs until
 sync(2) returns after it, so that what it wrote is on disk. Before each step all dirty pages are
 written back, the step's data files (source disk, repository) are dropped from the page cache, and
 the disk is given a few seconds to settle, for every tool alike. Prints one table and writes
@@ -63,19 +63,21 @@ def run(cmd: list[str], env: dict | None = None, cwd: Path | None = None) -> tup
     """Run a command; (wall seconds until what it wrote is durable, peak RSS bytes of it and its
     children). The clock stops after sync(2): a backup or restore is done when its data is on disk,
     and restic and borg leave part of theirs in the page cache when they exit."""
-    with tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile("r") as rss:
+        # GNU time reports the peak RSS: the child of a large process inherits its high-water mark
+        # through fork and exec, so wait4's ru_maxrss would report this benchmark's own size.
+        timed = ["/usr/bin/time", "-f", "%M", "-o", rss.name, *cmd]
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, cwd=cwd,
-                                stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run(timed, env={**os.environ, **(env or {})}, cwd=cwd,
+                              stdout=subprocess.DEVNULL, stderr=err)
         os.sync()
         seconds = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             err.seek(0)
             tail = err.read().decode(errors="replace")[-2000:]
             raise SystemExit(f"benchmark: {' '.join(cmd)} failed ({proc.returncode}):\n{tail}")
-    return seconds, usage.ru_maxrss * 1024
+        peak_kib = int(rss.read().split()[-1])
+    return seconds, peak_kib * 1024
 
 
 def cold(*paths: Path) -> None:
