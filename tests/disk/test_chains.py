@@ -8,7 +8,15 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from hvbackup.disk import FileSource, create_differencing, create_vhdx, merge_differencing, open_disk, open_vhdx_writer
+from hvbackup.disk import (
+    FileSource,
+    create_differencing,
+    create_vhdx,
+    finish_merge,
+    merge_differencing,
+    open_disk,
+    open_vhdx_writer,
+)
 from hvbackup.disk.vhdx import structures as s
 from hvbackup.disk.vhdx.layout import NewDisk, write_new_file
 from tests.disk.helpers import MiB
@@ -109,6 +117,26 @@ def test_interrupted_merge_can_be_run_again(tmp_path: Path) -> None:
     merge_differencing(child)
     with open_disk(base) as disk:
         assert disk.read(0, SIZE) == model
+
+
+def test_a_merge_stopped_after_its_data_half_leaves_a_chain_that_opens(tmp_path: Path) -> None:
+    """The lab records the chain between the halves; a proxy killed there must find a working chain."""
+    model = bytearray(SIZE)
+    base, child = tmp_path / "base.vhdx", tmp_path / "child.avhdx"
+    with create_vhdx(base, SIZE) as writer:
+        _scribble(writer, model, 9)
+    with create_differencing(child, base) as writer:
+        _scribble(writer, model, 10)
+    with open_disk(base) as disk:
+        guid = disk.data_write_guid
+    merge_differencing(child, finish=False)
+    with open_disk(child) as chain, open_disk(base) as parent:
+        assert chain.read(0, SIZE) == model == parent.read(0, SIZE)
+        assert parent.data_write_guid == guid
+    finish_merge(child, base)
+    assert not child.exists()
+    with open_disk(base) as disk:
+        assert disk.read(0, SIZE) == model and disk.data_write_guid != guid
 
 
 def test_concurrent_reads_equal_sequential_reads(tmp_path: Path) -> None:

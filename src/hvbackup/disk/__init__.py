@@ -9,7 +9,7 @@ from hvbackup.disk.errors import DiskError, VhdError, VhdxError
 from hvbackup.disk.image import DiskImage
 from hvbackup.disk.opener import open_disk
 from hvbackup.disk.source import ByteSource, FileSource
-from hvbackup.disk.vhdx.merge import merge_differencing
+from hvbackup.disk.vhdx.merge import finish_merge, merge_differencing
 from hvbackup.disk.vhdx.writer import VhdxWriter, create_differencing, create_vhdx, open_vhdx_writer
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "VhdxWriter",
     "create_differencing",
     "create_vhdx",
+    "finish_merge",
     "merge_differencing",
     "open_disk",
     "open_vhdx_writer",

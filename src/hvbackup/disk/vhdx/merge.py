@@ -8,6 +8,7 @@ DataWriteGuid until the merge is complete, so an interrupted merge can simply be
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from hvbackup.disk.errors import VhdxError
 from hvbackup.disk.image import Run
@@ -20,8 +21,14 @@ from hvbackup.disk.vhdx.writer import VhdxWriter, open_vhdx_writer
 COPY_PIECE = 4 * s.MiB
 
 
-def merge_differencing(child_path: str | os.PathLike[str], *, remove_child: bool = True) -> str:
-    """Apply the child AVHDX to its parent; remove the child afterwards unless asked not to. Returns the parent path."""
+def merge_differencing(child_path: str | os.PathLike[str], *, remove_child: bool = True, finish: bool = True) -> str:
+    """Apply the child AVHDX to its parent; remove the child afterwards unless asked not to. Returns the parent path.
+
+    With `finish=False` only the data moves: the parent keeps its DataWriteGuid, so the child still
+    links to it and reads the same, and the child stays; `finish_merge` does the rest. A caller that
+    records the chain elsewhere updates its record in between, so a crash at any point leaves a
+    chain that opens.
+    """
     child_path = os.fspath(child_path)
     with open_disk(child_path) as chain:
         if chain.format != "vhdx" or not chain.is_differencing:
@@ -33,14 +40,25 @@ def merge_differencing(child_path: str | os.PathLike[str], *, remove_child: bool
         try:
             _copy_child_blocks(child, parent)
             parent.flush()
-            parent.change_data_write_guid()
+            if finish:
+                parent.change_data_write_guid()
         finally:
             parent.close()
     finally:
         child.close()
-    if remove_child:
+    if finish and remove_child:
         os.unlink(child_path)
     return parent_path
+
+
+def finish_merge(child_path: str | os.PathLike[str], parent_path: str | os.PathLike[str]) -> None:
+    """The second half of `merge_differencing(finish=False)`: new DataWriteGuid, child removed."""
+    parent = open_vhdx_writer(parent_path, change_data_write_guid=False)
+    try:
+        parent.change_data_write_guid()
+    finally:
+        parent.close()
+    Path(child_path).unlink(missing_ok=True)
 
 
 def _copy_child_blocks(child: VhdxImage, parent: VhdxWriter) -> None:

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-from hvbackup.disk import create_differencing, merge_differencing, open_disk
+from hvbackup.disk import create_differencing, finish_merge, merge_differencing, open_disk
 from hvbackup.hyperv.enums import VhdFormat, VhdType
 from hvbackup.hyperv.model import VirtualDisk
 
@@ -67,6 +67,14 @@ def new_checkpoint_file(top: Path) -> Path:
     return child
 
 
-def merge_into_parent(child: Path) -> None:
-    """What deleting a checkpoint does to its files: the AVHDX is merged into its parent and removed."""
-    merge_differencing(child)
+def merge_into_parent(child: Path) -> Path:
+    """What deleting a checkpoint does to its files, first half: the AVHDX's data goes into its
+    parent, and the AVHDX still opens. Returns the parent; `finish_merges` ends it once the VM's
+    record no longer names the AVHDX (a proxy killed in between must not leave a record naming a
+    file that is gone: on Hyper-V the host, not the proxy, runs the merge)."""
+    return Path(merge_differencing(child, finish=False))
+
+
+def finish_merges(merged: list[tuple[Path, Path]]) -> None:
+    for child, parent in merged:
+        finish_merge(child, parent)

@@ -246,7 +246,7 @@ class LabHost(HyperVHost):
     def convert_to_reference_point(self, checkpoint: Checkpoint) -> ReferencePoint:
         folder, _ = self._folder_of_checkpoint(checkpoint.id)
         with folder.operation(), folder.io() as record:
-            taken = self._remove_checkpoint(folder, record, checkpoint.id)
+            taken, merged = self._remove_checkpoint(folder, record, checkpoint.id)
             point = ReferencePoint(
                 id=f"Microsoft:{record.id.upper()}:RP:{str(uuid.uuid4()).upper()}",
                 vm_id=record.id,
@@ -260,16 +260,21 @@ class LabHost(HyperVHost):
             )
             record.reference_points.append(point.to_json())
             record.save()
+            chain.finish_merges(merged)
             return point
 
     def destroy_checkpoint(self, checkpoint: Checkpoint) -> None:
         folder, _ = self._folder_of_checkpoint(checkpoint.id)
         with folder.operation(), folder.io() as record:
-            self._remove_checkpoint(folder, record, checkpoint.id)
+            _, merged = self._remove_checkpoint(folder, record, checkpoint.id)
             record.save()
+            chain.finish_merges(merged)
 
-    def _remove_checkpoint(self, folder: VmFolder, record: VmRecord, checkpoint_id: str) -> CheckpointRecord:
-        """Merge the checkpoint's differencing disks into their parents (what DestroySnapshot does)."""
+    def _remove_checkpoint(
+        self, folder: VmFolder, record: VmRecord, checkpoint_id: str
+    ) -> tuple[CheckpointRecord, list[tuple[Path, Path]]]:
+        """Merge the checkpoint's differencing disks into their parents (what DestroySnapshot does).
+        The caller saves the record, then finishes the merges (disks.merge_into_parent says why)."""
         taken = record.checkpoint(checkpoint_id)
         if taken is None:
             raise ObjectNotFound(f"no checkpoint {checkpoint_id} on VM {record.name}")
@@ -281,13 +286,14 @@ class LabHost(HyperVHost):
                     f"{record.name}: checkpoint {taken.name} has newer checkpoints on top; "
                     "the lab merges the newest first"
                 )
+        merged = []
         for drive in taken.frozen:
             files = record.chains[drive]
-            chain.merge_into_parent(folder.path / files[-1])
-            files.pop()
+            child = folder.path / files.pop()
+            merged.append((child, chain.merge_into_parent(child)))
         record.checkpoints.remove(taken)
         record.generation += 1
-        return taken
+        return taken, merged
 
     def list_reference_points(self, vm: VM) -> list[ReferencePoint]:
         record = self.folder(vm).load()
