@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corpus import GIB, MIB, allocated_bytes, change_blocks, make_os_disk, make_synthetic_disk  # noqa: E402
+from corpus import GIB, MIB, change_blocks, make_os_disk, make_synthetic_disk  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
@@ -228,20 +228,11 @@ def medians(runs: list[Run]) -> list[Run]:
 
 def check_restores(tools: list[Tool], expected: Path) -> None:
     """Every tool's restore must read back as the changed disk (virtual content)."""
-    from hvbackup.disk import open_disk
+    from hvbackup.disk import virtual_sha256
 
-    def digest(path: Path) -> str:
-        import hashlib
-
-        h = hashlib.sha256()
-        with open_disk(path) as d:
-            for off in range(0, d.size, 64 * MIB):
-                h.update(d.read(off, min(64 * MIB, d.size - off)))
-        return h.hexdigest()
-
-    want = digest(expected)
+    want = virtual_sha256(expected)
     for tool in tools:
-        got = digest(next(tool.restore_dir.rglob("*.vhdx")))
+        got = virtual_sha256(next(tool.restore_dir.rglob("*.vhdx")))
         if got != want:
             raise SystemExit(f"benchmark: {tool.name}'s restore differs from the source disk")
 

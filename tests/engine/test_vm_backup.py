@@ -3,7 +3,6 @@ point-in-time capture, and interruptions at every step."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
@@ -15,7 +14,7 @@ import pytest
 
 from hvbackup.assess.policy import Policy
 from hvbackup.assess.verdict import predict
-from hvbackup.disk import open_disk
+from hvbackup.disk import virtual_sha256
 from hvbackup.engine.demo import read_guest_file
 from hvbackup.engine.vm_backup import RESULT_OK, backup_vms, guest_readiness, meets
 from hvbackup.engine.vm_restore import restore_vm
@@ -47,14 +46,6 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHost]:
 def repo(tmp_path: Path) -> Iterator[Repository]:
     with Repository.init(tmp_path / "repo", PASSWORD) as repository:
         yield repository
-
-
-def digest(path: str) -> str:
-    h = hashlib.sha256()
-    with open_disk(path) as disk:
-        for off in range(0, disk.size, 8 * MIB):
-            h.update(disk.read(off, min(8 * MIB, disk.size - off)))
-    return h.hexdigest()
 
 
 POLICIES = [Policy(c, d) for c, d in itertools.product(("application", "filesystem", "crash"), ("never", "save", "shutdown"))]
@@ -95,9 +86,9 @@ def test_backup_captures_the_disk_as_it_was_at_the_checkpoint(tmp_path: Path, re
         entry = snap.manifest["disks"][0]
         out = tmp_path / "restored.vhdx"
         cli("image", "restore", "--repo", str(repo.path), result.snapshot, "--to", str(out))
-        assert digest(str(out)) == frozen[entry["path"]]
+        assert virtual_sha256(str(out)) == frozen[entry["path"]]
         vm = lab.get_vm("web-01")
-        assert digest(vm.disks[0].path) != frozen[entry["path"]], "the workload should have kept writing"
+        assert virtual_sha256(vm.disks[0].path) != frozen[entry["path"]], "the workload should have kept writing"
         report = snap.manifest["guest_report"]
         assert report["consistency"] == "application" and report["hooks"], "the agent's hook ran"
     finally:
@@ -119,7 +110,7 @@ def test_incremental_reads_only_what_changed_and_restores_as_a_new_vm(tmp_path: 
         copy = lab.get_vm(restored.vm_id)
         assert copy.id != lab.get_vm("web-01").id and copy.name == "web-01-copy"
         frozen = lab.checkpoint_digests(result.checkpoint)
-        assert digest(copy.disks[0].path) == frozen[repo.load_snapshot(result.snapshot).manifest["disks"][0]["path"]]
+        assert virtual_sha256(copy.disks[0].path) == frozen[repo.load_snapshot(result.snapshot).manifest["disks"][0]["path"]]
         first_block = read_guest_file(copy.disks[0].path, DATA_FILE, 4096)
         assert first_block.startswith(marker) or written_since(first_block, marker, newest_before)
         original_macs = {n.mac_address for n in lab.get_vm("web-01").network_adapters}

@@ -11,7 +11,7 @@ from hvbackup.disk import open_disk
 from hvbackup.hyperv.enums import ConsistencyLevel, SnapshotType, VhdType, VMState
 from hvbackup.hyperv.errors import ChangeTrackingUnavailable, InvalidVmState, ObjectNotFound, WmiJobError
 from hvbackup.hyperv.lab.app import STATE_FILE, newest_sequence, record_sequence, written_since
-from hvbackup.hyperv.lab.host import virtual_sha256
+from hvbackup.disk import virtual_sha256
 from hvbackup.hyperv.lab.sample import DATA_FILE
 from tests.lab.conftest import MakeLab
 

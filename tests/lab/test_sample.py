@@ -113,7 +113,7 @@ def test_readiness_reports_come_from_the_guest_checks(sample_lab: LabHost) -> No
 
 
 def test_building_is_deterministic(tmp_path: Path) -> None:
-    from hvbackup.hyperv.lab.host import virtual_sha256
+    from hvbackup.disk import virtual_sha256
     from hvbackup.hyperv.lab.sample import SAMPLE_VMS, build_vm
 
     spec = next(s for s in SAMPLE_VMS if s.name == "web-01")

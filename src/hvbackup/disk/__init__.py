@@ -5,6 +5,7 @@ with open_disk("disk.avhdx") as disk:
         data = disk.read(offset, length)
 """
 
+from hvbackup.disk.digest import virtual_sha256
 from hvbackup.disk.errors import DiskError, VhdError, VhdxError
 from hvbackup.disk.image import DiskImage
 from hvbackup.disk.opener import open_disk
@@ -26,4 +27,5 @@ __all__ = [
     "merge_differencing",
     "open_disk",
     "open_vhdx_writer",
+    "virtual_sha256",
 ]

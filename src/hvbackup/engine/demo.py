@@ -9,7 +9,6 @@ file back out of the restored VM's filesystem.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from hvbackup.assess.policy import Policy
-from hvbackup.disk import open_disk
+from hvbackup.disk import open_disk, virtual_sha256
 from hvbackup.engine.files.fs import FileSystem
 from hvbackup.engine.files.view import ViewFile
 from hvbackup.engine.files.volumes import find_volumes
@@ -45,14 +44,6 @@ class DemoResult:
 
     def to_json(self) -> dict:
         return {"folder": self.folder, "ok": self.ok, "runs": self.runs, "restore": self.restore, "checks": self.checks}
-
-
-def _digest(path: str) -> str:
-    h = hashlib.sha256()
-    with open_disk(path) as disk:
-        for off in range(0, disk.size, 16 * MIB):
-            h.update(disk.read(off, min(16 * MIB, disk.size - off)))
-    return h.hexdigest()
 
 
 def read_guest_file(disk_path: str, guest_path: str, length: int) -> bytes:
@@ -115,7 +106,7 @@ def _restore_and_check(lab, repo: Repository, run: RunResult, marker: bytes, res
     new_vm = lab.get_vm(restored.vm_id)
     for disk, entry in zip(new_vm.disks, snapshot.manifest["disks"]):
         want = frozen.get(entry["path"])
-        same = want is not None and _digest(disk.path) == want
+        same = want is not None and virtual_sha256(disk.path) == want
         result.checks.append({"check": f"restored disk {entry['name']} equals the frozen disk at the checkpoint",
                               "ok": same})
     found = read_guest_file(new_vm.disks[0].path, CHANGED_FILE, len(marker))

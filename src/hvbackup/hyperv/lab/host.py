@@ -7,7 +7,6 @@ which the running VM's workload also takes around each write batch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -19,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hvbackup.disk import open_disk
+from hvbackup.disk import open_disk, virtual_sha256
 from hvbackup.errors import UsageError
 from hvbackup.hyperv.enums import (
     CheckpointType,
@@ -506,23 +505,6 @@ class LabHost(HyperVHost):
 def open_host(directory: str) -> LabHost:
     """What `connect("lab:DIR")` calls."""
     return LabHost(directory)
-
-
-def virtual_sha256(path: Path) -> str:
-    """sha256 of a disk's whole virtual content; unallocated ranges hashed as zeros without reading them."""
-    digest = hashlib.sha256()
-    zeros = bytes(4 << 20)
-    with open_disk(path) as image:
-        position = 0
-        for offset, length in list(image.allocated_ranges()) + [(image.size, 0)]:
-            while position < offset:
-                step = min(len(zeros), offset - position)
-                digest.update(zeros[:step])
-                position += step
-            for start in range(offset, offset + length, 4 << 20):
-                digest.update(image.read(start, min(4 << 20, offset + length - start)))
-            position = max(position, offset + length)
-    return digest.hexdigest()
 
 
 def _readiness(folder: VmFolder) -> dict[str, Any] | None:
