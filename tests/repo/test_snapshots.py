@@ -85,12 +85,38 @@ def test_find_by_prefix_latest_and_source(repo: Repository) -> None:
     c = make_snapshot(repo, "vm-a", {"d": [None]}, time=T0 + timedelta(hours=2))
     assert [s.id for s in repo.list_snapshots()] == [a.id, b.id, c.id]
     assert repo.load_snapshot(b.id[:10]).id == b.id
-    assert repo.load_snapshot("latest").id == c.id
+    assert repo.load_snapshot("latest", source="vm-a").id == c.id
+    assert repo.load_snapshot("vm-b:latest").id == b.id
     assert repo.latest_snapshot("vm-a").id == c.id
     assert repo.latest_snapshot("vm-b").id == b.id
     assert repo.latest_snapshot("vm-c") is None
     with pytest.raises(SnapshotNotFound):
         repo.load_snapshot("zzzz")
+
+
+def test_latest_alone_with_several_sources_is_refused_with_the_list(repo: Repository) -> None:
+    """Issue 11 item 2: `latest` used to be the newest snapshot of any source, so a restore of
+    `latest --name web-01-test` restored another VM under that name."""
+    make_snapshot(repo, "web-01", {"d": [None]}, time=T0)
+    make_snapshot(repo, "db-01", {"d": [None]}, time=T0 + timedelta(hours=1))
+    with pytest.raises(SnapshotNotFound, match=r"ambiguous.*db-01, web-01.*--source"):
+        repo.load_snapshot("latest")
+
+
+def test_latest_of_a_single_source_needs_no_name(repo: Repository) -> None:
+    make_snapshot(repo, "web-01", {"d": [None]}, time=T0)
+    newest = make_snapshot(repo, "web-01", {"d": [None]}, time=T0 + timedelta(hours=1))
+    assert repo.load_snapshot("latest").id == newest.id
+
+
+def test_an_id_of_another_source_is_refused(repo: Repository) -> None:
+    web = make_snapshot(repo, "web-01", {"d": [None]}, time=T0)
+    make_snapshot(repo, "db-01", {"d": [None]}, time=T0)
+    with pytest.raises(SnapshotNotFound, match="is of 'web-01', not of 'db-01'"):
+        repo.load_snapshot(web.id[:8], source="db-01")
+    with pytest.raises(SnapshotNotFound, match="no snapshot of 'app-01'"):
+        repo.load_snapshot("app-01:latest")
+    assert repo.load_snapshot(web.id[:8], source="web-01").id == web.id
 
 
 def test_ambiguous_prefix_is_refused(repo: Repository) -> None:

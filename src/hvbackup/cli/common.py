@@ -7,6 +7,7 @@ and messages go to stderr, and progress is hidden.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -30,13 +31,18 @@ from rich.progress import (
 
 from hvbackup.errors import EXIT_INTERRUPTED, HvBackupError, UsageError
 
-stdout = Console()
-stderr = Console(stderr=True)
+# Piped output (logs, `| tee`) is not hard-wrapped: an error line stays one line.
+stdout = Console(soft_wrap=not sys.stdout.isatty())
+stderr = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")]
 RepoOpt = Annotated[
     Path,
     typer.Option("--repo", "-r", envvar="HVBACKUP_REPO", help="Repository path (or HVBACKUP_REPO)."),
+]
+SourceOpt = Annotated[
+    str | None,
+    typer.Option("--source", "-s", help="The VM or image the snapshot must be of (needed for `latest` when the repository holds several)."),
 ]
 KeyFileOpt = Annotated[
     Path | None,
@@ -85,21 +91,43 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+# OSErrors a user meets in ordinary use (a full disk, a read-only folder): a message, not a traceback.
+_EXPECTED_OS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR}
+
+
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn expected failures into a one-line message and the documented exit code."""
+    """Turn expected failures into a one-line message and the documented exit code; with
+    `--json`, also one JSON document on stdout: {"error": {"code": N, "message": "..."}}."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        as_json = bool(kwargs.get("as_json"))
         try:
             return fn(*args, **kwargs)
         except HvBackupError as exc:
-            stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            stderr.print("[bold red]interrupted[/]")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            fail(str(exc), exc.exit_code, as_json)
+        except OSError as exc:
+            if exc.errno not in _EXPECTED_OS_ERRORS:
+                raise
+            fail(describe_os_error(exc), 1, as_json)
+        except (KeyboardInterrupt, typer.Abort):
+            fail("interrupted", EXIT_INTERRUPTED, as_json)
 
     return wrapper
+
+
+def describe_os_error(exc: OSError) -> str:
+    """`No space left on device: /srv/repo/chunks/ab/...` — the reason first, then the file."""
+    reason = exc.strerror or str(exc)
+    return f"{reason}: {exc.filename}" if exc.filename else reason
+
+
+def fail(message: str, code: int, as_json: bool) -> None:
+    """Print an error (and its JSON document with --json) and exit with `code`."""
+    if as_json:
+        emit({"error": {"code": code, "message": message}}, True)
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
 
 
 class ProgressReporter:

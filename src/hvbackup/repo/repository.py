@@ -300,21 +300,51 @@ class Repository:
                 log.warning("skipping snapshot %s: %s", snapshot_id, exc)
         return sorted(infos, key=lambda i: (i.time, i.id))
 
-    def load_snapshot(self, ref: str) -> Snapshot:
-        """A snapshot by full id, unique id prefix, or "latest"."""
-        return Snapshot(self._read_info(self.resolve_snapshot_id(ref)), self._load_index)
+    def load_snapshot(self, ref: str, source: str | None = None) -> Snapshot:
+        """A snapshot by reference (see resolve_snapshot_id)."""
+        return Snapshot(self._read_info(self.resolve_snapshot_id(ref, source)), self._load_index)
 
     def latest_snapshot(self, source: str) -> Snapshot | None:
         infos = [i for i in self.list_snapshots() if i.source == source]
         return Snapshot(infos[-1], self._load_index) if infos else None
 
-    def resolve_snapshot_id(self, ref: str) -> str:
-        ids = self._snapshot_ids()
+    def resolve_snapshot_id(self, ref: str, source: str | None = None) -> str:
+        """The full id a reference names: a full id, a unique id prefix, `SOURCE:latest`, or
+        `latest`. `latest` alone needs `source` unless the repository holds only one source, so a
+        restore never picks another VM's snapshot; an id given with a source must belong to it."""
+        ref_source, sep, tail = ref.rpartition(":")
+        if sep and tail == "latest":
+            if source is not None and source != ref_source:
+                raise SnapshotNotFound(f"{ref!r} names source {ref_source!r}, but --source is {source!r}")
+            return self._latest_of(ref_source)
         if ref == "latest":
-            infos = self.list_snapshots()
+            return self._latest_of(source)
+        snapshot_id = self._id_by_prefix(ref)
+        if source is not None:
+            actual = self._read_info(snapshot_id).source
+            if actual != source:
+                raise SnapshotNotFound(f"snapshot {snapshot_id[:12]} is of {actual!r}, not of {source!r}")
+        return snapshot_id
+
+    def _latest_of(self, source: str | None) -> str:
+        infos = self.list_snapshots()
+        if not infos:
+            raise SnapshotNotFound("the repository has no snapshots")
+        if source is not None:
+            infos = [i for i in infos if i.source == source]
             if not infos:
-                raise SnapshotNotFound("the repository has no snapshots")
+                raise SnapshotNotFound(f"no snapshot of {source!r} in the repository")
             return infos[-1].id
+        sources = sorted({i.source for i in infos})
+        if len(sources) > 1:
+            raise SnapshotNotFound(
+                f"'latest' is ambiguous: the repository holds {len(sources)} sources ({', '.join(sources)}); "
+                "name one with --source NAME or NAME:latest"
+            )
+        return infos[-1].id
+
+    def _id_by_prefix(self, ref: str) -> str:
+        ids = self._snapshot_ids()
         if ref in ids:
             return ref
         matches = [i for i in ids if i.startswith(ref)] if ref else []
