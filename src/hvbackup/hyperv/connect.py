@@ -20,9 +20,8 @@ from hvbackup.errors import UsageError
 from hvbackup.hyperv.filesource import LocalFileSource
 from hvbackup.hyperv.host import HyperVHost
 from hvbackup.hyperv.errors import UnsupportedHost
-from hvbackup.hyperv.transport.psrp import AUTH_METHODS, HTTP_PORT, HTTPS_PORT, PsrpOptions
+from hvbackup.hyperv.transport.psrp import AUTH_METHODS, HTTP_PORT, HTTPS_PORT, PASSWORD_ENV, PsrpOptions
 
-PASSWORD_ENV = "HVBACKUP_HYPERV_PASSWORD"
 _QUERY_KEYS = {"auth", "ssl", "verify", "cert", "key"}
 
 
