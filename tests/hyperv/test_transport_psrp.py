@@ -146,6 +146,27 @@ def _self_signed() -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
+def test_port_that_hangs_up_says_the_connection_was_closed():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        port = listener.getsockname()[1]
+
+        def hang_up():
+            connection, _ = listener.accept()
+            connection.recv(65536)  # the request arrives, then the line goes dead
+            connection.close()
+
+        thread = threading.Thread(target=hang_up, daemon=True)
+        thread.start()
+        with pytest.raises(TransportError) as caught:
+            PsrpTransport(options(port)).run("Get-VM", timeout=10)
+        thread.join(timeout=10)
+    assert assert_plain(caught.value) == (
+        f"127.0.0.1:{port} closed the connection without answering (is that port the WinRM HTTP listener?)"
+    )
+
+
 def tls_context(tmp_path) -> ssl.SSLContext:
     """A server context with a self-signed certificate for 127.0.0.1 (saved as tmp_path/c.pem)."""
     cert, key = _self_signed()
