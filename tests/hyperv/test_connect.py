@@ -48,10 +48,11 @@ def test_bad_specs_are_usage_errors(spec, message):
     assert caught.value.exit_code == UsageError.exit_code and "\n" not in str(caught.value)
 
 
-def test_password_comes_from_the_environment(monkeypatch):
+def test_password_comes_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv(PASSWORD_ENV, "s3cret")
-    opts = psrp_options(parse_spec("psrp://backup@hv01?auth=ntlm&verify=/etc/ca.pem"))
-    assert opts.password == "s3cret" and opts.cert_validation == "/etc/ca.pem" and opts.auth == "ntlm"
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    opts = psrp_options(parse_spec(f"psrp://backup@hv01?auth=ntlm&verify={tmp_path}/ca.pem"))
+    assert opts.password == "s3cret" and opts.cert_validation == f"{tmp_path}/ca.pem" and opts.auth == "ntlm"
     monkeypatch.delenv(PASSWORD_ENV)
     with pytest.raises(UsageError, match=PASSWORD_ENV):
         psrp_options(parse_spec("psrp://backup@hv01"))
@@ -86,3 +87,21 @@ def test_lab_is_opened_through_the_lab_module(monkeypatch):
     lab.open_host = lambda directory: opened.append(directory) or "lab-host"
     monkeypatch.setitem(sys.modules, "hvbackup.hyperv.lab", lab)
     assert connect("lab:/srv/lab") == "lab-host" and opened == ["/srv/lab"]
+
+
+@pytest.mark.parametrize("option", ["verify", "cert", "key"])
+def test_a_missing_ca_certificate_or_key_file_is_named_before_connecting(tmp_path, option):
+    present = tmp_path / "present.pem"
+    present.write_text("pem")
+    files = {"cert": present, "key": present, "verify": present} | {option: tmp_path / "missing.pem"}
+    spec = parse_spec(f"psrp://hv01?auth=certificate&cert={files['cert']}&key={files['key']}&verify={files['verify']}")
+    with pytest.raises(UsageError) as caught:
+        psrp_options(spec)
+    assert str(caught.value) == f"{option}={tmp_path}/missing.pem in the host spec: no such file"
+
+
+def test_a_lab_spec_naming_a_file_is_refused(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(UsageError) as caught:
+        connect(f"lab:{tmp_path}/a-file")
+    assert str(caught.value) == f"lab:{tmp_path}/a-file: {tmp_path}/a-file is a file, not a lab host folder"

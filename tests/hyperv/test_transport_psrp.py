@@ -1,8 +1,10 @@
 """PsrpTransport against servers on the loopback: how each way of failing reaches the user.
 
 A real WinRM endpoint needs Windows, so these tests cover what can be shown without one:
-options, and the typed one-line errors for a closed port, refused credentials, an untrusted
-certificate and a silent server, all through pypsrp's real HTTP stack.
+options, and the typed one-line errors in plain words (never urllib3's "HTTPSConnectionPool ...
+Max retries exceeded") for a closed port, a name that does not resolve, a port that drops
+connections, untrusted and misnamed certificates, refused credentials, a 5xx and a silent server,
+all through pypsrp's real HTTP stack.
 """
 
 from __future__ import annotations
@@ -80,10 +82,41 @@ def test_options_are_checked():
     assert args["port"] == 5986 and args["ssl"] and "password" not in args and args["certificate_pem"] == "/c"
 
 
-def test_closed_port_is_transport_error():
-    transport = PsrpTransport(options(free_port()))
-    with pytest.raises(TransportError, match="127.0.0.1: cannot connect"):
-        transport.run("Get-VM", timeout=10)
+def assert_plain(exc: BaseException) -> str:
+    """The message is one line of our own words, not urllib3's retry text."""
+    text = str(exc)
+    assert "\n" not in text and "ConnectionPool" not in text and "Max retries" not in text, text
+    return text
+
+
+def test_closed_port_says_connection_refused_on_host_and_port():
+    port = free_port()
+    with pytest.raises(TransportError) as caught:
+        PsrpTransport(options(port, ssl=True)).run("Get-VM", timeout=10)
+    assert assert_plain(caught.value) == (
+        f"connection refused on 127.0.0.1:{port} (is the WinRM HTTPS listener on? see docs/HYPERV.md)"
+    )
+    with pytest.raises(TransportError, match=f"refused on 127.0.0.1:{port} \\(is the WinRM HTTP listener"):
+        PsrpTransport(options(port)).run("Get-VM", timeout=10)
+
+
+def test_unresolvable_host_name_says_the_name_is_not_resolved():
+    with pytest.raises(TransportError) as caught:
+        PsrpTransport(options(5986, host="no-such-host.invalid", ssl=True)).run("Get-VM", timeout=10)
+    assert assert_plain(caught.value).startswith("cannot resolve the host name 'no-such-host.invalid'")
+
+
+def test_port_that_drops_connections_says_the_connection_timed_out():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        # One connection fills an accept queue of backlog 0; Linux then drops further SYNs,
+        # as a firewall that drops the port does.
+        with socket.create_connection(("127.0.0.1", port)):
+            with pytest.raises(OperationTimeout) as caught:
+                PsrpTransport(options(port, ssl=True, connection_timeout=1)).run("Get-VM", timeout=10)
+    assert assert_plain(caught.value).startswith(f"connection to 127.0.0.1:{port} timed out after 1 s")
 
 
 def test_refused_credentials_are_authentication_error_and_the_pool_is_retried():
@@ -113,20 +146,101 @@ def _self_signed() -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-def test_untrusted_certificate_is_a_tls_error(tmp_path):
+def test_port_that_hangs_up_says_the_connection_was_closed():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        port = listener.getsockname()[1]
+
+        def hang_up():
+            connection, _ = listener.accept()
+            connection.recv(65536)  # the request arrives, then the line goes dead
+            connection.close()
+
+        thread = threading.Thread(target=hang_up, daemon=True)
+        thread.start()
+        with pytest.raises(TransportError) as caught:
+            PsrpTransport(options(port)).run("Get-VM", timeout=10)
+        thread.join(timeout=10)
+    assert assert_plain(caught.value) == (
+        f"127.0.0.1:{port} closed the connection without answering (is that port the WinRM HTTP listener?)"
+    )
+
+
+def tls_context(tmp_path) -> ssl.SSLContext:
+    """A server context with a self-signed certificate for 127.0.0.1 (saved as tmp_path/c.pem)."""
     cert, key = _self_signed()
     (tmp_path / "c.pem").write_bytes(cert)
     (tmp_path / "k.pem").write_bytes(key)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
-    with serve(_Refuse, context) as port:
-        transport = PsrpTransport(options(port, ssl=True))
-        with pytest.raises(TransportError, match="TLS failed"):
-            transport.run("Get-VM", timeout=10)
+    return context
+
+
+def test_self_signed_certificate_says_it_is_not_trusted_and_how_to_trust_it(tmp_path):
+    with serve(_Refuse, tls_context(tmp_path)) as port:
+        with pytest.raises(TransportError) as caught:
+            PsrpTransport(options(port, ssl=True)).run("Get-VM", timeout=10)
         # Trusting that certificate gets past TLS to the (refused) authentication.
         trusting = PsrpTransport(options(port, ssl=True, cert_validation=str(tmp_path / "c.pem")))
         with pytest.raises(AuthenticationError):
             trusting.run("Get-VM", timeout=10)
+    text = assert_plain(caught.value)
+    assert text.startswith(f"TLS verification failed: the certificate of 127.0.0.1:{port} is not trusted (")
+    assert "self-signed certificate" in text and "verify=/path/ca.pem" in text
+
+
+def test_certificate_for_another_name_says_it_is_not_issued_to_that_host(tmp_path):
+    with serve(_Refuse, tls_context(tmp_path)) as port:
+        # Trusted, but issued to 127.0.0.1 only: reached as "localhost" it does not match.
+        misnamed = PsrpTransport(options(port, host="localhost", ssl=True, cert_validation=str(tmp_path / "c.pem")))
+        with pytest.raises(TransportError) as caught:
+            misnamed.run("Get-VM", timeout=10)
+    text = assert_plain(caught.value)
+    assert text.startswith(f"TLS verification failed: the certificate of localhost:{port} is not issued to 'localhost'")
+    assert "mismatch" in text
+
+
+def test_plain_http_on_the_https_port_says_the_tls_handshake_failed():
+    with serve(_Refuse) as port:
+        with pytest.raises(TransportError) as caught:
+            PsrpTransport(options(port, ssl=True)).run("Get-VM", timeout=10)
+    text = assert_plain(caught.value)
+    assert text.startswith(f"TLS handshake with 127.0.0.1:{port} failed") and "ssl=0" in text
+
+
+def test_https_401_says_authentication_failed_for_which_user(tmp_path):
+    with serve(_Refuse, tls_context(tmp_path)) as port:
+        transport = PsrpTransport(options(port, ssl=True, username="CORP\\backup", cert_validation=str(tmp_path / "c.pem")))
+        with pytest.raises(AuthenticationError) as caught:
+            transport.run("Get-VM", timeout=10)
+    text = assert_plain(caught.value)
+    assert text.startswith(f"authentication failed for user 'CORP\\\\backup' on 127.0.0.1:{port} (HTTP 401, ntlm)")
+    assert "HVBACKUP_HYPERV_PASSWORD" in text and "wrong" not in text  # the password itself is never shown
+
+
+class _Fail(http.server.BaseHTTPRequestHandler):
+    """Answers every WinRM POST with 500 and a body that is not a WSMan fault."""
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = b"Internal Server Error"
+        self.send_response(500)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_http_5xx_says_the_winrm_service_failed(tmp_path):
+    with serve(_Fail, tls_context(tmp_path)) as port:
+        transport = PsrpTransport(options(port, ssl=True, cert_validation=str(tmp_path / "c.pem")))
+        with pytest.raises(TransportError) as caught:
+            transport.run("Get-VM", timeout=10)
+    assert assert_plain(caught.value).startswith(f"127.0.0.1:{port} answered HTTP 500: the WinRM service on the host failed")
 
 
 def test_silent_server_is_operation_timeout():
@@ -135,8 +249,9 @@ def test_silent_server_is_operation_timeout():
         listener.listen(4)
         port = listener.getsockname()[1]
         transport = PsrpTransport(options(port, read_timeout=2))
-        with pytest.raises(OperationTimeout, match="no answer in time"):
+        with pytest.raises(OperationTimeout) as caught:
             transport.run("Get-VM", timeout=10)
+    assert assert_plain(caught.value) == f"127.0.0.1:{port} accepted the connection but sent no answer within 2 s"
 
 
 def test_kerberos_without_its_libraries_says_what_to_install():

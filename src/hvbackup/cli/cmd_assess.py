@@ -14,7 +14,18 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from hvbackup.cli.common import JsonOpt, emit, handle_errors, stderr, stdout
+from hvbackup.cli.common import (
+    Consistency,
+    ConsistencyOpt,
+    Downtime,
+    DowntimeOpt,
+    HostOpt,
+    JsonOpt,
+    emit,
+    handle_errors,
+    stderr,
+    stdout,
+)
 from hvbackup.errors import UsageError
 
 SEVERITY_STYLES = {
@@ -28,7 +39,7 @@ HELP = """Assess Linux VMs for live backup: per VM the backup it will get under 
 
 Exit codes: 0 nothing above advice, 2 warnings, 4 blockers (1 when the host cannot be reached or an argument is wrong).
 
-Example: hvbackup assess --host lab:/srv/lab --all --consistency application --html report.html
+Example: hvbackup assess -H lab:/srv/lab --all --consistency application --html report.html
 """
 
 
@@ -41,17 +52,10 @@ def assess_cmd(
     vms: Annotated[
         list[str] | None, typer.Argument(help="VM names or ids (default: every VM).", show_default=False)
     ] = None,
-    host: Annotated[
-        str,
-        typer.Option("--host", envvar="HVBACKUP_HOST", help="lab:DIR, psrp://user@host or local (or HVBACKUP_HOST)."),
-    ] = "",
+    host: HostOpt = "",
     all_vms: Annotated[bool, typer.Option("--all", help="Assess every VM on the host.")] = False,
-    consistency: Annotated[
-        str, typer.Option(help="Weakest acceptable consistency: application, filesystem or crash.")
-    ] = "filesystem",
-    allow_downtime: Annotated[
-        str, typer.Option(help="Downtime allowed to reach it: never, save or shutdown.")
-    ] = "never",
+    consistency: ConsistencyOpt = Consistency.filesystem,
+    allow_downtime: DowntimeOpt = Downtime.never,
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write a self-contained HTML report to FILE.")
     ] = None,
@@ -65,7 +69,9 @@ def assess_cmd(
         raise UsageError("no host: pass --host lab:DIR|psrp://user@host|local or set HVBACKUP_HOST")
     if all_vms and vms:
         raise UsageError("name VMs or pass --all, not both")
-    policy = Policy(consistency=consistency, allow_downtime=allow_downtime)
+    policy = Policy(consistency=consistency.value, allow_downtime=allow_downtime.value)
+    if html is not None:
+        _check_html_target(html)  # before the inventory, which takes seconds on a real host
     with connect(host) as hyperv, _status(f"assessing the VMs on {host}", as_json):
         report = assess_host(hyperv, policy, vms or ())
     if html is not None:
@@ -81,18 +87,30 @@ def _status(message: str, as_json: bool) -> AbstractContextManager:
     return stderr.status(message) if stderr.is_terminal and not as_json else nullcontext()
 
 
+def _check_html_target(path: Path) -> None:
+    folder = path.parent
+    if path.is_dir():
+        raise UsageError(f"cannot write the HTML report to {path}: it is a folder; name a file, e.g. {path / 'report.html'}")
+    if not folder.exists():
+        raise UsageError(f"cannot write the HTML report to {path}: folder {folder} does not exist")
+    if not folder.is_dir():
+        raise UsageError(f"cannot write the HTML report to {path}: {folder} is not a folder")
+
+
 def _write_atomically(path: Path, text: str) -> None:
-    directory = path.parent if str(path.parent) else Path(".")
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot write the HTML report to {path}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        os.unlink(tmp)
+        raise UsageError(f"cannot write the HTML report to {path}: {exc.strerror}") from None
     except BaseException:
         os.unlink(tmp)
         raise

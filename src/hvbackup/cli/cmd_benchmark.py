@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from hvbackup.cli.common import JsonOpt, emit, handle_errors, human_bytes, stderr, stdout
+from hvbackup.errors import UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -26,6 +27,8 @@ def benchmark_cmd(
     """
     from hvbackup.engine.benchmark import measure_pipeline, measure_primitives
 
+    if size_mib < 1:
+        raise UsageError(f"--size-mib must be at least 1, not {size_mib}")
     cores = os.cpu_count() or 1
     threads = sorted({1, cores})
     if not as_json:

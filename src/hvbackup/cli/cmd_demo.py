@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Optional
@@ -10,7 +12,7 @@ import typer
 from rich.table import Table
 
 from hvbackup.cli.common import JsonOpt, emit, handle_errors, stderr, stdout
-from hvbackup.errors import EXIT_FAILED
+from hvbackup.errors import EXIT_FAILED, UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -29,10 +31,24 @@ def demo_cmd(
     from hvbackup.engine.demo import run_demo
 
     folder = folder or Path("demo-run") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    _check_folder(folder)
     result = run_demo(folder, (lambda s: None) if as_json else (lambda s: stderr.print(s, highlight=False)))
     emit(result.to_json(), as_json, _render)
     if not result.ok:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _check_folder(folder: Path) -> None:
+    """The demo folder must be a folder, or creatable: refused before the lab is half built."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"demo folder {folder} is a file: pass a new folder")
+    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise UsageError(f"cannot create demo folder {folder}: {existing} is a file")
+    try:  # a real attempt: root passes os.access on folders that refuse files (sysfs, read-only mounts)
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".hvbackup-demo-"))
+    except OSError as exc:
+        raise UsageError(f"cannot create demo folder {folder}: {existing} is not writable ({exc.strerror})") from None
 
 
 def _render(data: dict) -> None:

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Callable, Iterator
 
@@ -43,6 +44,20 @@ RepoOpt = Annotated[
 SourceOpt = Annotated[
     str | None,
     typer.Option("--source", "-s", help="The VM or image the snapshot must be of (needed for `latest` when the repository holds several)."),
+]
+HostOpt = Annotated[
+    str,
+    typer.Option("--host", "-H", envvar="HVBACKUP_HOST", help="lab:DIR, psrp://user@host[:port], or local (or HVBACKUP_HOST)."),
+]
+
+# The choices of assess/policy.py as enums, so the parser refuses a typo and lists the values.
+# Written out, not imported: importing hvbackup.assess would load it for every command
+# (tests/cli/test_options.py checks they are the same).
+Consistency = Enum("Consistency", {value: value for value in ("application", "filesystem", "crash")}, type=str)
+Downtime = Enum("Downtime", {value: value for value in ("never", "save", "shutdown")}, type=str)
+ConsistencyOpt = Annotated[Consistency, typer.Option("--consistency", help="The weakest consistency acceptable.")]
+DowntimeOpt = Annotated[
+    Downtime, typer.Option("--allow-downtime", help="May a VM be saved or shut down to reach the policy?")
 ]
 KeyFileOpt = Annotated[
     Path | None,

@@ -20,9 +20,8 @@ from hvbackup.errors import UsageError
 from hvbackup.hyperv.filesource import LocalFileSource
 from hvbackup.hyperv.host import HyperVHost
 from hvbackup.hyperv.errors import UnsupportedHost
-from hvbackup.hyperv.transport.psrp import AUTH_METHODS, HTTP_PORT, HTTPS_PORT, PsrpOptions
+from hvbackup.hyperv.transport.psrp import AUTH_METHODS, HTTP_PORT, HTTPS_PORT, PASSWORD_ENV, PsrpOptions
 
-PASSWORD_ENV = "HVBACKUP_HYPERV_PASSWORD"
 _QUERY_KEYS = {"auth", "ssl", "verify", "cert", "key"}
 
 
@@ -96,6 +95,7 @@ def psrp_options(spec: HostSpec, password: str | None = None) -> PsrpOptions:
     opts = spec.options
     verify = opts.get("verify", "1")
     cert_validation: bool | str = verify if verify.lower() not in ("0", "1", "false", "true") else verify.lower() in ("1", "true")
+    _check_files(opts, with_ca=isinstance(cert_validation, str))
     auth = opts.get("auth", "negotiate")
     if auth in ("ntlm", "negotiate") and spec.username and password is None:
         password = os.environ.get(PASSWORD_ENV)
@@ -112,6 +112,15 @@ def psrp_options(spec: HostSpec, password: str | None = None) -> PsrpOptions:
         certificate_key_pem=opts.get("key"),
         cert_validation=cert_validation,
     )
+
+
+def _check_files(opts: dict[str, str], *, with_ca: bool) -> None:
+    """cert=, key= and verify=/path name files: a missing one is named now, not deep in TLS."""
+    names = ["cert", "key"] + (["verify"] if with_ca else [])
+    for name in names:
+        path = opts.get(name)
+        if path and not os.path.isfile(path):
+            raise UsageError(f"{name}={path} in the host spec: no such file")
 
 
 def connect(spec: str, *, password: str | None = None) -> HyperVHost:
@@ -138,6 +147,8 @@ def connect(spec: str, *, password: str | None = None) -> HyperVHost:
 
 
 def _open_lab(directory: str) -> HyperVHost:
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise UsageError(f"lab:{directory}: {directory} is a file, not a lab host folder")
     try:
         lab = importlib.import_module("hvbackup.hyperv.lab")
     except ImportError as exc:

@@ -9,12 +9,17 @@ after any transport failure the pool is dropped and opened again on the next cal
 
 from __future__ import annotations
 
+import errno
+import http.client
+import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import requests
+import urllib3.exceptions as urllib3_errors
 from pypsrp import exceptions as psrp_errors
 from pypsrp.complex_objects import PSInvocationState
 from pypsrp.powershell import PowerShell, RunspacePool
@@ -29,6 +34,7 @@ from hvbackup.hyperv.errors import (
 )
 from hvbackup.hyperv.transport.base import Transport
 
+PASSWORD_ENV = "HVBACKUP_HYPERV_PASSWORD"
 AUTH_METHODS = ("kerberos", "ntlm", "negotiate", "certificate")
 HTTPS_PORT = 5986
 HTTP_PORT = 5985
@@ -95,7 +101,7 @@ class PsrpTransport(Transport):
                 raise
             except Exception as exc:
                 self._drop_pool()
-                raise map_error(exc, self.options.host) from None
+                raise map_error(exc, self.options) from None
 
     def close(self) -> None:
         with self._lock:
@@ -140,30 +146,114 @@ class PsrpTransport(Transport):
         return output
 
 
-def map_error(exc: BaseException, host: str) -> HyperVError:
-    """A pypsrp/requests failure as a one-line typed error."""
+def map_error(exc: BaseException, options: PsrpOptions) -> HyperVError:
+    """A pypsrp/requests/urllib3 failure in plain words: what failed, on which host:port, what to check."""
+    where = f"{_bracketed(options.host)}:{options.port}"
     if isinstance(exc, ImportError):
         return UnsupportedHost(
-            f"{host}: Kerberos needs the Python gssapi/krb5 packages (pip install 'pypsrp[kerberos]'"
+            f"{options.host}: Kerberos needs the Python gssapi/krb5 packages (pip install 'pypsrp[kerberos]'"
             " with Debian's libkrb5-dev); use auth=ntlm over HTTPS meanwhile"
         )
     if isinstance(exc, psrp_errors.AuthenticationError):
-        return AuthenticationError(f"{host}: authentication failed: {exc}")
+        return _authentication_failed(exc, options, where)
     if isinstance(exc, psrp_errors.WinRMTransportError):
         if exc.code == 401:
-            return AuthenticationError(f"{host}: the host refused the credentials (HTTP 401)")
-        return TransportError(f"{host}: WinRM answered HTTP {exc.code}")
+            return _authentication_failed(exc, options, where)
+        return _http_status(exc.code, where)
     if isinstance(exc, psrp_errors.WSManFaultError):
-        return TransportError(f"{host}: WinRM fault {exc.code}: {str(exc.reason or '').strip()}")
-    if isinstance(exc, requests.exceptions.SSLError):
-        return TransportError(f"{host}: TLS failed (certificate not trusted?): {_first_line(exc)}")
-    if isinstance(exc, requests.exceptions.Timeout):
-        return OperationTimeout(f"{host}: no answer in time: {_first_line(exc)}")
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return TransportError(f"{host}: cannot connect: {_first_line(exc)}")
+        return TransportError(f"{where}: WinRM fault {exc.code}: {str(exc.reason or '').strip()}")
+    causes = list(_causes(exc))
+    connection = _connection_failure(causes, options, where)
+    if connection is not None:
+        return connection
     if isinstance(exc, psrp_errors.WinRMError):
-        return TransportError(f"{host}: {_first_line(exc)}")
-    return TransportError(f"{host}: {type(exc).__name__}: {_first_line(exc)}")
+        return TransportError(f"{where}: {_first_line(exc)}")
+    return TransportError(f"{where}: {type(exc).__name__}: {_first_line(causes[-1])}")
+
+
+def _connection_failure(causes: list[BaseException], options: PsrpOptions, where: str) -> HyperVError | None:
+    """Refused, not resolved, TLS, timed out, reset: read from the innermost errors urllib3 wraps."""
+    listener = f"WinRM {'HTTPS' if options.ssl else 'HTTP'} listener"
+    for cause in causes:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return TransportError(_certificate_message(cause, options, where))
+    for cause in causes:
+        if isinstance(cause, ssl.SSLError):
+            return TransportError(
+                f"TLS handshake with {where} failed ({cause.reason or _first_line(cause)}): is that port the {listener}?"
+                " (ssl=0 for an HTTP listener; see docs/HYPERV.md)"
+            )
+        if isinstance(cause, socket.gaierror):
+            return TransportError(f"cannot resolve the host name {options.host!r}: check the name or DNS (see docs/HYPERV.md)")
+        if isinstance(cause, ConnectionRefusedError):
+            return TransportError(f"connection refused on {where} (is the {listener} on? see docs/HYPERV.md)")
+        if isinstance(cause, (requests.exceptions.ConnectTimeout, urllib3_errors.ConnectTimeoutError)) and not isinstance(
+            cause, urllib3_errors.NewConnectionError
+        ):
+            return OperationTimeout(
+                f"connection to {where} timed out after {options.connection_timeout} s"
+                " (host down, or a firewall dropping the port? see docs/HYPERV.md)"
+            )
+        if isinstance(cause, (requests.exceptions.ReadTimeout, urllib3_errors.ReadTimeoutError)):
+            return OperationTimeout(f"{where} accepted the connection but sent no answer within {options.read_timeout} s")
+        if isinstance(cause, (ConnectionResetError, http.client.RemoteDisconnected)):
+            return TransportError(f"{where} closed the connection without answering (is that port the {listener}?)")
+        if isinstance(cause, OSError) and cause.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            return TransportError(f"no route to {where}: {cause.strerror}")
+    return None
+
+
+def _certificate_message(cause: ssl.SSLCertVerificationError, options: PsrpOptions, where: str) -> str:
+    reason = str(cause.verify_message or cause.reason or "not trusted").rstrip(".")
+    if "mismatch" in reason:
+        return (
+            f"TLS verification failed: the certificate of {where} is not issued to {options.host!r} ({reason}):"
+            " connect by the name the certificate carries (see docs/HYPERV.md)"
+        )
+    return (
+        f"TLS verification failed: the certificate of {where} is not trusted ({reason}):"
+        " give its CA as verify=/path/ca.pem in the host spec (see docs/HYPERV.md)"
+    )
+
+
+def _authentication_failed(exc: BaseException, options: PsrpOptions, where: str) -> AuthenticationError:
+    if options.auth == "certificate":
+        who = "the client certificate"
+    elif options.username:
+        who = f"user {options.username!r}"
+    else:
+        who = "the Kerberos ticket's user"
+    refused = isinstance(exc, psrp_errors.WinRMTransportError) or str(exc).startswith("Failed to authenticate")
+    if refused:
+        hint = "check the user name (DOMAIN\\user as DOMAIN%5Cuser) and " + (
+            f"the password in {PASSWORD_ENV}" if options.auth in ("ntlm", "negotiate") else "the credentials"
+        )
+        return AuthenticationError(f"authentication failed for {who} on {where} (HTTP 401, {options.auth}): {hint}")
+    return AuthenticationError(f"authentication failed for {who} on {where} ({options.auth}): {_first_line(exc)}")
+
+
+def _http_status(code: int, where: str) -> TransportError:
+    if 500 <= code < 600:
+        return TransportError(f"{where} answered HTTP {code}: the WinRM service on the host failed; see its event log")
+    return TransportError(f"{where} answered HTTP {code}: is that port the WinRM listener (path /wsman)?")
+
+
+def _causes(exc: BaseException):
+    """exc and every error it wraps: urllib3's .reason, exception arguments, __cause__ and __context__."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        wrapped = [getattr(current, "reason", None), current.__cause__, current.__context__, *current.args]
+        pending.extend(e for e in wrapped if isinstance(e, BaseException))
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _first_line(exc: BaseException) -> str:
