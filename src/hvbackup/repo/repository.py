@@ -357,6 +357,13 @@ class Repository:
     def snapshot_object_ids(self) -> list[str]:
         return self._snapshot_ids()
 
+    def snapshot_info(self, snapshot_id: str) -> SnapshotInfo:
+        """The summary of the snapshot with this full id; DamagedObject if its manifest is unreadable."""
+        return self._read_info(snapshot_id)
+
+    def is_protected(self, snapshot_id: str) -> bool:
+        return self.backend.exists(layout.protected(snapshot_id))
+
     def _snapshot_ids(self) -> list[str]:
         return [layout.leaf(n) for n in self.backend.list(layout.SNAPSHOTS)]
 
@@ -408,7 +415,7 @@ class Repository:
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Remove a snapshot: the manifest first (it is the commit point), then its indexes."""
-        if self.backend.exists(layout.protected(snapshot_id)):
+        if self.is_protected(snapshot_id):
             raise UsageError(f"snapshot {snapshot_id[:8]} is protected; unprotect it first")
         self.backend.delete(layout.snapshot(snapshot_id))
         for name in list(self.backend.list(f"{layout.INDEXES}/{snapshot_id}")):
