@@ -81,3 +81,67 @@ def test_forget_keep_none_with_a_keep_rule_is_refused(cli_repo: Path) -> None:
     result = run("forget", "--repo", str(cli_repo), "--keep-none", "--keep-last", "1")
     assert result.exit_code == EXIT_FAILED and "cannot be combined" in one_line_error(result)
     assert snapshot_ids(cli_repo) == set(ids)
+
+
+# -- 7. a damaged manifest or index: named by check, forgotten by id, and prune runs again -----
+
+
+def damage(path: Path) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_check_names_a_snapshot_whose_manifest_is_damaged(cli_repo: Path) -> None:
+    good, bad, _ = three_snapshots(cli_repo)
+    damage(cli_repo / "snapshots" / bad)
+    doc = run_json("check", "--repo", str(cli_repo), expect=EXIT_FAILED)
+    assert doc["damaged_snapshots"] == [bad]
+    assert doc["snapshot_problems"][0]["snapshot"] == bad and doc["snapshot_problems"][0]["problem"] == "manifest"
+    human = run("check", "--repo", str(cli_repo))
+    assert human.exit_code == EXIT_FAILED
+    assert f"damaged snapshots: {bad[:8]}" in human.stdout and f"hvbackup forget {bad[:8]}" in human.stdout
+
+
+def test_check_names_a_snapshot_whose_index_is_damaged(cli_repo: Path) -> None:
+    _, bad, _ = three_snapshots(cli_repo)
+    damage(cli_repo / "indexes" / bad / "0")
+    doc = run_json("check", "--repo", str(cli_repo), expect=EXIT_FAILED)
+    assert doc["damaged_snapshots"] == [bad] and doc["snapshot_problems"][0]["problem"] == "index"
+
+
+def test_a_damaged_manifest_is_forgotten_by_id_prefix_and_prune_runs_again(cli_repo: Path) -> None:
+    good, bad, other = three_snapshots(cli_repo)
+    damage(cli_repo / "snapshots" / bad)
+    blocked = run("prune", "--repo", str(cli_repo), "--safety-window", "0")
+    assert blocked.exit_code == EXIT_FAILED
+    assert f"remove it with `hvbackup forget {bad[:8]}`" in one_line_error(blocked)
+    doc = run_json("forget", bad[:8], "--repo", str(cli_repo))
+    assert [(d["id"], d["source"]) for d in doc["snapshots"]] == [(bad, None)]
+    assert "manifest is damaged" in doc["snapshots"][0]["manifest_error"]
+    pruned = run_json("prune", "--repo", str(cli_repo), "--safety-window", "0")
+    assert pruned["chunks_deleted"] == 1 and pruned["snapshots"] == 2
+    assert run_json("check", "--repo", str(cli_repo), "--read-data")["ok"] is True
+    assert snapshot_ids(cli_repo) == {good, other}
+
+
+def test_forget_by_id_refuses_a_protected_snapshot_and_deletes_none(cli_repo: Path) -> None:
+    ids = three_snapshots(cli_repo)
+    run_json("protect", ids[1], "--repo", str(cli_repo))
+    result = run("forget", ids[0], ids[1][:10], "--repo", str(cli_repo))
+    assert result.exit_code == EXIT_FAILED and f"{ids[1][:8]} is protected" in one_line_error(result)
+    assert snapshot_ids(cli_repo) == set(ids)
+
+
+def test_forget_by_id_with_keep_rules_is_refused(cli_repo: Path) -> None:
+    ids = three_snapshots(cli_repo)
+    result = run("forget", ids[0], "--repo", str(cli_repo), "--keep-last", "1")
+    assert result.exit_code == EXIT_FAILED and "not both" in one_line_error(result)
+    assert snapshot_ids(cli_repo) == set(ids)
+
+
+def test_forget_by_id_table_and_dry_run(cli_repo: Path) -> None:
+    ids = three_snapshots(cli_repo)
+    dry = run("forget", ids[2], "--repo", str(cli_repo), "--dry-run")
+    assert dry.exit_code == 0 and ids[2][:8] in dry.stdout and "would remove" in dry.stdout
+    assert snapshot_ids(cli_repo) == set(ids)

@@ -21,7 +21,7 @@ from hvbackup.repo import layout
 from hvbackup.repo.backend import STALE_TEMPORARY_AGE
 from hvbackup.repo.errors import ChunkError, DamagedObject, MissingObject
 from hvbackup.repo.repository import Repository
-from hvbackup.repo.snapshots import SnapshotInfo
+from hvbackup.repo.snapshots import SnapshotInfo, printable
 
 
 class Progress(Protocol):
@@ -47,6 +47,13 @@ class ChunkProblem:
 
 
 @dataclass
+class SnapshotProblem:
+    snapshot: str
+    problem: str  # "manifest" or "index"
+    reason: str
+
+
+@dataclass
 class CheckReport:
     snapshots: int = 0
     indexes: int = 0
@@ -56,6 +63,7 @@ class CheckReport:
     temporary_files_removed: int = 0
     errors: list[str] = field(default_factory=list)
     chunks: list[ChunkProblem] = field(default_factory=list)
+    snapshot_problems: list[SnapshotProblem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -63,7 +71,9 @@ class CheckReport:
 
     @property
     def damaged_snapshots(self) -> list[str]:
-        return sorted({use.snapshot for p in self.chunks for use in p.used_by})
+        """Every snapshot that cannot be restored whole: its manifest, an index or a chunk is damaged."""
+        users = {use.snapshot for p in self.chunks for use in p.used_by}
+        return sorted(users | {p.snapshot for p in self.snapshot_problems})
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -122,7 +132,7 @@ def _check_snapshots(repo: Repository, report: CheckReport) -> _Usage:
         try:
             snapshot = repo.load_snapshot(snapshot_id)
         except HvBackupError as exc:
-            report.errors.append(str(exc))
+            _snapshot_damaged(report, snapshot_id, "manifest", str(exc))
             continue
         report.snapshots += 1
         usage.snapshots.append(snapshot.info)
@@ -131,8 +141,14 @@ def _check_snapshots(repo: Repository, report: CheckReport) -> _Usage:
                 usage.ids |= snapshot.index(disk).stored_ids()
                 report.indexes += 1
             except (MissingObject, DamagedObject, KeyError) as exc:
-                report.errors.append(f"snapshot {snapshot.info.short_id} ({snapshot.info.source}): {exc}")
+                _snapshot_damaged(report, snapshot_id, "index", f"snapshot {snapshot.info.short_id} "
+                                                                f"({printable(snapshot.info.source)}): {exc}")
     return usage
+
+
+def _snapshot_damaged(report: CheckReport, snapshot_id: str, problem: str, reason: str) -> None:
+    report.snapshot_problems.append(SnapshotProblem(snapshot_id, problem, reason))
+    report.errors.append(f"{reason}; remove the snapshot with `hvbackup forget {snapshot_id[:8]}`")
 
 
 def _read_chunks(
@@ -176,7 +192,7 @@ def _describe(
                 if cid in found:
                     offsets.setdefault(cid, []).append(number * index.chunk_size)
             for cid, where in offsets.items():
-                found[cid].used_by.append(ChunkUse(info.id, info.source, info.time.isoformat(), disk, where))
+                found[cid].used_by.append(ChunkUse(info.id, printable(info.source), info.time.isoformat(), disk, where))
     for problem in found.values():
         problem.used_by.sort(key=lambda use: (use.time, use.snapshot, use.disk))
     return sorted(found.values(), key=lambda p: p.chunk_id)

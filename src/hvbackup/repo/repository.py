@@ -379,10 +379,13 @@ class Repository:
         try:
             manifest = json.loads(self.sealer.open(blob, _snapshot_context(snapshot_id)))
         except (SealError, ValueError) as exc:
-            raise DamagedObject(f"snapshot {snapshot_id} manifest is damaged: {exc}") from None
+            raise DamagedObject(f"snapshot {snapshot_id} manifest is damaged: {exc or type(exc).__name__}") from None
         if protected is None:
-            protected = {snapshot_id} if self.backend.exists(layout.protected(snapshot_id)) else set()
-        return _info(manifest, snapshot_id in protected)
+            protected = {snapshot_id} if self.is_protected(snapshot_id) else set()
+        try:
+            return _info(manifest, snapshot_id in protected)
+        except DamagedObject as exc:
+            raise DamagedObject(f"snapshot {snapshot_id} {exc}") from None
 
     def _load_index(self, info: SnapshotInfo, disk_name: str) -> DiskIndex:
         entry = info.manifest.get("indexes", {}).get(disk_name)
@@ -515,5 +518,5 @@ def _info(manifest: dict, protected: bool) -> SnapshotInfo:
         time = datetime.fromisoformat(manifest["time"])
         return SnapshotInfo(str(manifest["id"]), time, str(manifest["source"]), protected, manifest)
     except (KeyError, ValueError) as exc:
-        raise DamagedObject(f"snapshot manifest lacks a valid {exc}") from None
+        raise DamagedObject(f"manifest lacks a valid {exc}") from None
 
