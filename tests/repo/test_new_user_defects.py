@@ -145,3 +145,27 @@ def test_forget_by_id_table_and_dry_run(cli_repo: Path) -> None:
     dry = run("forget", ids[2], "--repo", str(cli_repo), "--dry-run")
     assert dry.exit_code == 0 and ids[2][:8] in dry.stdout and "would remove" in dry.stdout
     assert snapshot_ids(cli_repo) == set(ids)
+
+
+# -- 8c. an emptied keys/ folder is not a wrong passphrase -------------------------------------
+
+
+def test_an_emptied_keys_folder_is_not_reported_as_a_wrong_passphrase(cli_repo: Path, tmp_path: Path) -> None:
+    key_file = tmp_path / "repo.key"
+    run_json("key", "export", "--repo", str(cli_repo), "-o", str(key_file))
+    for slot in (cli_repo / "keys").iterdir():
+        slot.unlink()
+    result = run("snapshots", "--repo", str(cli_repo))
+    assert result.exit_code == EXIT_FAILED
+    line = one_line_error(result)
+    assert "has no key slots (its keys/ folder is empty or gone)" in line and "wrong passphrase" not in line
+    assert "--key-file" in line
+    with_key = run("snapshots", "--repo", str(cli_repo), "--key-file", str(key_file), "--json", password=None)
+    assert with_key.exit_code == 0 and json.loads(with_key.stdout) == []
+
+
+def test_key_slots_that_are_all_unreadable_are_not_a_wrong_passphrase(cli_repo: Path) -> None:
+    for slot in (cli_repo / "keys").iterdir():
+        slot.write_text("{ not json")
+    result = run("snapshots", "--repo", str(cli_repo))
+    assert result.exit_code == EXIT_FAILED and "its one key slot is unreadable" in one_line_error(result)

@@ -32,6 +32,10 @@ class WrongPassword(HvBackupError):
     exit_code = EXIT_WRONG_PASSWORD
 
 
+class NoKeySlot(HvBackupError):
+    """The repository has no readable key slot: its keys/ folder is damaged or emptied (not a wrong passphrase)."""
+
+
 class UnsupportedFormat(HvBackupError):
     """The repository was written by a newer hvbackup, or is not an hvbackup repository."""
 

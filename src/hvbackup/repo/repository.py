@@ -26,6 +26,7 @@ from hvbackup.repo.errors import (
     DamagedObject,
     IndexDamaged,
     IndexMissing,
+    NoKeySlot,
     ObjectNotFound,
     RepositoryExists,
     RepositoryNotFound,
@@ -123,6 +124,8 @@ class Repository:
         if password is None:
             raise UsageError("a passphrase or a key is needed to open the repository")
         slots = _read_slots(backend)
+        if not slots:
+            raise _no_key_slot(path, backend)
         for slot in slots:
             keys = unwrap(slot, password, config.id)
             if keys is not None:
@@ -485,6 +488,18 @@ def _read_slots(backend: Backend) -> list[KeySlot]:
         except (ValueError, ObjectNotFound) as exc:
             log.warning("ignoring unreadable key slot %s: %s", name, exc)
     return slots
+
+
+def _no_key_slot(path: Path, backend: Backend) -> NoKeySlot:
+    unreadable = len(list(backend.list(layout.KEYS)))
+    if unreadable:
+        what = "its one key slot is unreadable" if unreadable == 1 else f"all {unreadable} key slots are unreadable"
+    else:
+        what = "its keys/ folder is empty or gone"
+    return NoKeySlot(
+        f"the repository at {path} has no key slots ({what}): it is damaged, the passphrase was not tried; "
+        "open it with an exported key (--key-file FILE), then add a passphrase with `hvbackup key add`"
+    )
 
 
 def _key_opens(config: RepoConfig, keys: KeyMaterial) -> bool:
