@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import random
+import shutil
+import subprocess
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 
 from hvbackup.errors import EXIT_FAILED, UsageError
+from hvbackup.repo import Repository
+from hvbackup.repo.errors import RepositoryFull, RepositoryReadOnly
 from hvbackup.repo.retention import KeepPolicy
 
-from hvbackup.repo import Repository
-
-from .conftest import CHUNK, FAST_KDF, PASSWORD, chunk_data, make_snapshot
+from .conftest import CHUNK, FAST_KDF, PASSWORD, chunk_data, make_snapshot, store_disk
 from .test_cli import one_line_error, open_repo, run, run_json
 
 RULES = ["last", "hourly", "daily", "weekly", "monthly", "yearly"]
@@ -169,3 +175,174 @@ def test_key_slots_that_are_all_unreadable_are_not_a_wrong_passphrase(cli_repo: 
         slot.write_text("{ not json")
     result = run("snapshots", "--repo", str(cli_repo))
     assert result.exit_code == EXIT_FAILED and "its one key slot is unreadable" in one_line_error(result)
+
+
+# -- 9. a read-only repository, a full one, a garbage generation file ------------------------------
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """Mount a real tmpfs (`mount(name, size="1m")`); unmounted afterwards."""
+    mounted: list[Path] = []
+
+    def mount(name: str, size: str = "16m") -> Path:
+        point = tmp_path / name
+        point.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)], check=True)
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in reversed(mounted):
+        subprocess.run(["umount", str(point)], check=True)
+
+
+@pytest.fixture
+def read_only_repo(cli_repo: Path, tmpfs: Callable[..., Path]) -> Path:
+    """A copy of a repository with two snapshots on a read-only mount, as an off-site copy is."""
+    three_snapshots(cli_repo)
+    point = tmpfs("ro")
+    shutil.copytree(cli_repo, point / "repo")
+    subprocess.run(["mount", "-o", "remount,ro", str(point)], check=True)
+    return point / "repo"
+
+
+def temporary_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob(".tmp-*")]
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("read_data", [[], ["--read-data"]])
+def test_check_works_on_a_read_only_repository(read_only_repo: Path, read_data: list[str]) -> None:
+    doc = run_json("check", "--repo", str(read_only_repo), *read_data)
+    assert doc["ok"] is True and doc["snapshots"] == 3
+    assert doc["chunks_read"] == (3 if read_data else 0)
+
+
+@pytest.mark.root
+def test_check_reports_damage_on_a_read_only_repository(cli_repo: Path, tmpfs: Callable[..., Path]) -> None:
+    _, bad, _ = three_snapshots(cli_repo)
+    damage(next((cli_repo / "chunks").rglob(f"{open_index_chunk(cli_repo, bad)}")))
+    point = tmpfs("ro")
+    shutil.copytree(cli_repo, point / "repo")
+    subprocess.run(["mount", "-o", "remount,ro", str(point)], check=True)
+    doc = run_json("check", "--repo", str(point / "repo"), "--read-data", expect=EXIT_FAILED)
+    assert doc["damaged_snapshots"] == [bad]
+
+
+def open_index_chunk(repo_path: Path, snapshot_id: str) -> str:
+    with open_repo(repo_path) as r:
+        return next(iter(r.load_snapshot(snapshot_id).index("d").stored_ids())).hex()
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("command", [["prune"], ["forget", "--keep-last", "1"], ["protect", "latest"],
+                                     ["key", "add"]])
+def test_a_command_that_writes_to_a_read_only_repository_says_it_is_read_only(read_only_repo: Path,
+                                                                              command: list[str]) -> None:
+    result = run(*command, "--repo", str(read_only_repo), HVBACKUP_NEW_PASSWORD="another passphrase")
+    assert result.exit_code == EXIT_FAILED
+    assert f"the repository at {read_only_repo} is read-only (read-only file system writing" in one_line_error(result)
+
+
+@pytest.mark.root
+def test_prune_on_a_read_only_repository_says_it_is_read_only_in_json(read_only_repo: Path) -> None:
+    doc = run_json("prune", "--repo", str(read_only_repo), expect=EXIT_FAILED)
+    assert doc["error"]["code"] == EXIT_FAILED and "is read-only (read-only file system writing a lock)" in \
+        doc["error"]["message"]
+
+
+@pytest.mark.root
+def test_a_backup_into_a_read_only_repository_says_it_is_read_only(read_only_repo: Path, tmp_path: Path) -> None:
+    image = tmp_path / "disk.raw"
+    image.write_bytes(chunk_data(7))
+    with Repository.open(read_only_repo, PASSWORD) as r, pytest.raises(RepositoryReadOnly, match="is read-only"):
+        with r.backup_lease("backup"):
+            pass
+    result = run("image", "backup", str(image), "--repo", str(read_only_repo))
+    assert result.exit_code == EXIT_FAILED
+    assert f"the repository at {read_only_repo} is read-only" in one_line_error(result)
+
+
+def fill(directory: Path) -> Path:
+    """Fill the filesystem of `directory` to the last page with a file; return that file."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    try:
+        while os.write(fd, bytes(4096)) == 4096:
+            pass
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    os.truncate(filler, filler.stat().st_size // 4096 * 4096)
+    return filler
+
+
+def free_pages(filler: Path, pages: int) -> None:
+    os.truncate(filler, max(0, filler.stat().st_size - 4096 * pages))
+
+
+@pytest.fixture
+def small_repo(tmpfs: Callable[..., Path]) -> Repository:
+    point = tmpfs("small", size="1m")
+    r = Repository.init(point / "repo", PASSWORD, chunk_size=CHUNK, kdf_n=FAST_KDF)
+    yield r
+    r.close()
+
+
+@pytest.mark.root
+def test_a_full_repository_while_storing_chunks_says_so_and_keeps_what_is_stored(small_repo: Repository) -> None:
+    stored = []
+    with small_repo.backup_lease("backup"), pytest.raises(RepositoryFull) as caught:
+        for seed in range(100):
+            data = random.Random(seed).randbytes(CHUNK)
+            small_repo.put_chunk(small_repo.chunk_id(data), data)
+            stored.append(data)
+    message = str(caught.value)
+    assert f"the repository at {small_repo.path} is full (no space left on device writing a chunk)" in message
+    assert "`hvbackup prune` reclaims them" in message
+    assert 0 < len(stored) < 100 and temporary_files(small_repo.path) == []
+    assert all(small_repo.get_chunk(small_repo.chunk_id(data)) == data for data in stored)
+
+
+@pytest.mark.root
+def test_a_backup_into_a_full_repository_is_one_line(small_repo: Repository, tmp_path: Path) -> None:
+    image = tmp_path / "disk.raw"
+    image.write_bytes(random.Random(1).randbytes(2 * 1024 * 1024))
+    result = run("image", "backup", str(image), "--repo", str(small_repo.path))
+    assert result.exit_code == EXIT_FAILED
+    assert f"the repository at {small_repo.path} is full" in one_line_error(result)
+    assert small_repo.list_snapshots() == [] and temporary_files(small_repo.path) == []
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("pages, what", [(0, "a disk index"), (8, "a snapshot manifest")])
+def test_a_full_repository_while_committing_leaves_no_snapshot(small_repo: Repository, pages: int,
+                                                               what: str) -> None:
+    big_note = random.Random(2).randbytes(128 * 1024).hex()  # a manifest larger than 8 pages, compressed
+    with small_repo.backup_lease("backup"):
+        index = store_disk(small_repo, [chunk_data(1)])
+        filler = fill(small_repo.path.parent)
+        free_pages(filler, pages)
+        with pytest.raises(RepositoryFull, match=f"is full \\(no space left on device writing {what}\\)"):
+            small_repo.commit_snapshot({"source": "vm", "disks": [{"name": "d"}], "note": big_note}, {"d": index})
+    assert small_repo.list_snapshots() == [] and temporary_files(small_repo.path) == []
+    filler.unlink()
+    info = make_snapshot(small_repo, "vm", {"d": [chunk_data(1)]})
+    assert [s.id for s in small_repo.list_snapshots()] == [info.id]
+
+
+@pytest.mark.parametrize("content", [b"garbage\n", b"\xff\xfe", b"1.5\n"])
+def test_a_garbage_generation_file_is_a_clear_error_naming_it(cli_repo: Path, content: bytes) -> None:
+    three_snapshots(cli_repo)
+    (cli_repo / "generation").write_bytes(content)
+    where = cli_repo / "generation"
+    pruned = run("prune", "--repo", str(cli_repo))
+    assert pruned.exit_code == EXIT_FAILED and f"the generation file {where} is damaged" in one_line_error(pruned)
+    checked = run_json("check", "--repo", str(cli_repo), expect=EXIT_FAILED)
+    assert any(f"the generation file {where} is damaged" in e for e in checked["errors"])
+    assert len(run_json("snapshots", "--repo", str(cli_repo))) == 3  # readers still read
+    (cli_repo / "generation").write_text("1764000000\n")  # the repair the message gives
+    assert run_json("check", "--repo", str(cli_repo))["ok"] is True
+    assert run_json("prune", "--repo", str(cli_repo))["snapshots"] == 3

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Protocol
 
-from hvbackup.errors import HvBackupError
+from hvbackup.errors import HvBackupError, UsageError
 from hvbackup.repo import layout
 from hvbackup.repo.backend import STALE_TEMPORARY_AGE
 from hvbackup.repo.errors import ChunkError, DamagedObject, MissingObject
@@ -91,9 +91,13 @@ def check(
     progress: Progress | None = None,
     seed: int | None = None,
 ) -> CheckReport:
+    if workers < 1:
+        raise UsageError(f"--workers {workers}: at least one thread must read")
     report = CheckReport(read_data=read_data)
-    with repo.backup_lease("check"):
+    # A read lease: check writes nothing to the repository, so it also verifies a read-only copy.
+    with repo.read_lease("check") as lease:
         _check_key_slots(repo, report)
+        _check_generation(repo, report)
         usage = _check_snapshots(repo, report)
         report.chunks_referenced = len(usage.ids)
         present = set(repo.list_chunk_ids())
@@ -107,7 +111,8 @@ def check(
         if problems:
             repo.mark_damaged(set(problems))
             report.chunks = _describe(repo, problems, usage.snapshots)
-        report.temporary_files_removed = repo.backend.remove_temporary(time.time() - STALE_TEMPORARY_AGE)
+        if lease is not None:
+            report.temporary_files_removed = repo.backend.remove_temporary(time.time() - STALE_TEMPORARY_AGE)
     return report
 
 
@@ -124,6 +129,13 @@ def _check_key_slots(repo: Repository, report: CheckReport) -> None:
             report.errors.append(f"key slot {name} is unreadable")
     if not readable:
         report.errors.append("no readable key slot: only an exported key can open this repository")
+
+
+def _check_generation(repo: Repository, report: CheckReport) -> None:
+    try:
+        repo.generation()
+    except DamagedObject as exc:
+        report.errors.append(str(exc))
 
 
 def _check_snapshots(repo: Repository, report: CheckReport) -> _Usage:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import errno
 import json
 import logging
 import secrets
@@ -30,6 +29,7 @@ from hvbackup.repo.errors import (
     ObjectNotFound,
     RepositoryExists,
     RepositoryNotFound,
+    RepositoryReadOnly,
     SnapshotNotFound,
     WrongPassword,
 )
@@ -245,9 +245,7 @@ class Repository:
         with ExitStack() as stack:
             try:
                 info = stack.enter_context(self.locks.hold(SHARED, description))
-            except OSError as exc:
-                if not isinstance(exc, PermissionError) and exc.errno != errno.EROFS:
-                    raise
+            except RepositoryReadOnly:
                 info = None
             yield info
 
