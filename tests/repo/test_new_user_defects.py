@@ -346,3 +346,115 @@ def test_a_garbage_generation_file_is_a_clear_error_naming_it(cli_repo: Path, co
     (cli_repo / "generation").write_text("1764000000\n")  # the repair the message gives
     assert run_json("check", "--repo", str(cli_repo))["ok"] is True
     assert run_json("prune", "--repo", str(cli_repo))["snapshots"] == 3
+
+
+# -- friction: tables at 80 columns, non-UTF-8 sources, key export, --wait, examples -------------
+
+
+def assert_fits(output: str, width: int = 80) -> None:
+    assert "…" not in output
+    assert all(len(line) <= width for line in output.splitlines()), output
+
+
+def test_snapshots_at_80_columns_shows_whole_ids_and_sources(cli_repo: Path) -> None:
+    sources = ["/srv/hyper-v/images/web01-system-disk.vhdx", "db01.example.internal"]
+    with open_repo(cli_repo) as r:
+        infos = [make_snapshot(r, source, {"system disk": [chunk_data(i)], "data disk": [None]})
+                 for i, source in enumerate(sources)]
+    table = run("snapshots", "--repo", str(cli_repo), COLUMNS="80")
+    assert table.exit_code == 0
+    assert_fits(table.stdout)
+    lines = table.stdout.splitlines()
+    for info in infos:
+        assert any(info.short_id in line and info.source in line for line in lines), table.stdout
+    assert "not shown at this width" in table.stdout
+    wide = run("snapshots", "--repo", str(cli_repo), COLUMNS="200")
+    assert "system disk" in wide.stdout and "not shown" not in wide.stdout
+
+
+def test_forget_table_at_80_columns_shows_whole_ids_and_sources(cli_repo: Path) -> None:
+    source = "/srv/hyper-v/images/web01-system-disk-of-the-accounting-department.vhdx"  # too long to fit
+    ids = three_snapshots(cli_repo, source)
+    table = run("forget", "--repo", str(cli_repo), "--keep-last", "1", "--dry-run", COLUMNS="80")
+    assert table.exit_code == 0
+    assert_fits(table.stdout)
+    rows = [line.split("│") for line in table.stdout.splitlines() if line.startswith("│")]
+    assert sorted(cells[1].strip() for cells in rows if cells[1].strip()) == sorted(i[:8] for i in ids)
+    assert "".join(cells[3].strip() for cells in rows) == source * 3  # wrapped, not cut
+
+
+def test_key_list_at_80_columns_shows_whole_slot_ids_and_key_remove_takes_a_prefix(cli_repo: Path) -> None:
+    added = run_json("key", "add", "--repo", str(cli_repo), "--label", "the second administrator, Ops team",
+                     HVBACKUP_NEW_PASSWORD="second passphrase")
+    table = run("key", "list", "--repo", str(cli_repo), COLUMNS="80")
+    assert table.exit_code == 0
+    assert_fits(table.stdout)
+    slots = run_json("key", "list", "--repo", str(cli_repo))
+    for slot in slots:
+        assert slot["id"] in table.stdout
+    removed = run_json("key", "remove", added["id"][:6], "--repo", str(cli_repo))
+    assert removed == {"removed": added["id"]}
+    assert [s["id"] for s in run_json("key", "list", "--repo", str(cli_repo))] == \
+        [s["id"] for s in slots if s["id"] != added["id"]]
+
+
+def test_key_remove_with_an_unknown_prefix_is_one_line(cli_repo: Path) -> None:
+    result = run("key", "remove", "zz", "--repo", str(cli_repo))
+    assert result.exit_code == EXIT_FAILED and "no key slot 'zz'" in one_line_error(result)
+
+
+def test_snapshots_json_of_a_source_with_undecodable_bytes_is_valid_utf8(cli_repo: Path) -> None:
+    source = b"/images/web\xff\xfe01.vhdx".decode("utf-8", "surrogateescape")  # as a file name arrives
+    with open_repo(cli_repo) as r:
+        make_snapshot(r, source, {"d": [chunk_data(1)]})
+    result = run("snapshots", "--repo", str(cli_repo), "--json")
+    assert result.exit_code == 0, result.stderr
+    docs = json.loads(result.stdout_bytes.decode("utf-8"))  # strict: raises on invalid UTF-8
+    assert docs[0]["source"] == "/images/web\\xff\\xfe01.vhdx"
+    assert docs[0]["manifest"]["source"] == "/images/web\\xff\\xfe01.vhdx"
+    table = run("snapshots", "--repo", str(cli_repo))
+    assert table.exit_code == 0 and "/images/web\\xff\\xfe01.vhdx" in table.stdout_bytes.decode("utf-8")
+    assert run_json("snapshots", "--repo", str(cli_repo), "--source", source)[0]["id"] == docs[0]["id"]
+
+
+def test_key_export_refuses_to_overwrite_an_existing_file(cli_repo: Path, tmp_path: Path) -> None:
+    target = tmp_path / "important.txt"
+    target.write_text("not a key\n")
+    result = run("key", "export", "--repo", str(cli_repo), "-o", str(target))
+    assert result.exit_code == EXIT_FAILED and "refusing to overwrite" in one_line_error(result)
+    assert target.read_text() == "not a key\n"
+    os.chmod(target, 0o644)
+    run_json("key", "export", "--repo", str(cli_repo), "-o", str(target), "--force")
+    assert json.loads(target.read_text())["type"] == "hvbackup-key"
+    assert os.stat(target).st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_key_export_into_a_missing_folder_is_one_line(cli_repo: Path, tmp_path: Path) -> None:
+    result = run("key", "export", "--repo", str(cli_repo), "-o", str(tmp_path / "nowhere" / "k.key"))
+    assert result.exit_code == EXIT_FAILED and "does not exist" in one_line_error(result)
+
+
+@pytest.mark.parametrize("command", [["prune"], ["forget", "--keep-last", "1", "--prune"]])
+def test_prune_with_a_negative_wait_is_refused(cli_repo: Path, command: list[str]) -> None:
+    ids = three_snapshots(cli_repo)
+    result = run(*command, "--repo", str(cli_repo), "--wait", "-5")
+    assert result.exit_code == EXIT_FAILED and "--wait -5" in one_line_error(result)
+    assert snapshot_ids(cli_repo) == set(ids)  # refused before forget removed anything
+
+
+def test_check_with_zero_workers_is_refused(cli_repo: Path) -> None:
+    three_snapshots(cli_repo)
+    result = run("check", "--repo", str(cli_repo), "--read-data", "--workers", "0")
+    assert result.exit_code == EXIT_FAILED and "--workers 0" in one_line_error(result)
+
+
+def test_check_subset_without_read_data_is_refused(cli_repo: Path) -> None:
+    result = run("check", "--repo", str(cli_repo), "--subset", "10%")
+    assert result.exit_code == EXIT_FAILED and "--read-data" in one_line_error(result)
+
+
+@pytest.mark.parametrize("group", ["key", "repo"])
+def test_key_and_repo_help_have_an_example(group: str) -> None:
+    result = run(group, "--help")
+    assert result.exit_code == 0 and f"Example: hvbackup {group} " in result.stdout

@@ -33,7 +33,8 @@ from hvbackup.repo.check import CheckReport, check
 from hvbackup.repo.config import DEFAULT_CHUNK_SIZE
 from hvbackup.repo.crypto import CIPHERS, KeyMaterial
 from hvbackup.repo.forget import forget, forget_snapshots
-from hvbackup.repo.prune import DEFAULT_SAFETY_WINDOW, PruneResult, prune
+from hvbackup.repo.keys import write_key_file
+from hvbackup.repo.prune import DEFAULT_SAFETY_WINDOW, PruneResult, check_wait, prune
 from hvbackup.repo.retention import Decision, KeepPolicy, parse_duration
 
 def parse_size(text: str) -> int:
@@ -71,10 +72,12 @@ _NO_WRAP = {"id", "time"}
 
 
 def _print_table(headers: list[str], rows: list[list[str]], *, drop_order: list[str]) -> None:
-    """A table that fits the terminal without cutting anything: the columns in `drop_order` are
-    left out, first to last, until it fits, and a line says which; what is left wraps, never `…`."""
-    shown = list(headers)
-    for name in [None, *drop_order]:
+    """A table that fits the terminal without cutting anything: empty columns are left out, then
+    the columns in `drop_order`, first to last, until it fits, and a line says which; what is
+    left wraps, never `…`."""
+    empty = {name for i, name in enumerate(headers) if rows and not any(row[i] for row in rows)}
+    shown = [name for name in headers if name not in empty]
+    for name in [None, *(d for d in drop_order if d in shown)]:
         if name is not None:
             shown.remove(name)
         if _table_width(headers, rows, shown) <= stdout.width:
@@ -87,7 +90,7 @@ def _print_table(headers: list[str], rows: list[list[str]], *, drop_order: list[
     for row in rows:
         table.add_row(*(escape(row[i]) for i in positions))
     stdout.print(table, highlight=False)
-    hidden = [name for name in headers if name not in shown]
+    hidden = [name for name in headers if name not in shown and name not in empty]
     if hidden:
         stdout.print(f"[dim]({', '.join(hidden)} not shown at this width; --json has everything)[/]")
 
@@ -126,7 +129,11 @@ def init_cmd(
     ))
 
 
-key_app = typer.Typer(help="Manage the passphrases (key slots) that open the repository.", no_args_is_help=True)
+key_app = typer.Typer(
+    help="Manage the passphrases (key slots) that open the repository.\n\n"
+         "Example: hvbackup key list --repo /srv/hvbackup",
+    no_args_is_help=True,
+)
 
 
 def _new_password(new_password_file: Path | None) -> str:
@@ -192,7 +199,7 @@ def key_list(
 @key_app.command("remove")
 @handle_errors
 def key_remove(
-    slot: Annotated[str, typer.Argument(help="The slot id (see key list).")],
+    slot: Annotated[str, typer.Argument(help="The slot id or a unique prefix of it (see key list).")],
     repo: RepoOpt,
     password_file: PasswordFileOpt = None,
     key_file: KeyFileOpt = None,
@@ -200,11 +207,11 @@ def key_remove(
 ) -> None:
     """Remove a key slot (not the last one, nor the one in use).
 
-    Example: hvbackup key remove 3f2a9c0d1e2b4a5c --repo /srv/hvbackup
+    Example: hvbackup key remove 3f2a9c0d --repo /srv/hvbackup
     """
     with open_repository(repo, password_file, key_file) as r:
-        r.remove_key_slot(slot)
-    emit({"removed": slot}, as_json, lambda d: stdout.print(f"removed key slot {d['removed']}"))
+        removed = r.remove_key_slot(slot)
+    emit({"removed": removed}, as_json, lambda d: stdout.print(f"removed key slot {d['removed']}"))
 
 
 @key_app.command("export")
@@ -213,7 +220,8 @@ def key_export(
     repo: RepoOpt,
     password_file: PasswordFileOpt = None,
     key_file: KeyFileOpt = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (mode 0600).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this new file (mode 0600).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the file given with -o if it exists.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the repository's raw key material for safekeeping (a JSON document).
@@ -221,12 +229,12 @@ def key_export(
     Anyone holding it can read every backup. Open with it: hvbackup snapshots --repo R --key-file FILE.
     Example: hvbackup key export --repo /srv/hvbackup -o /safe/place/hvbackup.key
     """
+    if output is not None and output.exists() and not force:
+        raise UsageError(f"{output} exists; refusing to overwrite it (use --force to replace it)")
     with open_repository(repo, password_file, key_file) as r:
         text = r.export_key()
     if output is not None:
-        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
+        write_key_file(output, text, force=force)
         emit({"written": str(output)}, as_json, lambda d: stderr.print(f"key written to {d['written']}"))
         return
     typer.echo(text)
@@ -326,6 +334,8 @@ def check_cmd(
 
     Example: hvbackup check --repo /srv/hvbackup --read-data --subset 10%
     """
+    if subset and not read_data:
+        raise UsageError("--subset chooses the chunks --read-data reads; give --read-data too")
     share = parse_subset(subset) if subset else None
     with open_repository(repo, password_file, key_file) as r:
         with progress("Reading chunks", None, as_json) as bar:
@@ -384,8 +394,9 @@ def forget_cmd(
     repo: RepoOpt,
     snapshots: Annotated[
         list[str] | None,
-        typer.Argument(help="Forget exactly these snapshots (id or unique prefix), also ones whose manifest "
-                            "is damaged, instead of applying keep rules.", show_default=False),
+        typer.Argument(metavar="[ID]...", show_default=False,
+                       help="Forget exactly these snapshots (id or unique prefix), also ones whose manifest "
+                            "is damaged, instead of applying keep rules."),
     ] = None,
     password_file: PasswordFileOpt = None,
     key_file: KeyFileOpt = None,
@@ -418,6 +429,7 @@ def forget_cmd(
     if snapshots and (not policy.is_empty() or keep_none or source is not None):
         raise UsageError("give either snapshot ids or keep rules (--keep-*, --keep-none, --source), not both")
     window = parse_seconds(safety_window)
+    check_wait(wait)
     with open_repository(repo, password_file, key_file) as r:
         if snapshots:
             decisions: list[Any] = forget_snapshots(r, snapshots, dry_run=dry_run)
@@ -490,7 +502,10 @@ def unlock_cmd(
     emit(result, as_json, render)
 
 
-repo_app = typer.Typer(help="Repository maintenance.", no_args_is_help=True)
+repo_app = typer.Typer(
+    help="Repository maintenance.\n\nExample: hvbackup repo rebuild-cache --repo /srv/hvbackup",
+    no_args_is_help=True,
+)
 
 
 @repo_app.command("rebuild-cache")

@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
+from hvbackup.errors import UsageError
 from hvbackup.repo import layout
 from hvbackup.repo.backend import STALE_TEMPORARY_AGE
 from hvbackup.repo.errors import DamagedObject, MissingObject, ObjectNotFound
@@ -40,6 +41,12 @@ class PruneResult:
         return asdict(self)
 
 
+def check_wait(wait: float) -> None:
+    """Refuse a negative --wait (before anything is done, e.g. before forget removes snapshots)."""
+    if wait < 0:
+        raise UsageError(f"--wait {wait:g}: give the seconds to wait for running backups, 0 or more")
+
+
 def prune(
     repo: Repository,
     *,
@@ -48,6 +55,9 @@ def prune(
     dry_run: bool = False,
     progress: Progress | None = None,
 ) -> PruneResult:
+    check_wait(wait)
+    if safety_window < 0:
+        raise UsageError(f"--safety-window {safety_window:g}: the safety window cannot be negative")
     with repo.exclusive_lock("prune", wait=wait):
         result = PruneResult(dry_run=dry_run)
         cutoff = time.time() - safety_window

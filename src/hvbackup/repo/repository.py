@@ -435,15 +435,16 @@ class Repository:
         self.backend.put(layout.key_slot(slot.slot_id), slot.to_bytes())
         return slot
 
-    def remove_key_slot(self, slot_id: str) -> None:
+    def remove_key_slot(self, ref: str) -> str:
+        """Remove the key slot with this id or unique id prefix; its full id."""
         slots = {s.slot_id for s in self.key_slots()}
-        if slot_id not in slots:
-            raise UsageError(f"no key slot {slot_id!r}")
+        slot_id = _slot_by_prefix(ref, slots)
         if slots == {slot_id}:
             raise UsageError("refusing to remove the last key slot: the repository could no longer be opened")
         if slot_id == self.slot_id:
             raise UsageError("refusing to remove the key slot in use; open the repository with another passphrase")
         self.backend.delete(layout.key_slot(slot_id))
+        return slot_id
 
     def export_key(self) -> str:
         return self.keys.export(self.id)
@@ -486,6 +487,17 @@ def _read_slots(backend: Backend) -> list[KeySlot]:
         except (ValueError, ObjectNotFound) as exc:
             log.warning("ignoring unreadable key slot %s: %s", name, exc)
     return slots
+
+
+def _slot_by_prefix(ref: str, slots: set[str]) -> str:
+    if ref in slots:
+        return ref
+    matches = [s for s in slots if s.startswith(ref)] if ref else []
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise UsageError(f"key slot prefix {ref!r} is ambiguous ({len(matches)} slots match)")
+    raise UsageError(f"no key slot {ref!r} (see hvbackup key list)")
 
 
 def _no_key_slot(path: Path, backend: Backend) -> NoKeySlot:
