@@ -4,8 +4,10 @@ Structure: config and key slots parse, every snapshot manifest and disk index de
 matches, every chunk an index references exists. Read data: every referenced chunk (or a random
 subset) is read, its tag verified and its plaintext re-hashed, each chunk once, in threads.
 Every missing or damaged chunk is reported with each snapshot and disk that uses it, and is
-remembered in the local cache so that the next backup of that data stores it again.
-Temporary files of writers that died more than a day ago are removed.
+remembered in the local cache so that the next backup of that data stores it again. A snapshot
+whose manifest or index cannot be read is named, with the command that removes it.
+Check writes nothing to the repository but the cleanup of temporary files of writers that died
+more than a day ago, and skips that on a repository it cannot write to (a read-only copy).
 """
 
 from __future__ import annotations
