@@ -197,18 +197,23 @@ def tmpfs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
         subprocess.run(["umount", str(point)], check=True)
 
 
-@pytest.fixture
-def read_only_repo(cli_repo: Path, tmpfs: Callable[..., Path]) -> Path:
-    """A copy of a repository with two snapshots on a read-only mount, as an off-site copy is."""
-    three_snapshots(cli_repo)
+def read_only_copy(repo_path: Path, tmpfs: Callable[..., Path]) -> Path:
+    """A copy of the repository on a read-only mount, as an off-site copy is."""
     point = tmpfs("ro")
-    shutil.copytree(cli_repo, point / "repo")
+    shutil.copytree(repo_path, point / "repo")
     subprocess.run(["mount", "-o", "remount,ro", str(point)], check=True)
     return point / "repo"
 
 
+@pytest.fixture
+def read_only_repo(cli_repo: Path, tmpfs: Callable[..., Path]) -> Path:
+    """A read-only copy of a repository with three snapshots."""
+    three_snapshots(cli_repo)
+    return read_only_copy(cli_repo, tmpfs)
+
+
 def temporary_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob(".tmp-*")]
+    return list(root.rglob(".tmp-*"))
 
 
 @pytest.mark.root
@@ -219,20 +224,18 @@ def test_check_works_on_a_read_only_repository(read_only_repo: Path, read_data: 
     assert doc["chunks_read"] == (3 if read_data else 0)
 
 
+def chunk_of(repo_path: Path, snapshot_id: str) -> str:
+    """The hex id of the one chunk of a snapshot made by three_snapshots."""
+    with open_repo(repo_path) as r:
+        return next(iter(r.load_snapshot(snapshot_id).index("d").stored_ids())).hex()
+
+
 @pytest.mark.root
 def test_check_reports_damage_on_a_read_only_repository(cli_repo: Path, tmpfs: Callable[..., Path]) -> None:
     _, bad, _ = three_snapshots(cli_repo)
-    damage(next((cli_repo / "chunks").rglob(f"{open_index_chunk(cli_repo, bad)}")))
-    point = tmpfs("ro")
-    shutil.copytree(cli_repo, point / "repo")
-    subprocess.run(["mount", "-o", "remount,ro", str(point)], check=True)
-    doc = run_json("check", "--repo", str(point / "repo"), "--read-data", expect=EXIT_FAILED)
+    damage(next((cli_repo / "chunks").rglob(chunk_of(cli_repo, bad))))
+    doc = run_json("check", "--repo", str(read_only_copy(cli_repo, tmpfs)), "--read-data", expect=EXIT_FAILED)
     assert doc["damaged_snapshots"] == [bad]
-
-
-def open_index_chunk(repo_path: Path, snapshot_id: str) -> str:
-    with open_repo(repo_path) as r:
-        return next(iter(r.load_snapshot(snapshot_id).index("d").stored_ids())).hex()
 
 
 @pytest.mark.root

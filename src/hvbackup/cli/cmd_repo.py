@@ -35,7 +35,7 @@ from hvbackup.repo.crypto import CIPHERS, KeyMaterial
 from hvbackup.repo.forget import forget, forget_snapshots
 from hvbackup.repo.keys import write_key_file
 from hvbackup.repo.prune import DEFAULT_SAFETY_WINDOW, PruneResult, check_wait, prune
-from hvbackup.repo.retention import Decision, KeepPolicy, parse_duration
+from hvbackup.repo.retention import KeepPolicy, parse_duration
 
 def parse_size(text: str) -> int:
     match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)(i?B)?\s*", text, re.IGNORECASE)
