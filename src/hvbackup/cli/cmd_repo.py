@@ -191,7 +191,8 @@ def key_list(
             drop_order=["kdf", "host"],
         )
         current = next((row["id"] for row in rows if row["current"]), None)
-        stdout.print(f"{len(rows)} key slots" + (f"; this passphrase opens {current}" if current else ""))
+        count = "1 key slot" if len(rows) == 1 else f"{len(rows)} key slots"
+        stdout.print(count + (f"; this passphrase opens {current}" if current else ""))
 
     emit(slots, as_json, render)
 
