@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, Iterator
 
 import typer
+from rich.cells import cell_len
 from rich.markup import escape
 from rich.table import Table
 
@@ -31,9 +32,10 @@ from hvbackup.repo import Repository
 from hvbackup.repo.check import CheckReport, check
 from hvbackup.repo.config import DEFAULT_CHUNK_SIZE
 from hvbackup.repo.crypto import CIPHERS, KeyMaterial
-from hvbackup.repo.forget import forget
-from hvbackup.repo.prune import DEFAULT_SAFETY_WINDOW, PruneResult, prune
-from hvbackup.repo.retention import Decision, KeepPolicy, parse_duration
+from hvbackup.repo.forget import forget, forget_snapshots
+from hvbackup.repo.keys import write_key_file
+from hvbackup.repo.prune import DEFAULT_SAFETY_WINDOW, PruneResult, check_wait, prune
+from hvbackup.repo.retention import KeepPolicy, parse_duration
 
 def parse_size(text: str) -> int:
     match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)(i?B)?\s*", text, re.IGNORECASE)
@@ -65,6 +67,41 @@ def _local_time(iso: str) -> str:
     return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
+# Ids are copied into the next command and times read at a glance: never wrapped, and no column is cut.
+_NO_WRAP = {"id", "time"}
+
+
+def _print_table(headers: list[str], rows: list[list[str]], *, drop_order: list[str]) -> None:
+    """A table that fits the terminal without cutting anything: empty columns are left out, then
+    the columns in `drop_order`, first to last, until it fits, and a line says which; what is
+    left wraps, never `…`."""
+    empty = {name for i, name in enumerate(headers) if rows and not any(row[i] for row in rows)}
+    shown = [name for name in headers if name not in empty]
+    for name in [None, *(d for d in drop_order if d in shown)]:
+        if name is not None:
+            shown.remove(name)
+        if _table_width(headers, rows, shown) <= stdout.width:
+            break
+    table = Table(*shown)
+    for column in table.columns:
+        column.overflow = "fold"
+        column.no_wrap = column.header in _NO_WRAP
+    positions = [headers.index(name) for name in shown]
+    for row in rows:
+        table.add_row(*(escape(row[i]) for i in positions))
+    stdout.print(table, highlight=False)
+    hidden = [name for name in headers if name not in shown and name not in empty]
+    if hidden:
+        stdout.print(f"[dim]({', '.join(hidden)} not shown at this width; --json has everything)[/]")
+
+
+def _table_width(headers: list[str], rows: list[list[str]], shown: list[str]) -> int:
+    """The width rich's default box takes for these columns unwrapped: each cell padded by one
+    space on both sides, and a rule before each column and after the last."""
+    widths = [max([cell_len(name), *(cell_len(row[headers.index(name)]) for row in rows)]) for name in shown]
+    return sum(widths) + 3 * len(widths) + 1
+
+
 # -- init and keys -------------------------------------------------------------------------
 
 
@@ -92,7 +129,11 @@ def init_cmd(
     ))
 
 
-key_app = typer.Typer(help="Manage the passphrases (key slots) that open the repository.", no_args_is_help=True)
+key_app = typer.Typer(
+    help="Manage the passphrases (key slots) that open the repository.\n\n"
+         "Example: hvbackup key list --repo /srv/hvbackup",
+    no_args_is_help=True,
+)
 
 
 def _new_password(new_password_file: Path | None) -> str:
@@ -143,11 +184,15 @@ def key_list(
         slots = [dict(s.to_json(), current=s.slot_id == r.slot_id) for s in r.key_slots()]
 
     def render(rows: list[dict]) -> None:
-        table = Table("id", "created", "host", "label", "kdf")
-        for row in rows:
-            table.add_row(("* " if row["current"] else "  ") + row["id"], row["created"], row["hostname"],
-                          row["label"], row["kdf"])
-        stdout.print(table)
+        _print_table(
+            ["id", "created", "host", "label", "kdf"],
+            [[row["id"], _local_time(row["created"]) if row["created"] else "", row["hostname"], row["label"],
+              row["kdf"]] for row in rows],
+            drop_order=["kdf", "host"],
+        )
+        current = next((row["id"] for row in rows if row["current"]), None)
+        count = "1 key slot" if len(rows) == 1 else f"{len(rows)} key slots"
+        stdout.print(count + (f"; this passphrase opens {current}" if current else ""))
 
     emit(slots, as_json, render)
 
@@ -155,7 +200,7 @@ def key_list(
 @key_app.command("remove")
 @handle_errors
 def key_remove(
-    slot: Annotated[str, typer.Argument(help="The slot id (see key list).")],
+    slot: Annotated[str, typer.Argument(help="The slot id or a unique prefix of it (see key list).")],
     repo: RepoOpt,
     password_file: PasswordFileOpt = None,
     key_file: KeyFileOpt = None,
@@ -163,11 +208,11 @@ def key_remove(
 ) -> None:
     """Remove a key slot (not the last one, nor the one in use).
 
-    Example: hvbackup key remove 3f2a9c0d1e2b4a5c --repo /srv/hvbackup
+    Example: hvbackup key remove 3f2a9c0d --repo /srv/hvbackup
     """
     with open_repository(repo, password_file, key_file) as r:
-        r.remove_key_slot(slot)
-    emit({"removed": slot}, as_json, lambda d: stdout.print(f"removed key slot {d['removed']}"))
+        removed = r.remove_key_slot(slot)
+    emit({"removed": removed}, as_json, lambda d: stdout.print(f"removed key slot {d['removed']}"))
 
 
 @key_app.command("export")
@@ -176,7 +221,8 @@ def key_export(
     repo: RepoOpt,
     password_file: PasswordFileOpt = None,
     key_file: KeyFileOpt = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (mode 0600).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this new file (mode 0600).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the file given with -o if it exists.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the repository's raw key material for safekeeping (a JSON document).
@@ -184,12 +230,12 @@ def key_export(
     Anyone holding it can read every backup. Open with it: hvbackup snapshots --repo R --key-file FILE.
     Example: hvbackup key export --repo /srv/hvbackup -o /safe/place/hvbackup.key
     """
+    if output is not None and output.exists() and not force:
+        raise UsageError(f"{output} exists; refusing to overwrite it (use --force to replace it)")
     with open_repository(repo, password_file, key_file) as r:
         text = r.export_key()
     if output is not None:
-        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
+        write_key_file(output, text, force=force)
         emit({"written": str(output)}, as_json, lambda d: stderr.print(f"key written to {d['written']}"))
         return
     typer.echo(text)
@@ -214,14 +260,13 @@ def snapshots_cmd(
         infos = [i.to_json() for i in r.list_snapshots() if source is None or i.source == source]
 
     def render(rows: list[dict]) -> None:
-        table = Table("id", "time", "source", "disks", "mode", "consistency", "protected")
-        for column in table.columns[:2]:
-            column.no_wrap = True
-        for row in rows:
-            m = row["manifest"]
-            table.add_row(row["short_id"], _local_time(row["time"]), row["source"], ", ".join(row["disks"]),
-                          str(m.get("mode", "")), str(m.get("consistency", "")), "yes" if row["protected"] else "")
-        stdout.print(table)
+        _print_table(
+            ["id", "time", "source", "disks", "mode", "consistency", "protected"],
+            [[row["short_id"], _local_time(row["time"]), row["source"], ", ".join(row["disks"]),
+              str(row["manifest"].get("mode", "")), str(row["manifest"].get("consistency", "")),
+              "yes" if row["protected"] else ""] for row in rows],
+            drop_order=["consistency", "mode", "disks"],
+        )
         stdout.print(f"{len(rows)} snapshots")
 
     emit(infos, as_json, render)
@@ -290,6 +335,8 @@ def check_cmd(
 
     Example: hvbackup check --repo /srv/hvbackup --read-data --subset 10%
     """
+    if subset and not read_data:
+        raise UsageError("--subset chooses the chunks --read-data reads; give --read-data too")
     share = parse_subset(subset) if subset else None
     with open_repository(repo, password_file, key_file) as r:
         with progress("Reading chunks", None, as_json) as bar:
@@ -320,15 +367,15 @@ def _render_check(report: CheckReport) -> None:
 # -- forget, prune, unlock -----------------------------------------------------------------
 
 
-def _render_forget(decisions: list[Decision], dry_run: bool) -> None:
-    table = Table("id", "time", "source", "action", "reason")
-    for column in table.columns[:2]:
-        column.no_wrap = True
-    for d in decisions:
-        action = "keep" if d.keep else ("would remove" if dry_run else "removed")
-        table.add_row(d.snapshot.short_id, _local_time(d.snapshot.time.isoformat()), d.snapshot.source, action,
-                      "; ".join(d.reasons))
-    stdout.print(table)
+def _render_forget(rows: list[dict], dry_run: bool) -> None:
+    removed = "would remove" if dry_run else "removed"
+    _print_table(
+        ["id", "time", "source", "action", "reason"],
+        [[row["short_id"], _local_time(row["time"]) if row["time"] else "?",
+          row["source"] if row["source"] is not None else "(manifest unreadable)",
+          "keep" if row["keep"] else removed, "; ".join(row["reasons"])] for row in rows],
+        drop_order=["reason"],
+    )
 
 
 def _render_prune(result: PruneResult) -> None:
@@ -346,15 +393,24 @@ WaitOpt = Annotated[float, typer.Option(help="Wait up to this many seconds for r
 @handle_errors
 def forget_cmd(
     repo: RepoOpt,
+    snapshots: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[ID]...", show_default=False,
+                       help="Forget exactly these snapshots (id or unique prefix), also ones whose manifest "
+                            "is damaged, instead of applying keep rules."),
+    ] = None,
     password_file: PasswordFileOpt = None,
     key_file: KeyFileOpt = None,
-    keep_last: Annotated[int, typer.Option(help="Keep the newest N snapshots.")] = 0,
-    keep_hourly: Annotated[int, typer.Option(help="Keep the newest snapshot of each of the last N hours.")] = 0,
-    keep_daily: Annotated[int, typer.Option(help="... of each of the last N days.")] = 0,
-    keep_weekly: Annotated[int, typer.Option(help="... of each of the last N ISO weeks.")] = 0,
-    keep_monthly: Annotated[int, typer.Option(help="... of each of the last N months.")] = 0,
-    keep_yearly: Annotated[int, typer.Option(help="... of each of the last N years.")] = 0,
+    keep_last: Annotated[int | None, typer.Option(metavar="N", help="Keep the newest N snapshots.")] = None,
+    keep_hourly: Annotated[int | None, typer.Option(metavar="N", help="Keep the newest snapshot of each of the "
+                                                                      "last N hours.")] = None,
+    keep_daily: Annotated[int | None, typer.Option(metavar="N", help="... of each of the last N days.")] = None,
+    keep_weekly: Annotated[int | None, typer.Option(metavar="N", help="... of each of the last N ISO weeks.")] = None,
+    keep_monthly: Annotated[int | None, typer.Option(metavar="N", help="... of each of the last N months.")] = None,
+    keep_yearly: Annotated[int | None, typer.Option(metavar="N", help="... of each of the last N years.")] = None,
     keep_within: Annotated[str | None, typer.Option(help="Keep all within this long of the newest, e.g. 7d.")] = None,
+    keep_none: Annotated[bool, typer.Option("--keep-none", help="Forget every unprotected snapshot (of --source, "
+                                                                "if given); no keep rule may be given.")] = False,
     source: Annotated[str | None, typer.Option(help="Only snapshots of this source.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Show what would be removed.")] = False,
     then_prune: Annotated[bool, typer.Option("--prune", help="Run prune afterwards.")] = False,
@@ -362,22 +418,31 @@ def forget_cmd(
     wait: WaitOpt = 0.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Remove snapshots that no keep rule keeps, per source. Protected snapshots stay.
+    """Remove snapshots that no keep rule keeps, per source, or the snapshots named. Protected snapshots stay.
 
+    A keep count must be 1 or more; forgetting every snapshot of a source needs --keep-none.
     Example: hvbackup forget --repo /srv/hvbackup --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
+    Example: hvbackup forget 3080099f --repo /srv/hvbackup --prune
     """
-    policy = KeepPolicy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly,
-                        parse_duration(keep_within) if keep_within else None)
+    policy = KeepPolicy.from_options(last=keep_last, hourly=keep_hourly, daily=keep_daily, weekly=keep_weekly,
+                                     monthly=keep_monthly, yearly=keep_yearly,
+                                     within=parse_duration(keep_within) if keep_within else None)
+    if snapshots and (not policy.is_empty() or keep_none or source is not None):
+        raise UsageError("give either snapshot ids or keep rules (--keep-*, --keep-none, --source), not both")
     window = parse_seconds(safety_window)
+    check_wait(wait)
     with open_repository(repo, password_file, key_file) as r:
-        decisions = forget(r, policy, source=source, dry_run=dry_run)
+        if snapshots:
+            decisions: list[Any] = forget_snapshots(r, snapshots, dry_run=dry_run)
+        else:
+            decisions = forget(r, policy, source=source, dry_run=dry_run, keep_none=keep_none)
         pruned = prune(r, safety_window=window, wait=wait) if then_prune and not dry_run else None
     result: dict[str, Any] = {"dry_run": dry_run, "snapshots": [d.to_json() for d in decisions]}
     if pruned is not None:
         result["prune"] = pruned.to_json()
 
     def render(_: Any) -> None:
-        _render_forget(decisions, dry_run)
+        _render_forget(result["snapshots"], dry_run)
         if pruned is not None:
             _render_prune(pruned)
 
@@ -438,7 +503,10 @@ def unlock_cmd(
     emit(result, as_json, render)
 
 
-repo_app = typer.Typer(help="Repository maintenance.", no_args_is_help=True)
+repo_app = typer.Typer(
+    help="Repository maintenance.\n\nExample: hvbackup repo rebuild-cache --repo /srv/hvbackup",
+    no_args_is_help=True,
+)
 
 
 @repo_app.command("rebuild-cache")

@@ -12,12 +12,15 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
 
 from hvbackup import directio
-from hvbackup.repo.errors import ObjectNotFound
+from hvbackup.errors import HvBackupError
+from hvbackup.repo import layout
+from hvbackup.repo.errors import ObjectNotFound, RepositoryFull, RepositoryReadOnly
 
 TEMP_PREFIX = ".tmp-"
 # A temporary file this old belongs to a writer that died: no live write takes a day.
@@ -55,6 +58,9 @@ class Backend(Protocol):
     def remove_temporary(self, older_than: float) -> int:
         """Delete temporary files left by crashed writers, older than `older_than` (epoch s)."""
 
+    def location(self, name: str) -> str:
+        """Where the object is, for messages: a path or a URL."""
+
 
 class LocalBackend:
     """Objects as files under a root directory; crash-safe puts."""
@@ -67,12 +73,19 @@ class LocalBackend:
     def _open_new(path: Path, flags: int) -> int:
         return os.open(path, flags, 0o600)
 
+    def location(self, name: str) -> str:
+        return str(self._path(name))
+
     def _path(self, name: str) -> Path:
         if name.startswith("/") or ".." in name.split("/"):
             raise ValueError(f"bad object name {name!r}")
         return self.root / name
 
     def put(self, name: str, data: bytes | memoryview) -> None:
+        with self._writing(name):
+            self._put(name, data)
+
+    def _put(self, name: str, data: bytes | memoryview) -> None:
         final = self._path(name)
         tmp = final.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
         direct = self._direct and len(data) >= DIRECT_MIN
@@ -98,12 +111,28 @@ class LocalBackend:
             tmp.unlink(missing_ok=True)
             raise
         os.close(fd)
-        os.rename(tmp, final)
+        try:
+            os.rename(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         _fsync_dir(final.parent)
+
+    @contextmanager
+    def _writing(self, name: str) -> Iterator[None]:
+        """A full or read-only repository is an HvBackupError that says so and names the repository."""
+        try:
+            yield
+        except OSError as exc:
+            error = _write_error(self.root, name, exc)
+            if error is None:
+                raise
+            raise error from None
 
     def make_folders(self, names: tuple[str, ...]) -> None:
         for name in names:
-            self._make_dirs(self._path(name))
+            with self._writing(name):
+                self._make_dirs(self._path(name))
 
     def _make_dirs(self, directory: Path) -> None:
         """Create missing directories, each made durable in its parent."""
@@ -151,11 +180,12 @@ class LocalBackend:
 
     def delete(self, name: str) -> None:
         path = self._path(name)
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            return
-        _fsync_dir(path.parent)
+        with self._writing(name):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                return
+            _fsync_dir(path.parent)
 
     def stat(self, name: str) -> ObjectStat:
         try:
@@ -212,6 +242,26 @@ def _write_direct(fd: int, data: bytes | memoryview) -> None:
     buffer[size:] = bytes(padded - size)
     directio.write_full(fd, buffer)
     os.ftruncate(fd, size)
+
+
+_READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def _write_error(root: Path, name: str, exc: OSError) -> HvBackupError | None:
+    reason = f"{(exc.strerror or str(exc)).lower()} writing {layout.kind(name)}"
+    if exc.errno in _READ_ONLY:
+        return RepositoryReadOnly(
+            f"the repository at {root} is read-only ({reason}): this command writes to it; "
+            "snapshots, check, restore and mount work on a read-only repository"
+        )
+    if exc.errno in _FULL:
+        return RepositoryFull(
+            f"the repository at {root} is full ({reason}): the chunks already stored are kept for prune's "
+            "safety window (1h by default), so a backup run again within it reuses them, and "
+            "`hvbackup prune` reclaims them after it"
+        )
+    return None
 
 
 def _fsync_dir(directory: Path) -> None:

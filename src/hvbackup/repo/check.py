@@ -4,8 +4,10 @@ Structure: config and key slots parse, every snapshot manifest and disk index de
 matches, every chunk an index references exists. Read data: every referenced chunk (or a random
 subset) is read, its tag verified and its plaintext re-hashed, each chunk once, in threads.
 Every missing or damaged chunk is reported with each snapshot and disk that uses it, and is
-remembered in the local cache so that the next backup of that data stores it again.
-Temporary files of writers that died more than a day ago are removed.
+remembered in the local cache so that the next backup of that data stores it again. A snapshot
+whose manifest or index cannot be read is named, with the command that removes it.
+Check writes nothing to the repository but the cleanup of temporary files of writers that died
+more than a day ago, and skips that on a repository it cannot write to (a read-only copy).
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Protocol
 
-from hvbackup.errors import HvBackupError
+from hvbackup.errors import HvBackupError, UsageError
 from hvbackup.repo import layout
 from hvbackup.repo.backend import STALE_TEMPORARY_AGE
 from hvbackup.repo.errors import ChunkError, DamagedObject, MissingObject
 from hvbackup.repo.repository import Repository
-from hvbackup.repo.snapshots import SnapshotInfo
+from hvbackup.repo.snapshots import SnapshotInfo, printable
 
 
 class Progress(Protocol):
@@ -47,6 +49,13 @@ class ChunkProblem:
 
 
 @dataclass
+class SnapshotProblem:
+    snapshot: str
+    problem: str  # "manifest" or "index"
+    reason: str
+
+
+@dataclass
 class CheckReport:
     snapshots: int = 0
     indexes: int = 0
@@ -56,6 +65,7 @@ class CheckReport:
     temporary_files_removed: int = 0
     errors: list[str] = field(default_factory=list)
     chunks: list[ChunkProblem] = field(default_factory=list)
+    snapshot_problems: list[SnapshotProblem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -63,7 +73,9 @@ class CheckReport:
 
     @property
     def damaged_snapshots(self) -> list[str]:
-        return sorted({use.snapshot for p in self.chunks for use in p.used_by})
+        """Every snapshot that cannot be restored whole: its manifest, an index or a chunk is damaged."""
+        users = {use.snapshot for p in self.chunks for use in p.used_by}
+        return sorted(users | {p.snapshot for p in self.snapshot_problems})
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -81,9 +93,13 @@ def check(
     progress: Progress | None = None,
     seed: int | None = None,
 ) -> CheckReport:
+    if workers < 1:
+        raise UsageError(f"--workers {workers}: at least one thread must read")
     report = CheckReport(read_data=read_data)
-    with repo.backup_lease("check"):
+    # A read lease: check writes nothing to the repository, so it also verifies a read-only copy.
+    with repo.read_lease("check") as lease:
         _check_key_slots(repo, report)
+        _check_generation(repo, report)
         usage = _check_snapshots(repo, report)
         report.chunks_referenced = len(usage.ids)
         present = set(repo.list_chunk_ids())
@@ -97,7 +113,8 @@ def check(
         if problems:
             repo.mark_damaged(set(problems))
             report.chunks = _describe(repo, problems, usage.snapshots)
-        report.temporary_files_removed = repo.backend.remove_temporary(time.time() - STALE_TEMPORARY_AGE)
+        if lease is not None:
+            report.temporary_files_removed = repo.backend.remove_temporary(time.time() - STALE_TEMPORARY_AGE)
     return report
 
 
@@ -116,13 +133,20 @@ def _check_key_slots(repo: Repository, report: CheckReport) -> None:
         report.errors.append("no readable key slot: only an exported key can open this repository")
 
 
+def _check_generation(repo: Repository, report: CheckReport) -> None:
+    try:
+        repo.generation()
+    except DamagedObject as exc:
+        report.errors.append(str(exc))
+
+
 def _check_snapshots(repo: Repository, report: CheckReport) -> _Usage:
     usage = _Usage()
     for snapshot_id in repo.snapshot_object_ids():
         try:
             snapshot = repo.load_snapshot(snapshot_id)
         except HvBackupError as exc:
-            report.errors.append(str(exc))
+            _snapshot_damaged(report, snapshot_id, "manifest", str(exc))
             continue
         report.snapshots += 1
         usage.snapshots.append(snapshot.info)
@@ -131,8 +155,14 @@ def _check_snapshots(repo: Repository, report: CheckReport) -> _Usage:
                 usage.ids |= snapshot.index(disk).stored_ids()
                 report.indexes += 1
             except (MissingObject, DamagedObject, KeyError) as exc:
-                report.errors.append(f"snapshot {snapshot.info.short_id} ({snapshot.info.source}): {exc}")
+                _snapshot_damaged(report, snapshot_id, "index", f"snapshot {snapshot.info.short_id} "
+                                                                f"({printable(snapshot.info.source)}): {exc}")
     return usage
+
+
+def _snapshot_damaged(report: CheckReport, snapshot_id: str, problem: str, reason: str) -> None:
+    report.snapshot_problems.append(SnapshotProblem(snapshot_id, problem, reason))
+    report.errors.append(f"{reason}; remove the snapshot with `hvbackup forget {snapshot_id[:8]}`")
 
 
 def _read_chunks(
@@ -176,7 +206,7 @@ def _describe(
                 if cid in found:
                     offsets.setdefault(cid, []).append(number * index.chunk_size)
             for cid, where in offsets.items():
-                found[cid].used_by.append(ChunkUse(info.id, info.source, info.time.isoformat(), disk, where))
+                found[cid].used_by.append(ChunkUse(info.id, printable(info.source), info.time.isoformat(), disk, where))
     for problem in found.values():
         problem.used_by.sort(key=lambda use: (use.time, use.snapshot, use.disk))
     return sorted(found.values(), key=lambda p: p.chunk_id)

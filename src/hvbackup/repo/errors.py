@@ -32,6 +32,18 @@ class WrongPassword(HvBackupError):
     exit_code = EXIT_WRONG_PASSWORD
 
 
+class RepositoryReadOnly(HvBackupError):
+    """A command that writes met a repository it cannot write to (read-only filesystem, no permission)."""
+
+
+class RepositoryFull(HvBackupError):
+    """The repository's filesystem (or quota) is full."""
+
+
+class NoKeySlot(HvBackupError):
+    """The repository has no readable key slot: its keys/ folder is damaged or emptied (not a wrong passphrase)."""
+
+
 class UnsupportedFormat(HvBackupError):
     """The repository was written by a newer hvbackup, or is not an hvbackup repository."""
 

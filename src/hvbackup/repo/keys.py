@@ -13,6 +13,7 @@ The wrapping key is scrypt(passphrase, salt, n, r, p) (32 bytes); the wrapped pa
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import json
 import os
@@ -20,10 +21,12 @@ import secrets
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from hvbackup.errors import UsageError
 from hvbackup.repo.crypto import KeyMaterial
 
 SCRYPT_N = 2**16
@@ -107,3 +110,41 @@ def _derive(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
 
 def _aad(repo_id: str) -> bytes:
     return f"hvbackup key slot:{repo_id}".encode()
+
+
+def write_key_file(path: Path, text: str, *, force: bool = False) -> None:
+    """Write an exported key to `path`, mode 0600, atomically: the file appears whole or not at
+    all (a temporary file is written, synced and then linked or renamed into place). An existing
+    file is never replaced unless `force`."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder; give the file to write the key to")
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists; refusing to overwrite it (use --force to replace it)")
+    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileNotFoundError:
+        raise UsageError(f"cannot write {path}: the folder {path.parent} does not exist") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        _move_into_place(tmp, path, force)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _move_into_place(tmp: Path, path: Path, force: bool) -> None:
+    if force:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # unlike a rename, fails if a file appeared at `path` meanwhile
+    except FileExistsError:
+        raise UsageError(f"{path} exists; refusing to overwrite it (use --force to replace it)") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
+            raise
+        os.rename(tmp, path)  # a filesystem without hard links

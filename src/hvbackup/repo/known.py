@@ -15,7 +15,7 @@ from typing import Iterator
 from hvbackup.repo import layout
 from hvbackup.repo.backend import Backend
 from hvbackup.repo.cache import ChunkCache
-from hvbackup.repo.errors import ObjectNotFound
+from hvbackup.repo.errors import DamagedObject, ObjectNotFound
 
 _SAVE_EVERY = 256
 
@@ -29,16 +29,27 @@ class KnownChunks:
         self._generation = -1
         self._unsaved: list[bytes] = []
         self._damaged = cache.damaged()
-        generation = self.generation()
+        try:
+            generation = self.generation()
+        except DamagedObject:
+            return  # readers need no generation; writers (sync, prune) meet the error
         cached = cache.load(generation)
         if cached is not None:
             self._ids, self._generation = cached, generation
 
     def generation(self) -> int:
         try:
-            return int(self.backend.get(layout.GENERATION).strip() or b"0")
+            raw = self.backend.get(layout.GENERATION)
         except ObjectNotFound:
             return 0
+        try:
+            return int(raw.strip() or b"0")
+        except ValueError:
+            where = self.backend.location(layout.GENERATION)
+            raise DamagedObject(
+                f"the generation file {where} is damaged (it holds {raw[:20]!r}, not a number); write a number "
+                f"larger than any it held before into it, e.g. `date +%s > {where}` (FORMAT.md §9)"
+            ) from None
 
     def bump_generation(self) -> int:
         new = self.generation() + 1

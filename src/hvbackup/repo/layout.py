@@ -51,3 +51,12 @@ def lock(lock_id: str) -> str:
 
 def leaf(name: str) -> str:
     return name.rsplit("/", 1)[-1]
+
+
+_KINDS = {CHUNKS: "a chunk", INDEXES: "a disk index", SNAPSHOTS: "a snapshot manifest", KEYS: "a key slot",
+          PROTECTED: "a protection mark", LOCKS: "a lock", GENERATION: "the generation file", CONFIG: "the config"}
+
+
+def kind(name: str) -> str:
+    """What an object is, in words ("a chunk"), from its name."""
+    return _KINDS.get(name.split("/", 1)[0], name)

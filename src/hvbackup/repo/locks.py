@@ -23,6 +23,7 @@ from typing import Iterator
 
 import psutil
 
+from hvbackup.errors import HvBackupError
 from hvbackup.repo import layout
 from hvbackup.repo.backend import Backend
 from hvbackup.repo.crypto import SealError, Sealer
@@ -162,7 +163,7 @@ class Locks:
             info.refreshed = time.time()
             try:
                 self._write(info)
-            except OSError as exc:
+            except (OSError, HvBackupError) as exc:  # a full repository, say; the next refresh may succeed
                 log.warning("could not refresh lock %s: %s", info.id, exc)
 
 

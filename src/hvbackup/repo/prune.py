@@ -12,9 +12,10 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
+from hvbackup.errors import UsageError
 from hvbackup.repo import layout
 from hvbackup.repo.backend import STALE_TEMPORARY_AGE
-from hvbackup.repo.errors import IndexDamaged, IndexMissing, ObjectNotFound
+from hvbackup.repo.errors import DamagedObject, MissingObject, ObjectNotFound
 from hvbackup.repo.repository import Repository
 
 DEFAULT_SAFETY_WINDOW = 3600.0
@@ -40,6 +41,12 @@ class PruneResult:
         return asdict(self)
 
 
+def check_wait(wait: float) -> None:
+    """Refuse a negative --wait (before anything is done, e.g. before forget removes snapshots)."""
+    if wait < 0:
+        raise UsageError(f"--wait {wait:g}: give the seconds to wait for running backups, 0 or more")
+
+
 def prune(
     repo: Repository,
     *,
@@ -48,6 +55,9 @@ def prune(
     dry_run: bool = False,
     progress: Progress | None = None,
 ) -> PruneResult:
+    check_wait(wait)
+    if safety_window < 0:
+        raise UsageError(f"--safety-window {safety_window:g}: the safety window cannot be negative")
     with repo.exclusive_lock("prune", wait=wait):
         result = PruneResult(dry_run=dry_run)
         cutoff = time.time() - safety_window
@@ -81,16 +91,21 @@ def prune(
 def _mark(repo: Repository, result: PruneResult) -> tuple[set[bytes], set[str]]:
     """Every chunk id any snapshot references; refuses (raises) if any snapshot cannot be read."""
     referenced: set[bytes] = set()
-    snapshots = repo.list_snapshots(strict=True)
-    for info in snapshots:
-        snapshot = repo.load_snapshot(info.id)
-        for disk in info.disk_names:
-            try:
+    snapshot_ids = repo.snapshot_object_ids()
+    for snapshot_id in snapshot_ids:
+        try:
+            info = repo.snapshot_info(snapshot_id)
+            snapshot = repo.load_snapshot(info.id)
+            for disk in info.disk_names:
                 referenced |= snapshot.index(disk).stored_ids()
-            except (IndexMissing, IndexDamaged) as exc:
-                raise type(exc)(f"{exc}; prune refuses to run until `hvbackup check` is clean") from None
-    result.snapshots = len(snapshots)
-    return referenced, {s.id for s in snapshots}
+        except (DamagedObject, MissingObject, KeyError) as exc:
+            kind, reason = (DamagedObject, exc.args[0]) if isinstance(exc, KeyError) else (type(exc), exc)
+            raise kind(
+                f"{reason}; prune deletes nothing while a snapshot cannot be read: "
+                f"remove it with `hvbackup forget {snapshot_id[:8]}` (`hvbackup check` lists them all)"
+            ) from None
+    result.snapshots = len(snapshot_ids)
+    return referenced, set(snapshot_ids)
 
 
 def _old_enough(repo: Repository, candidates: set[bytes], cutoff: float, result: PruneResult) -> dict[bytes, int]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import errno
 import json
 import logging
 import secrets
@@ -26,9 +25,11 @@ from hvbackup.repo.errors import (
     DamagedObject,
     IndexDamaged,
     IndexMissing,
+    NoKeySlot,
     ObjectNotFound,
     RepositoryExists,
     RepositoryNotFound,
+    RepositoryReadOnly,
     SnapshotNotFound,
     WrongPassword,
 )
@@ -123,6 +124,8 @@ class Repository:
         if password is None:
             raise UsageError("a passphrase or a key is needed to open the repository")
         slots = _read_slots(backend)
+        if not slots:
+            raise _no_key_slot(path, backend)
         for slot in slots:
             keys = unwrap(slot, password, config.id)
             if keys is not None:
@@ -242,9 +245,7 @@ class Repository:
         with ExitStack() as stack:
             try:
                 info = stack.enter_context(self.locks.hold(SHARED, description))
-            except OSError as exc:
-                if not isinstance(exc, PermissionError) and exc.errno != errno.EROFS:
-                    raise
+            except RepositoryReadOnly:
                 info = None
             yield info
 
@@ -357,6 +358,13 @@ class Repository:
     def snapshot_object_ids(self) -> list[str]:
         return self._snapshot_ids()
 
+    def snapshot_info(self, snapshot_id: str) -> SnapshotInfo:
+        """The summary of the snapshot with this full id; DamagedObject if its manifest is unreadable."""
+        return self._read_info(snapshot_id)
+
+    def is_protected(self, snapshot_id: str) -> bool:
+        return self.backend.exists(layout.protected(snapshot_id))
+
     def _snapshot_ids(self) -> list[str]:
         return [layout.leaf(n) for n in self.backend.list(layout.SNAPSHOTS)]
 
@@ -372,10 +380,13 @@ class Repository:
         try:
             manifest = json.loads(self.sealer.open(blob, _snapshot_context(snapshot_id)))
         except (SealError, ValueError) as exc:
-            raise DamagedObject(f"snapshot {snapshot_id} manifest is damaged: {exc}") from None
+            raise DamagedObject(f"snapshot {snapshot_id} manifest is damaged: {exc or type(exc).__name__}") from None
         if protected is None:
-            protected = {snapshot_id} if self.backend.exists(layout.protected(snapshot_id)) else set()
-        return _info(manifest, snapshot_id in protected)
+            protected = {snapshot_id} if self.is_protected(snapshot_id) else set()
+        try:
+            return _info(manifest, snapshot_id in protected)
+        except DamagedObject as exc:
+            raise DamagedObject(f"snapshot {snapshot_id} {exc}") from None
 
     def _load_index(self, info: SnapshotInfo, disk_name: str) -> DiskIndex:
         entry = info.manifest.get("indexes", {}).get(disk_name)
@@ -408,7 +419,7 @@ class Repository:
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Remove a snapshot: the manifest first (it is the commit point), then its indexes."""
-        if self.backend.exists(layout.protected(snapshot_id)):
+        if self.is_protected(snapshot_id):
             raise UsageError(f"snapshot {snapshot_id[:8]} is protected; unprotect it first")
         self.backend.delete(layout.snapshot(snapshot_id))
         for name in list(self.backend.list(f"{layout.INDEXES}/{snapshot_id}")):
@@ -424,15 +435,16 @@ class Repository:
         self.backend.put(layout.key_slot(slot.slot_id), slot.to_bytes())
         return slot
 
-    def remove_key_slot(self, slot_id: str) -> None:
+    def remove_key_slot(self, ref: str) -> str:
+        """Remove the key slot with this id or unique id prefix; its full id."""
         slots = {s.slot_id for s in self.key_slots()}
-        if slot_id not in slots:
-            raise UsageError(f"no key slot {slot_id!r}")
+        slot_id = _slot_by_prefix(ref, slots)
         if slots == {slot_id}:
             raise UsageError("refusing to remove the last key slot: the repository could no longer be opened")
         if slot_id == self.slot_id:
             raise UsageError("refusing to remove the key slot in use; open the repository with another passphrase")
         self.backend.delete(layout.key_slot(slot_id))
+        return slot_id
 
     def export_key(self) -> str:
         return self.keys.export(self.id)
@@ -477,6 +489,29 @@ def _read_slots(backend: Backend) -> list[KeySlot]:
     return slots
 
 
+def _slot_by_prefix(ref: str, slots: set[str]) -> str:
+    if ref in slots:
+        return ref
+    matches = [s for s in slots if s.startswith(ref)] if ref else []
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise UsageError(f"key slot prefix {ref!r} is ambiguous ({len(matches)} slots match)")
+    raise UsageError(f"no key slot {ref!r} (see hvbackup key list)")
+
+
+def _no_key_slot(path: Path, backend: Backend) -> NoKeySlot:
+    unreadable = len(list(backend.list(layout.KEYS)))
+    if unreadable:
+        what = "its one key slot is unreadable" if unreadable == 1 else f"all {unreadable} key slots are unreadable"
+    else:
+        what = "its keys/ folder is empty or gone"
+    return NoKeySlot(
+        f"the repository at {path} has no key slots ({what}): it is damaged, the passphrase was not tried; "
+        "open it with an exported key (--key-file FILE), then add a passphrase with `hvbackup key add`"
+    )
+
+
 def _key_opens(config: RepoConfig, keys: KeyMaterial) -> bool:
     try:
         blob = base64.b64decode(config.key_check)
@@ -508,5 +543,5 @@ def _info(manifest: dict, protected: bool) -> SnapshotInfo:
         time = datetime.fromisoformat(manifest["time"])
         return SnapshotInfo(str(manifest["id"]), time, str(manifest["source"]), protected, manifest)
     except (KeyError, ValueError) as exc:
-        raise DamagedObject(f"snapshot manifest lacks a valid {exc}") from None
+        raise DamagedObject(f"manifest lacks a valid {exc}") from None
 

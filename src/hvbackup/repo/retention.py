@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Callable, Iterable
 
 from hvbackup.errors import UsageError
-from hvbackup.repo.snapshots import SnapshotInfo
+from hvbackup.repo.snapshots import SnapshotInfo, printable
 
 _KEEP, _REMOVE, _PROTECTED = "keep", "remove", "protected"
 
@@ -62,9 +62,38 @@ class KeepPolicy:
     yearly: int = 0
     within: Duration | None = None
 
+    def __post_init__(self) -> None:
+        for rule, count in self.counts():
+            if count < 0:
+                raise UsageError(f"--keep-{rule} {count}: a keep count must be 1 or more")
+
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        last: int | None = None,
+        hourly: int | None = None,
+        daily: int | None = None,
+        weekly: int | None = None,
+        monthly: int | None = None,
+        yearly: int | None = None,
+        within: Duration | None = None,
+    ) -> "KeepPolicy":
+        """The policy of the keep options a user gave (None: not given). A count of zero or less
+        is refused: it would keep nothing, and a rule that keeps nothing is no rule."""
+        given = {"last": last, "hourly": hourly, "daily": daily, "weekly": weekly, "monthly": monthly,
+                 "yearly": yearly}
+        for rule, count in given.items():
+            if count is not None and count < 1:
+                raise UsageError(f"--keep-{rule} {count}: a keep count must be 1 or more")
+        return cls(**{rule: count or 0 for rule, count in given.items()}, within=within)
+
+    def counts(self) -> list[tuple[str, int]]:
+        return [("last", self.last), ("hourly", self.hourly), ("daily", self.daily), ("weekly", self.weekly),
+                ("monthly", self.monthly), ("yearly", self.yearly)]
+
     def is_empty(self) -> bool:
-        counts = (self.last, self.hourly, self.daily, self.weekly, self.monthly, self.yearly)
-        return not any(counts) and self.within is None
+        return not any(count for _rule, count in self.counts()) and self.within is None
 
 
 @dataclass
@@ -79,23 +108,35 @@ class Decision:
             "id": s.id,
             "short_id": s.short_id,
             "time": s.time.isoformat(),
-            "source": s.source,
+            "source": printable(s.source),
             "keep": self.keep,
             "reasons": self.reasons,
         }
 
 
-def decide(snapshots: Iterable[SnapshotInfo], policy: KeepPolicy, tz: tzinfo | None = None) -> list[Decision]:
-    """A keep-or-remove decision with reasons for every snapshot, grouped by source, newest first."""
-    if policy.is_empty():
-        raise UsageError("no keep rule given; refusing to forget every snapshot (use e.g. --keep-last 1)")
+def decide(
+    snapshots: Iterable[SnapshotInfo], policy: KeepPolicy, tz: tzinfo | None = None, *, keep_none: bool = False
+) -> list[Decision]:
+    """A keep-or-remove decision with reasons for every snapshot, grouped by source, newest first.
+
+    A policy that would keep no snapshot of a source is refused unless `keep_none` asks for
+    exactly that (and then no rule may be given)."""
+    if keep_none and not policy.is_empty():
+        raise UsageError("--keep-none forgets every unprotected snapshot; it cannot be combined with keep rules")
+    if policy.is_empty() and not keep_none:
+        raise UsageError("no keep rule given; refusing to forget every snapshot "
+                         "(use e.g. --keep-last 1, or --keep-none to forget them all)")
     groups: dict[str, list[SnapshotInfo]] = {}
     for info in snapshots:
         groups.setdefault(info.source, []).append(info)
     decisions = []
     for source in sorted(groups):
         group = sorted(groups[source], key=lambda s: s.time, reverse=True)
-        decisions.extend(_decide_group(group, policy, tz))
+        decided = _decide_group(group, policy, tz)
+        if not keep_none and not any(d.keep for d in decided):
+            raise UsageError(f"the keep rules would keep no snapshot of {source!r}; refusing "
+                             "(use --keep-none to forget them all)")
+        decisions.extend(decided)
     return decisions
 
 

@@ -4,9 +4,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
+from typing import Any, Callable
 
 from hvbackup.repo.index import DiskIndex
+
+
+def printable(value: Any) -> Any:
+    """`value` with every string made printable as UTF-8, in lists and dicts too.
+
+    A source named after a file name that is not valid UTF-8 carries its undecodable bytes as
+    lone surrogates (Python's surrogateescape); they are shown as `\\xNN` (backslashreplace), so
+    that output and JSON documents are valid UTF-8. See docs/FORMAT.md §7.1."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            errors = "surrogateescape" if _only_escapes(value) else "surrogatepass"
+            return value.encode("utf-8", errors).decode("utf-8", "backslashreplace")
+    if isinstance(value, list):
+        return [printable(v) for v in value]
+    if isinstance(value, dict):
+        return {printable(k): printable(v) for k, v in value.items()}
+    return value
+
+
+def _only_escapes(text: str) -> bool:
+    """Whether every surrogate in `text` is one surrogateescape makes (U+DC80..U+DCFF)."""
+    return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in text)
 
 
 @dataclass(frozen=True)
@@ -34,11 +59,11 @@ class SnapshotInfo:
             "id": self.id,
             "short_id": self.short_id,
             "time": self.time.isoformat(),
-            "source": self.source,
-            "hostname": self.hostname,
+            "source": printable(self.source),
+            "hostname": printable(self.hostname),
             "protected": self.protected,
-            "disks": self.disk_names,
-            "manifest": self.manifest,
+            "disks": printable(self.disk_names),
+            "manifest": printable(self.manifest),
         }
 
 
