@@ -24,8 +24,12 @@ def test_lab_commands_take_host_lab_dir_as_well_as_dir(tmp_path: Path) -> None:
     assert cli("lab", "list", "--host", spec, "--json", password=None).json() == []
     assert cli("lab", "list", str(lab), "--json", password=None).json() == []
     assert cli("lab", "list", str(lab), "--host", spec, "--json", password=None).json() == []
-    for args in (["start", "--host", spec, "nope"], ["start", str(lab), "nope"],
-                 ["reset-rct", "--host", spec, "nope"], ["write", "--host", spec, "nope", "/x", "--text", "x"]):  # fmt: skip
+    for args in (
+        ["start", "--host", spec, "nope"],
+        ["start", str(lab), "nope"],
+        ["reset-rct", "--host", spec, "nope"],
+        ["write", "--host", spec, "nope", "/x", "--text", "x"],
+    ):
         _one_line(cli("lab", *args, password=None), "no VM 'nope'")
     _one_line(cli("lab", "start", "--host", spec, password=None), "missing argument VM")
     _one_line(cli("lab", "list", str(tmp_path / "other"), "--host", spec, password=None), "two lab folders")

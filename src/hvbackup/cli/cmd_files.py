@@ -56,7 +56,9 @@ def _filesystem(
 
     with (
         open_repository(repo, password_file, key_file) as repository,
-        open_filesystem(repository, repository.load_snapshot(snapshot, source), disk_name=disk, volume_name=volume) as fs,
+        open_filesystem(
+            repository, repository.load_snapshot(snapshot, source), disk_name=disk, volume_name=volume
+        ) as fs,
     ):
         yield fs
 
@@ -209,7 +211,10 @@ def cat_cmd(
 def extract_cmd(
     snapshot: SnapshotArg,
     path: Annotated[str, typer.Argument(help="File or directory to extract ('/' for everything).")],
-    to: Annotated[Path, typer.Option("--to", help="Folder to extract into (created if missing; nothing is written if any file is there already).")],
+    to: Annotated[
+        Path,
+        typer.Option("--to", help="Folder to extract into (created if missing); nothing is written if a file is in the way."),
+    ],
     repo: RepoOpt,
     source: SourceOpt = None,
     password_file: PasswordFileOpt = None,

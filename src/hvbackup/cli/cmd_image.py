@@ -45,7 +45,8 @@ def backup_cmd(
         typer.Option(help="JSON list of [offset, length] byte ranges changed since the last snapshot of this source."),
     ] = None,
     source: Annotated[
-        Optional[str], typer.Option("--source", "-s", help="Name that groups snapshots of this image (default: its path).")
+        Optional[str],
+        typer.Option("--source", "-s", help="Name that groups snapshots of this image (default: its path)."),
     ] = None,
     sample_percent: Annotated[
         float, typer.Option(help="Percentage of 'unchanged' chunks re-read to check the changed ranges.")

@@ -51,7 +51,7 @@ def mount_cmd(
     for an image backup, e.g. scsi0-0.raw for a VM; `hvbackup snapshots` shows the disk names).
     Unmount with `fusermount -u DIR`.
 
-    Example: hvbackup mount -r /srv/repo web-01:latest /mnt/snap && ls /mnt/snap && losetup -r -f -P --show /mnt/snap/scsi0-0.raw
+    Example: hvbackup mount -r /srv/repo web-01:latest /mnt/snap && losetup -r -f -P --show /mnt/snap/scsi0-0.raw
     """
     from hvbackup.engine.files.mount import check_fuse, check_mountpoint, image_names, serve
 
