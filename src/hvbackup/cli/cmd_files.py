@@ -20,6 +20,7 @@ from hvbackup.cli.common import (
     KeyFileOpt,
     PasswordFileOpt,
     RepoOpt,
+    SourceOpt,
     emit,
     handle_errors,
     open_repository,
@@ -33,7 +34,7 @@ files_app = typer.Typer(
     no_args_is_help=True,
 )
 
-SnapshotArg = Annotated[str, typer.Argument(help="Snapshot ID, unique prefix, or 'latest'.")]
+SnapshotArg = Annotated[str, typer.Argument(help="Snapshot ID, unique prefix, 'latest' or 'SOURCE:latest'.")]
 DiskOpt = Annotated[str | None, typer.Option("--disk", help="Disk name or number (default: the only disk).")]
 VolumeOpt = Annotated[
     str | None,
@@ -43,13 +44,21 @@ VolumeOpt = Annotated[
 
 @contextmanager
 def _filesystem(
-    repo: Path, password_file: Path | None, key_file: Path | None, snapshot: str, disk: str | None, volume: str | None
+    repo: Path,
+    password_file: Path | None,
+    key_file: Path | None,
+    snapshot: str,
+    source: str | None,
+    disk: str | None,
+    volume: str | None,
 ):
     from hvbackup.engine.files.source import open_filesystem
 
     with (
         open_repository(repo, password_file, key_file) as repository,
-        open_filesystem(repository, repository.load_snapshot(snapshot), disk_name=disk, volume_name=volume) as fs,
+        open_filesystem(
+            repository, repository.load_snapshot(snapshot, source), disk_name=disk, volume_name=volume
+        ) as fs,
     ):
         yield fs
 
@@ -79,6 +88,7 @@ def name_json(name: bytes) -> dict:
 def volumes_cmd(
     snapshot: SnapshotArg,
     repo: RepoOpt,
+    source: SourceOpt = None,
     password_file: PasswordFileOpt = None,
     key_file: KeyFileOpt = None,
     disk: DiskOpt = None,
@@ -92,7 +102,7 @@ def volumes_cmd(
 
     with (
         open_repository(repo, password_file, key_file) as repository,
-        open_disk(repository, repository.load_snapshot(snapshot), disk) as opened,
+        open_disk(repository, repository.load_snapshot(snapshot, source), disk) as opened,
     ):
         data = {"disk": opened.disk["name"], "volumes": [v.to_json() for v in opened.volumes]}
     emit(data, as_json, _render_volumes)
@@ -142,6 +152,7 @@ _TYPE_BITS = {
 def ls_cmd(
     snapshot: SnapshotArg,
     repo: RepoOpt,
+    source: SourceOpt = None,
     path: Annotated[str, typer.Argument(help="Absolute path in the filesystem.")] = "/",
     password_file: PasswordFileOpt = None,
     key_file: KeyFileOpt = None,
@@ -153,7 +164,7 @@ def ls_cmd(
 
     Example: hvbackup files ls -r /srv/repo latest /etc --volume vg0/root
     """
-    with _filesystem(repo, password_file, key_file, snapshot, disk, volume) as fs:
+    with _filesystem(repo, password_file, key_file, snapshot, source, disk, volume) as fs:
         entry = fs.get(_path_bytes(path))
         if entry.is_dir:
             items = [_entry_json(name, child) for name, child in fs.iterdir(entry)]
@@ -172,6 +183,7 @@ def cat_cmd(
     snapshot: SnapshotArg,
     path: Annotated[str, typer.Argument(help="Absolute path of a file in the filesystem.")],
     repo: RepoOpt,
+    source: SourceOpt = None,
     password_file: PasswordFileOpt = None,
     key_file: KeyFileOpt = None,
     disk: DiskOpt = None,
@@ -182,7 +194,7 @@ def cat_cmd(
 
     Example: hvbackup files cat -r /srv/repo latest /etc/fstab > fstab
     """
-    with _filesystem(repo, password_file, key_file, snapshot, disk, volume) as fs:
+    with _filesystem(repo, password_file, key_file, snapshot, source, disk, volume) as fs:
         entry = fs.resolve(fs.get(_path_bytes(path)))
         with fs.open(entry) as src:
             if as_json:
@@ -199,8 +211,12 @@ def cat_cmd(
 def extract_cmd(
     snapshot: SnapshotArg,
     path: Annotated[str, typer.Argument(help="File or directory to extract ('/' for everything).")],
-    to: Annotated[Path, typer.Option("--to", help="Folder to extract into (created if missing).")],
+    to: Annotated[
+        Path,
+        typer.Option("--to", help="Folder to extract into (created if missing); nothing is written if a file is in the way."),
+    ],
     repo: RepoOpt,
+    source: SourceOpt = None,
     password_file: PasswordFileOpt = None,
     key_file: KeyFileOpt = None,
     disk: DiskOpt = None,
@@ -215,7 +231,7 @@ def extract_cmd(
     from hvbackup.engine.files.extract import extract
 
     with (
-        _filesystem(repo, password_file, key_file, snapshot, disk, volume) as fs,
+        _filesystem(repo, password_file, key_file, snapshot, source, disk, volume) as fs,
         progress("extract", None, as_json) as bar,
     ):
         result = extract(fs, _path_bytes(path), to, overwrite=overwrite, on_bytes=bar.advance)
@@ -239,6 +255,7 @@ def find_cmd(
     snapshot: SnapshotArg,
     pattern: Annotated[str, typer.Argument(help="Shell pattern matched against full paths, e.g. '*/nginx/*.conf'.")],
     repo: RepoOpt,
+    source: SourceOpt = None,
     under: Annotated[str, typer.Option("--under", help="Search below this directory only.")] = "/",
     password_file: PasswordFileOpt = None,
     key_file: KeyFileOpt = None,
@@ -252,7 +269,7 @@ def find_cmd(
     """
 
     wanted = _path_bytes(pattern)
-    with _filesystem(repo, password_file, key_file, snapshot, disk, volume) as fs:
+    with _filesystem(repo, password_file, key_file, snapshot, source, disk, volume) as fs:
         found = [
             {**name_json(e.path), "type": e.stat().kind, "size": e.stat().size}
             for e in fs.walk(fs.get(_path_bytes(under)))

@@ -10,8 +10,10 @@ from rich.table import Table
 
 from hvbackup.cli.common import (
     JsonOpt,
+    KeyFileOpt,
     PasswordFileOpt,
     RepoOpt,
+    SourceOpt,
     emit,
     handle_errors,
     human_bytes,
@@ -37,11 +39,15 @@ def backup_cmd(
     image: Annotated[Path, typer.Argument(help="VHDX/AVHDX/VHD file, raw image, or block device.")],
     repo: RepoOpt,
     password_file: PasswordFileOpt = None,
+    key_file: KeyFileOpt = None,
     changed_ranges: Annotated[
         Optional[Path],
         typer.Option(help="JSON list of [offset, length] byte ranges changed since the last snapshot of this source."),
     ] = None,
-    source: Annotated[Optional[str], typer.Option(help="Name that groups snapshots of this image (default: its path).")] = None,
+    source: Annotated[
+        Optional[str],
+        typer.Option("--source", "-s", help="Name that groups snapshots of this image (default: its path)."),
+    ] = None,
     sample_percent: Annotated[
         float, typer.Option(help="Percentage of 'unchanged' chunks re-read to check the changed ranges.")
     ] = 0.5,
@@ -49,11 +55,14 @@ def backup_cmd(
 ) -> None:
     """Back up a disk image: only allocated data is read; zero chunks are never stored.
 
+    The format comes from the content; a .vhdx, .avhdx or .vhd file must carry that format's
+    signature (anything else, e.g. .raw, .img or a block device, is read as it is).
+
     Example: hvbackup image backup -r /srv/repo --changed-ranges changes.json disk.vhdx
     """
     from hvbackup.engine.image_backup import backup_image
 
-    with open_repository(repo, password_file) as repository:
+    with open_repository(repo, password_file, key_file) as repository:
         with progress("backup", None, as_json) as bar:
             result = backup_image(
                 repository,
@@ -67,8 +76,9 @@ def backup_cmd(
 
 
 def _render_backup(data: dict) -> None:
-    table = Table(title=f"snapshot {data['snapshot'][:12]}", show_header=False)
+    table = Table(title=f"snapshot {data['snapshot'][:8]}", show_header=False)
     table.add_row("source", data["source"])
+    table.add_row("format", data["format"])
     table.add_row("mode", f"{data['mode']} ({data['reason']})")
     table.add_row("disk size", human_bytes(data["size"]))
     table.add_row("read", human_bytes(data["bytes_read"]))
@@ -84,10 +94,12 @@ def _render_backup(data: dict) -> None:
 @image_app.command("restore")
 @handle_errors
 def restore_cmd(
-    snapshot: Annotated[str, typer.Argument(help="Snapshot ID, unique prefix, or 'latest'.")],
+    snapshot: Annotated[str, typer.Argument(help="Snapshot ID, unique prefix, 'latest' or 'SOURCE:latest'.")],
     to: Annotated[Path, typer.Option("--to", help="Target file (.vhdx → VHDX, else raw) or block device.")],
     repo: RepoOpt,
+    source: SourceOpt = None,
     password_file: PasswordFileOpt = None,
+    key_file: KeyFileOpt = None,
     disk: Annotated[Optional[str], typer.Option(help="Disk name or number, for snapshots with several disks.")] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help="vhdx or raw (default: from the extension).")] = None,
     block_size_mib: Annotated[
@@ -107,8 +119,8 @@ def restore_cmd(
     from hvbackup.engine.disk_restore import restore_disk
     from hvbackup.errors import PartialFailure
 
-    with open_repository(repo, password_file) as repository:
-        snap = repository.load_snapshot(snapshot)
+    with open_repository(repo, password_file, key_file) as repository:
+        snap = repository.load_snapshot(snapshot, source)
         with progress("restore", None, as_json) as bar:
             result = restore_disk(
                 repository,

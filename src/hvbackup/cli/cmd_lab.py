@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,25 +11,71 @@ import typer
 from rich.table import Table
 
 from hvbackup.cli.common import JsonOpt, emit, handle_errors, human_bytes, progress, stdout
+from hvbackup.errors import UsageError
 
 lab_app = typer.Typer(
     help="The lab host: a folder with VMs whose disks are real VHDX files, for demos and tests.\n\n"
+    "Every lab command takes the folder as DIR or as --host lab:DIR, the spec the other commands take.\n\n"
     "Example: hvbackup lab create /srv/lab --sample && hvbackup backup --host lab:/srv/lab --all ...",
     no_args_is_help=True,
 )
 
-DirArg = Annotated[Path, typer.Argument(help="The lab folder.")]
-VmArg = Annotated[str, typer.Argument(help="VM name or id.")]
+DirArg = Annotated[str | None, typer.Argument(help="The lab folder (or give --host lab:DIR).", show_default=False)]
+VmArg = Annotated[str | None, typer.Argument(help="VM name or id.", show_default=False)]
+HostOpt = Annotated[
+    str | None, typer.Option("--host", help="The lab as a host spec, lab:DIR, instead of DIR.", show_default=False)
+]
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(lab_app, name="lab")
 
 
+def _lab_args(host: str | None, positionals: list[str | None], names: list[str]) -> tuple[Path, list[str]]:
+    """The lab folder and the arguments after it. With --host lab:DIR the folder is not among the
+    positionals, so they arrive one slot to the left; DIR given as well must be the same folder."""
+    from hvbackup.hyperv.connect import parse_spec
+
+    values = [v for v in positionals if v is not None]
+    if host is None:
+        if not values:
+            raise UsageError("give the lab folder: DIR or --host lab:DIR")
+        directory, values = values[0], values[1:]
+    else:
+        spec = parse_spec(host)
+        if spec.kind != "lab":
+            raise UsageError(f"--host {host} is not a lab host: lab commands take --host lab:DIR")
+        directory = spec.path
+        if len(values) > len(names):
+            if Path(values[0]).resolve() != Path(directory).resolve():
+                raise UsageError(f"two lab folders given: {values[0]} and --host {host}; give one")
+            values = values[1:]
+    if len(values) < len(names):
+        raise UsageError(f"missing argument {names[len(values)]}")
+    if len(values) > len(names):
+        raise UsageError(f"unexpected argument {values[len(names)]!r}")
+    return Path(directory), values
+
+
 def _open(directory: Path) -> Any:
     from hvbackup.hyperv.lab import LabHost
 
     return LabHost(directory)
+
+
+def _check_new_lab_folder(directory: Path) -> None:
+    """`lab create` needs a new or empty folder; say which it is when it is not."""
+    from hvbackup.hyperv.lab.folder import LAB_FILE
+
+    if os.path.lexists(directory) and not directory.is_dir():
+        raise UsageError(f"{directory} is a file, not a folder: give a new folder for the lab")
+    if (directory / LAB_FILE).exists():
+        raise UsageError(
+            f"{directory} is not empty: it is already a lab host; use it (hvbackup lab list {directory}) "
+            f"or remove it first (hvbackup lab destroy {directory})"
+        )
+    if directory.is_dir() and any(directory.iterdir()):
+        raise UsageError(f"{directory} exists, is not empty and is not a lab: give a new folder for the lab")
 
 
 def _vm_row(lab: Any, vm: Any) -> dict[str, Any]:
@@ -58,7 +105,8 @@ def _print_vms(rows: list[dict[str, Any]]) -> None:
 @lab_app.command("create")
 @handle_errors
 def create_cmd(
-    directory: DirArg,
+    directory: DirArg = None,
+    host: HostOpt = None,
     sample: Annotated[
         bool, typer.Option("--sample", help="Add the sample Linux VMs (running ones start writing).")
     ] = False,
@@ -67,13 +115,15 @@ def create_cmd(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a lab host folder, optionally with the sample VMs.
+    """Create a lab host folder (new or empty), optionally with the sample VMs.
 
     Example: hvbackup lab create /srv/lab --sample
     """
     from hvbackup.hyperv.lab import LabHost
     from hvbackup.hyperv.lab.sample import SAMPLE_VMS, disk_bytes
 
+    directory, _ = _lab_args(host, [directory], [])
+    _check_new_lab_folder(directory)
     total = sum(disk_bytes(s) for s in SAMPLE_VMS) if sample else 0
     with progress("building sample VMs", total, as_json) as bar:
         lab = LabHost.create(directory, sample=sample, record_digests=record_digests,
@@ -88,20 +138,21 @@ def create_cmd(
 
 @lab_app.command("list")
 @handle_errors
-def list_cmd(directory: DirArg, as_json: JsonOpt = False) -> None:
+def list_cmd(directory: DirArg = None, host: HostOpt = None, as_json: JsonOpt = False) -> None:
     """List the lab's VMs: state, guest kind (agent, stock daemon, none), checkpoints.
 
-    Example: hvbackup lab list /srv/lab --json
+    Example: hvbackup lab list /srv/lab --json   (or: hvbackup lab list --host lab:/srv/lab)
     """
-    lab = _open(directory)
+    lab = _open(_lab_args(host, [directory], [])[0])
     emit([_vm_row(lab, vm) for vm in lab.inventory()], as_json, _print_vms)
 
 
 def _state_command(name: str, verb: str, doc: str) -> None:
     @lab_app.command(name, help=doc)
     @handle_errors
-    def command(directory: DirArg, vm: VmArg, as_json: JsonOpt = False) -> None:
-        lab = _open(directory)
+    def command(directory: DirArg = None, vm: VmArg = None, host: HostOpt = None, as_json: JsonOpt = False) -> None:
+        folder, (vm,) = _lab_args(host, [directory, vm], ["VM"])
+        lab = _open(folder)
         model = lab.get_vm(vm)
         started = time.monotonic()
         if verb == "shutdown_vm":
@@ -130,10 +181,13 @@ _state_command(
 @lab_app.command("write")
 @handle_errors
 def write_cmd(
-    directory: DirArg,
-    vm: VmArg,
-    path: Annotated[str, typer.Argument(help="A file inside the guest that the lab writes in place.")],
     text: Annotated[str, typer.Option("--text", help="Bytes to write (UTF-8).")],
+    directory: DirArg = None,
+    vm: VmArg = None,
+    path: Annotated[
+        str | None, typer.Argument(help="A file inside the guest that the lab writes in place.", show_default=False)
+    ] = None,
+    host: HostOpt = None,
     offset: Annotated[int, typer.Option("--offset", help="Byte offset in the file.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -141,7 +195,8 @@ def write_cmd(
 
     Example: hvbackup lab write /srv/lab web-01 /var/lib/app/data.bin --text "hello" --offset 4096
     """
-    lab = _open(directory)
+    folder, (vm, path) = _lab_args(host, [directory, vm, path], ["VM", "PATH"])
+    lab = _open(folder)
     data = text.encode()
     lab.write_guest_file(vm, path, data, offset)
     result = {"vm": vm, "path": path, "offset": offset, "bytes": len(data)}
@@ -150,22 +205,24 @@ def write_cmd(
 
 @lab_app.command("reset-rct")
 @handle_errors
-def reset_rct_cmd(directory: DirArg, vm: VmArg, as_json: JsonOpt = False) -> None:
+def reset_rct_cmd(directory: DirArg = None, vm: VmArg = None, host: HostOpt = None, as_json: JsonOpt = False) -> None:
     """Reset a VM's change tracking, as a host crash does: the next backup reads its disks fully.
 
     Example: hvbackup lab reset-rct /srv/lab web-01
     """
-    _open(directory).reset_change_tracking(vm)
+    folder, (vm,) = _lab_args(host, [directory, vm], ["VM"])
+    _open(folder).reset_change_tracking(vm)
     emit({"vm": vm, "change_tracking": "reset"}, as_json, lambda d: stdout.print(f"{vm}: change tracking reset"))
 
 
 @lab_app.command("destroy")
 @handle_errors
-def destroy_cmd(directory: DirArg, as_json: JsonOpt = False) -> None:
+def destroy_cmd(directory: DirArg = None, host: HostOpt = None, as_json: JsonOpt = False) -> None:
     """Stop every lab VM's workload and remove the lab folder.
 
     Example: hvbackup lab destroy /srv/lab
     """
+    directory, _ = _lab_args(host, [directory], [])
     lab = _open(directory)
     count = len(lab.folders())
     lab.destroy()

@@ -17,12 +17,13 @@ from hvbackup.cli.common import (
     KeyFileOpt,
     PasswordFileOpt,
     RepoOpt,
+    SourceOpt,
     emit,
     handle_errors,
     open_repository,
     read_password,
 )
-from hvbackup.errors import HvBackupError, UsageError
+from hvbackup.errors import HvBackupError
 
 MOUNT_WAIT_S = 30.0
 
@@ -37,27 +38,28 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def mount_cmd(
-    snapshot: Annotated[str, typer.Argument(help="Snapshot ID, unique prefix, or 'latest'.")],
+    snapshot: Annotated[str, typer.Argument(help="Snapshot ID, unique prefix, 'latest' or 'SOURCE:latest'.")],
     mountpoint: Annotated[Path, typer.Argument(help="Empty folder to mount on.")],
     repo: RepoOpt,
+    source: SourceOpt = None,
     password_file: PasswordFileOpt = None,
     key_file: KeyFileOpt = None,
     foreground: Annotated[bool, typer.Option(help="Serve in this process until unmounted.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Mount a snapshot read-only: one raw image file per disk (disk0.raw, ...). Unmount with `fusermount -u DIR`.
+    """Mount a snapshot read-only: one raw image file per disk, named after the disk (disk0.raw
+    for an image backup, e.g. scsi0-0.raw for a VM; `hvbackup snapshots` shows the disk names).
+    Unmount with `fusermount -u DIR`.
 
-    Example: hvbackup mount -r /srv/repo latest /mnt/snap && losetup -r -f -P --show /mnt/snap/disk0.raw
+    Example: hvbackup mount -r /srv/repo web-01:latest /mnt/snap && losetup -r -f -P --show /mnt/snap/scsi0-0.raw
     """
-    from hvbackup.engine.files.mount import image_names, serve
+    from hvbackup.engine.files.mount import check_fuse, check_mountpoint, image_names, serve
 
-    if not mountpoint.is_dir():
-        raise UsageError(f"{mountpoint} is not a folder")
-    if os.path.ismount(mountpoint):
-        raise UsageError(f"{mountpoint} is already a mount point")
+    check_mountpoint(mountpoint)
+    check_fuse()
     password = None if key_file else _read_password(repo, password_file)
     with _open(repo, password, key_file) as repository:
-        snap = repository.load_snapshot(snapshot)
+        snap = repository.load_snapshot(snapshot, source)
         files = sorted(image_names(snap))
         if foreground:
             serve(repository, snap, mountpoint)
@@ -67,7 +69,7 @@ def mount_cmd(
         {"snapshot": snap.info.id, "mountpoint": str(mountpoint.resolve()), "files": files},
         as_json,
         lambda d: print(
-            f"mounted snapshot {d['snapshot'][:12]} on {d['mountpoint']}: {', '.join(d['files'])}\n"
+            f"mounted snapshot {d['snapshot'][:8]} on {d['mountpoint']}: {', '.join(d['files'])}\n"
             f"unmount with: fusermount -u {d['mountpoint']}"
         ),
     )
@@ -115,7 +117,8 @@ def _serve_in_background(
             if proc.poll() is not None:
                 errors.seek(0)
                 lines = errors.read().decode(errors="replace").strip().splitlines()
-                raise MountFailed(f"mount failed: {lines[-1] if lines else f'exit code {proc.returncode}'}")
+                reason = lines[-1].removeprefix("error: ") if lines else f"exit code {proc.returncode}"
+                raise MountFailed(f"mount failed: {reason}")
             time.sleep(0.1)
         proc.terminate()
     raise MountFailed(f"mount of {mountpoint} did not appear within {MOUNT_WAIT_S:.0f} s")

@@ -8,7 +8,7 @@ with open_disk("disk.avhdx") as disk:
 from hvbackup.disk.digest import virtual_sha256
 from hvbackup.disk.errors import DiskError, VhdError, VhdxError
 from hvbackup.disk.image import DiskImage
-from hvbackup.disk.opener import open_disk
+from hvbackup.disk.opener import open_disk, open_named_disk
 from hvbackup.disk.source import ByteSource, FileSource
 from hvbackup.disk.vhdx.merge import finish_merge, merge_differencing
 from hvbackup.disk.vhdx.writer import VhdxWriter, create_differencing, create_vhdx, open_vhdx_writer
@@ -26,6 +26,7 @@ __all__ = [
     "finish_merge",
     "merge_differencing",
     "open_disk",
+    "open_named_disk",
     "open_vhdx_writer",
     "virtual_sha256",
 ]

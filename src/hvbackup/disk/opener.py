@@ -28,6 +28,36 @@ def open_disk(path_or_source: str | os.PathLike[str] | ByteSource, *, opener: Op
     return _open_chain(source, opener, seen=[])
 
 
+# Extensions that promise a format: a file so named must have that format's signature.
+NAMED_FORMATS = {".vhdx": "vhdx", ".avhdx": "vhdx", ".vhd": "vhd"}
+
+
+def open_named_disk(path: str | os.PathLike[str]) -> DiskImage:
+    """open_disk for a path a user names: an empty file is refused, and so is a file whose
+    extension names a format (.vhdx, .avhdx, .vhd) that its content does not have, instead of
+    being read as raw; other names (.raw, .img, block devices) are detected from the content."""
+    image = open_disk(path)
+    try:
+        _check_named_format(os.fspath(path), image)
+    except BaseException:
+        image.close()
+        raise
+    return image
+
+
+def _check_named_format(name: str, image: DiskImage) -> None:
+    if image.source.size == 0:
+        raise DiskError(f"{name}: is empty (0 bytes), not a disk image")
+    named = NAMED_FORMATS.get(os.path.splitext(name)[1].lower())
+    if named is None or image.format == named:
+        return
+    found = f"holds a {image.format.upper()} image" if image.format != "raw" else f"has no {named.upper()} signature"
+    raise DiskError(
+        f"{name}: the name says {named.upper()} but the file {found}; "
+        "if it really is a raw disk image, give it a .raw or .img name"
+    )
+
+
 def _open_chain(source: ByteSource, opener: Opener, seen: list[str]) -> DiskImage:
     try:
         image = _open_one(source)

@@ -62,10 +62,13 @@ class FileSource:
         except FileNotFoundError:
             raise DiskError(f"{self.name}: no such file") from None
         except IsADirectoryError:
-            raise DiskError(f"{self.name}: is a directory, not a disk image") from None
+            raise DiskError(f"{self.name}: is a folder, not a disk image") from None
         except PermissionError:
             raise DiskError(f"{self.name}: permission denied") from None
         mode = os.fstat(self.fd).st_mode
+        if stat.S_ISDIR(mode):  # a folder opens read-only without an error; reading it then fails
+            os.close(self.fd)
+            raise DiskError(f"{self.name}: is a folder, not a disk image")
         self.is_block_device = stat.S_ISBLK(mode)
         self.is_regular_file = stat.S_ISREG(mode)
         self.size = self._measure()

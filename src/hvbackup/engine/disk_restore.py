@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import stat
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -31,6 +33,10 @@ DEFAULT_VHDX_BLOCK = 1 * MIB  # what Microsoft recommends for Linux guests
 
 class RestoreDamaged(HvBackupError):
     """The snapshot refers to chunks that are missing or damaged."""
+
+
+class RestoreWriteFailed(HvBackupError):
+    """The target could not be written (a full disk, a read-only folder, an I/O error)."""
 
 
 class VerifyFailed(HvBackupError):
@@ -96,8 +102,13 @@ class _RawFileTarget:
         self.target = target
         self.tmp = _partial_name(target)
         self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.ftruncate(self.fd, size)
-        self.direct = DirectWriter.open(str(self.tmp))
+        self.direct = None
+        try:
+            os.ftruncate(self.fd, size)
+            self.direct = DirectWriter.open(str(self.tmp))
+        except BaseException:
+            self.abort()
+            raise
 
     def write(self, offset: int, data: bytes | memoryview) -> None:
         if self.direct is not None and self.direct.fits(offset, len(data)):
@@ -107,16 +118,20 @@ class _RawFileTarget:
 
     def finish(self) -> None:
         os.fsync(self.fd)
-        os.close(self.fd)
-        if self.direct is not None:
-            self.direct.close()
+        self._close()
         os.replace(self.tmp, self.target)
         _fsync_dir(self.target.parent)
 
-    def abort(self) -> None:
-        os.close(self.fd)
+    def _close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
         if self.direct is not None:
             self.direct.close()
+            self.direct = None
+
+    def abort(self) -> None:
+        self._close()
         self.tmp.unlink(missing_ok=True)
 
 
@@ -152,13 +167,17 @@ class _VhdxTarget:
         self.target = target
         self.tmp = _partial_name(target)
         self.tmp.unlink(missing_ok=True)
-        self.writer = create_vhdx(
-            self.tmp,
-            disk["size"],
-            block_size=block_size or _original_vhdx_block(disk),
-            logical_sector_size=disk.get("logical_sector_size") or 512,
-            physical_sector_size=disk.get("physical_sector_size") or 4096,
-        )
+        try:
+            self.writer = create_vhdx(
+                self.tmp,
+                disk["size"],
+                block_size=block_size or _original_vhdx_block(disk),
+                logical_sector_size=disk.get("logical_sector_size") or 512,
+                physical_sector_size=disk.get("physical_sector_size") or 4096,
+            )
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
 
     def write(self, offset: int, data: bytes | memoryview) -> None:
         self.writer.write(offset, data)
@@ -170,8 +189,12 @@ class _VhdxTarget:
         _fsync_dir(self.target.parent)
 
     def abort(self) -> None:
-        self.writer.close()
-        self.tmp.unlink(missing_ok=True)
+        try:
+            self.writer.close()  # flushes: on a full disk this fails again
+        except OSError:
+            pass
+        finally:
+            self.tmp.unlink(missing_ok=True)
 
 
 def _original_vhdx_block(disk: dict) -> int:
@@ -309,16 +332,27 @@ def restore_disk(
     result = RestoreResult(path=str(target), format=fmt, size=index.size)
     is_device = _is_block_device(target)
     with repo.read_lease(f"restore of {snapshot.info.id[:12]} to {target}"):
-        out = _open_target(target, fmt, disk, block_size, overwrite)
-        try:
-            restore.write_to(out, result, allow_damaged=allow_damaged, holes_are_zero=not is_device,
-                             progress=progress or NoProgress())
-            out.finish()
-        except BaseException:
-            out.abort()
-            raise
+        with _write_errors_named(target, is_device):
+            out = _open_target(target, fmt, disk, block_size, overwrite)
+            try:
+                restore.write_to(out, result, allow_damaged=allow_damaged, holes_are_zero=not is_device,
+                                 progress=progress or NoProgress())
+                out.finish()
+            except BaseException:
+                out.abort()
+                raise
         if verify:
             restore.verify(target, result.damaged)
             result.verified = True
     result.duration_s = time.monotonic() - started
     return result
+
+
+@contextmanager
+def _write_errors_named(target: Path, is_device: bool) -> Iterator[None]:
+    """An OSError while writing becomes one line naming the target and what was left of it."""
+    try:
+        yield
+    except OSError as exc:
+        left = "the device holds a partial disk" if is_device else "no file was left under that name"
+        raise RestoreWriteFailed(f"cannot restore to {target}: {exc.strerror or exc}; {left}") from exc

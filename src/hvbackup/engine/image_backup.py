@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from hvbackup.disk import DiskImage, open_disk
+from hvbackup.disk import DiskImage, open_named_disk
 from hvbackup.engine.disk_backup import DiskBackup, DiskBackupResult, Progress
 from hvbackup.engine.ranges import Range, load_changed_ranges
+from hvbackup.errors import HvBackupError
 from hvbackup.repo import Repository, SnapshotInfo
 
 DISK_NAME = "disk0"
+
+
+KEPT_CHUNKS_NOTE = (
+    "chunks this backup already stored stay in the repository for the safety window; "
+    "`hvbackup prune` reclaims them after it"
+)
+
+
+class ImageBackupFailed(HvBackupError):
+    """An image backup stopped after it began storing chunks; the exit code is the cause's."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass
@@ -20,12 +37,14 @@ class ImageBackupResult:
     snapshot: SnapshotInfo
     disk: DiskBackupResult
     parent: str | None
+    format: str
 
     def to_json(self) -> dict:
         return {
             "snapshot": self.snapshot.id,
             "parent": self.parent,
             "source": self.snapshot.source,
+            "format": self.format,
             "mode": self.disk.mode,
             "reason": self.disk.reason,
             "sampled_chunks": self.disk.sampled_chunks,
@@ -73,23 +92,37 @@ def backup_image(
     source = source or str(path.resolve())
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
-    with repo.backup_lease(f"image backup of {source}"), open_disk(path) as disk:
+    with repo.backup_lease(f"image backup of {source}"), open_named_disk(path) as disk:
         changed: list[Range] | None = None
         if changed_ranges_file is not None:
             changed = load_changed_ranges(changed_ranges_file, disk.size)
         parent = repo.latest_snapshot(source)
         previous = parent.index(DISK_NAME) if parent is not None else None
         backup = DiskBackup(repo, disk, previous=previous, changed=changed, workers=workers)
-        result = backup.run(sample_fraction=sample_fraction, progress=progress)
-        manifest = {
-            "kind": "image",
-            "source": source,
-            "parent": parent.info.id if parent is not None else None,
-            "consistency": "crash",
-            "consistency_note": "an image file read as it was; hvbackup did not quiesce its writer",
-            "started": started.isoformat(),
-            "duration_s": round(time.monotonic() - t0, 3),
-            "disks": [disk_entry(DISK_NAME, str(path), disk, result)],
-        }
-        info = repo.commit_snapshot(manifest, {DISK_NAME: result.index})
-    return ImageBackupResult(snapshot=info, disk=result, parent=manifest["parent"])
+        with _note_kept_chunks():
+            result = backup.run(sample_fraction=sample_fraction, progress=progress)
+            manifest = {
+                "kind": "image",
+                "source": source,
+                "parent": parent.info.id if parent is not None else None,
+                "consistency": "crash",
+                "consistency_note": "an image file read as it was; hvbackup did not quiesce its writer",
+                "started": started.isoformat(),
+                "duration_s": round(time.monotonic() - t0, 3),
+                "disks": [disk_entry(DISK_NAME, str(path), disk, result)],
+            }
+            info = repo.commit_snapshot(manifest, {DISK_NAME: result.index})
+    return ImageBackupResult(snapshot=info, disk=result, parent=manifest["parent"], format=disk.format)
+
+
+@contextmanager
+def _note_kept_chunks() -> Iterator[None]:
+    """A failure once chunks may have been stored says what becomes of them."""
+    try:
+        yield
+    except HvBackupError as exc:
+        raise ImageBackupFailed(f"{exc}; {KEPT_CHUNKS_NOTE}", exc.exit_code) from exc
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        where = f": {exc.filename}" if exc.filename else ""
+        raise ImageBackupFailed(f"{reason}{where}; {KEPT_CHUNKS_NOTE}", 1) from exc

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hvbackup.engine.files.errors import UnsafeTarget
+from hvbackup.engine.files.errors import TargetNotWritable, UnsafeTarget
 from hvbackup.engine.files.fs import Entry, FileSystem, _show
 from hvbackup.disk.source import DirectWriter
 from hvbackup.zeros import is_zero
@@ -65,18 +65,61 @@ class Extractor:
 
     def run(self, top: Entry) -> ExtractResult:
         started = time.monotonic()
-        self.target.mkdir(parents=True, exist_ok=True)
-        base = self.target if top.path == b"/" else self.target / os.fsdecode(_checked(top.name))
-        top_depth = top.path.rstrip(b"/").count(b"/")
-        for entry in self.fs.walk(top):
-            rel = entry.path.split(b"/")[top_depth + 1 :] if top.path != b"/" else entry.path.split(b"/")[1:]
-            dest = base.joinpath(*(os.fsdecode(_checked(p)) for p in rel if p))
-            if dest != self.target:  # extracting "/" fills the target itself
-                self._extract_one(entry, dest)
+        self._prepare_target()
+        plan = self._plan(top)
+        self._check_targets(plan)
+        for entry, dest in plan:
+            self._extract_one(entry, dest)
         for path, entry in reversed(self._dir_times):
             self._set_metadata(path, entry)
         self.result.seconds = time.monotonic() - started
         return self.result
+
+    def _prepare_target(self) -> None:
+        """The target folder, created if missing, and writable: checked before anything is written."""
+        if os.path.lexists(self.target) and not os.path.isdir(self.target):
+            raise UnsafeTarget(f"--to {self.target} is a file, not a folder: give a folder to extract into")
+        try:
+            self.target.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TargetNotWritable(f"cannot create the folder {self.target}: {exc.strerror}") from None
+        if not os.access(self.target, os.W_OK | os.X_OK):
+            readonly = os.statvfs(self.target).f_flag & os.ST_RDONLY
+            why = "it is on a read-only filesystem" if readonly else "permission denied"
+            raise TargetNotWritable(f"cannot write into {self.target}: {why}")
+
+    def _plan(self, top: Entry) -> list[tuple[Entry, Path]]:
+        """Every entry below `top` with the path it gets under the target, in walk order."""
+        base = self.target if top.path == b"/" else self.target / os.fsdecode(_checked(top.name))
+        top_depth = top.path.rstrip(b"/").count(b"/")
+        plan = []
+        for entry in self.fs.walk(top):
+            rel = entry.path.split(b"/")[top_depth + 1 :] if top.path != b"/" else entry.path.split(b"/")[1:]
+            dest = base.joinpath(*(os.fsdecode(_checked(p)) for p in rel if p))
+            if dest != self.target:  # extracting "/" fills the target itself
+                plan.append((entry, dest))
+        return plan
+
+    def _check_targets(self, plan: list[tuple[Entry, Path]]) -> None:
+        """Refuse before writing anything if an existing path is in the way: a directory where a
+        file goes or the reverse always, any existing file unless `overwrite`."""
+        problems = [p for entry, dest in plan if (p := self._in_the_way(entry, dest))]
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            advice = "choose an empty folder" + ("" if self.overwrite else " or pass --overwrite")
+            raise UnsafeTarget(f"{problems[0]}{more}: nothing was extracted; {advice}")
+
+    def _in_the_way(self, entry: Entry, dest: Path) -> str | None:
+        try:
+            existing = os.lstat(dest).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        wants_dir, is_dir = st.S_ISDIR(entry.stat().mode), st.S_ISDIR(existing)
+        if wants_dir and not is_dir:
+            return f"{dest} exists and is not a directory"
+        if is_dir and not wants_dir:
+            return f"{dest} exists and is a directory"
+        return f"{dest} exists" if not (is_dir or self.overwrite) else None
 
     def _extract_one(self, entry: Entry, dest: Path) -> None:
         self._check_parent(dest)

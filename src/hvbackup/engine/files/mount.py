@@ -1,4 +1,5 @@
-"""A read-only FUSE filesystem with one raw image file per snapshot disk (`disk0.raw` ...).
+"""A read-only FUSE filesystem with one raw image file per snapshot disk, named after the disk
+(`disk0.raw` for an image backup, `scsi0-0.raw` ... for a VM).
 
 The kernel then does what the in-process readers cannot: journal replay into a copy-on-write
 overlay, LUKS, LVM RAID, any filesystem it knows. Reads go to a SnapshotDiskView each.
@@ -7,13 +8,42 @@ overlay, LUKS, LVM RAID, any filesystem it knows. Reads go to a SnapshotDiskView
 from __future__ import annotations
 
 import errno
+import os
+import shutil
 import stat
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from hvbackup.engine.files.errors import MountpointUnusable, MountRefused, NoFuse
 from hvbackup.engine.files.view import SnapshotDiskView
 from hvbackup.repo import Repository, Snapshot
+
+FUSE_DEVICE = Path("/dev/fuse")
+
+
+def check_mountpoint(mountpoint: Path) -> None:
+    """Refuse, in plain words, a mount point FUSE would refuse with an obscure error."""
+    if not os.path.lexists(mountpoint):
+        raise MountpointUnusable(f"{mountpoint} does not exist: create an empty folder to mount on")
+    if not mountpoint.is_dir():
+        raise MountpointUnusable(f"{mountpoint} is not a folder: give an empty folder to mount on")
+    if os.path.ismount(mountpoint):
+        raise MountpointUnusable(f"{mountpoint} is already a mount point")
+    if any(os.scandir(mountpoint)):
+        raise MountpointUnusable(f"{mountpoint} is not empty: give an empty folder to mount on")
+
+
+def check_fuse(device: Path = FUSE_DEVICE) -> None:
+    """FUSE must be there: its device, the fusermount helper, and the mfusepy module."""
+    if not device.exists():
+        raise NoFuse(f"FUSE is not available: {device} is missing (load it with `modprobe fuse`)")
+    if shutil.which("fusermount3") is None and shutil.which("fusermount") is None:
+        raise NoFuse("FUSE is not available: fusermount is not installed (the fuse3 package provides it)")
+    try:
+        import mfusepy  # noqa: F401
+    except (ImportError, OSError) as exc:
+        raise NoFuse(f"FUSE is not available: {exc}") from None
 
 
 def image_names(snapshot: Snapshot) -> dict[str, str]:
@@ -93,6 +123,8 @@ def serve(repo: Repository, snapshot: Snapshot, mountpoint: Path) -> None:
     operations = type("SnapshotImagesFuse", (SnapshotImages, Operations), {})
     with ExitStack() as stack:
         ops = operations(repo, snapshot, stack)
-        FUSE(
-            ops, str(mountpoint), foreground=True, ro=True, nothreads=False, fsname="hvbackup", default_permissions=True
-        )
+        try:
+            FUSE(ops, str(mountpoint), foreground=True, ro=True, nothreads=False, fsname="hvbackup",
+                 default_permissions=True)  # fmt: skip
+        except RuntimeError as exc:  # libfuse's own reason went to stderr; mfusepy raises its status code
+            raise MountRefused(f"FUSE refused to mount on {mountpoint} (status {exc})") from None
