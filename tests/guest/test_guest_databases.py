@@ -222,10 +222,22 @@ def test_postgresql_backup_mode_reports_the_lsn_the_copys_redo_starts_at(open_lo
     label = quiescer["backup_label"]
     assert "START WAL LOCATION" in label and "LABEL: hvbackup" in label
     assert f"START WAL LOCATION: {quiescer['start_lsn']} " in label
+    labelled = copy.with_name("labelled.img")
+    shutil.copyfile(copy, labelled)  # a second, untouched copy of the same frozen image
     started = _start_copy(rig, open_loops, copy, "backup-mode")  # started as it was copied: no backup_label
     assert started.redo == quiescer["checkpoint_redo_lsn"] == quiescer["start_lsn"]
     assert started.rows == 200000
     assert _lsn(quiescer["stop_lsn"]) >= _lsn(quiescer["start_lsn"])
+    # what docs/GUEST.md warns about: the label without archived WAL stops the copy from starting
+    labelled_dir = _mount_copy(open_loops, labelled) / "pgdata"
+    (labelled_dir / "backup_label").write_text(label)
+    shutil.chown(labelled_dir / "backup_label", "postgres", "postgres")
+    (labelled_dir / "postmaster.pid").unlink(missing_ok=True)
+    log = rig.sockdir / "labelled.log"
+    opts = f"-c listen_addresses='' -c unix_socket_directories={rig.sockdir} -p {rig.port + 2}"
+    res = _pg(rig.bin_dir, "pg_ctl", "-D", labelled_dir, "-o", opts, "-l", log, "-w", "-t", "60", "start", check=False)
+    assert res.returncode != 0
+    assert "WAL ends before end of online backup" in log.read_text()
 
 
 # -- MariaDB -----------------------------------------------------------------------------------
