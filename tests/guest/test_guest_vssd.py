@@ -169,7 +169,7 @@ def test_restart_thaws_when_agent_and_watchdog_both_died(
 
 
 def test_wrong_length_request_drops_the_channel(kernel: FakeKernel, tmp_path: Path) -> None:
-    proc = start_vssd(GUEST_CLI, kernel.path, tmp_path / "state", tmp_path / "hooks", "--mount", "/nonexistent")
+    proc = start_vssd(GUEST_CLI, kernel.path, tmp_path / "state", tmp_path / "hooks", "--no-freeze")
     try:
         kernel.accept()
         kernel.send_raw(bytes(11))
