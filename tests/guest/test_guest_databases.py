@@ -15,12 +15,14 @@ import shutil
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from guest_helpers import LoopFactory, run
+from guest_helpers import LoopFactory, LoopFs, run
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -87,8 +89,19 @@ def _lsn(text: str) -> int:
     return (int(hi, 16) << 32) + int(lo, 16)
 
 
-@pytest.mark.skipif(not PG_BIN, reason="PostgreSQL server is not installed (Debian package postgresql)")
-def test_postgresql_hooked_copy_recovers_from_the_pre_freeze_checkpoint(open_loops: LoopFactory, guest_cli) -> None:  # type: ignore[no-untyped-def]
+@dataclass
+class PgRig:
+    bin_dir: str
+    fs: LoopFs
+    sockdir: Path
+    port: int
+    config: Path  # guest.toml with the quiescer on, mode "checkpoint"
+    state: Path
+
+
+@contextmanager
+def _postgres_under_load(open_loops: LoopFactory) -> Iterator[PgRig]:
+    """A cluster on a loop ext4 with pgbench writing to it; stopped (not the copies) on the way out."""
     bin_dir = PG_BIN[-1]
     base = open_loops.base
     fs = open_loops.make("ext4", size_mb=256)
@@ -129,73 +142,102 @@ def test_postgresql_hooked_copy_recovers_from_the_pre_freeze_checkpoint(open_loo
             f'[postgresql]\nenabled = true\nhost = "{sockdir}"\nport = {port}\n'
             f'command = ["runuser", "-u", "postgres", "--", "{bin_dir}/psql"]\n'
         )
-        state = base / "state"
-        plain, plain_report = _freeze_copy_thaw(guest_cli, fs, state, None)
-        hooked, report = _freeze_copy_thaw(guest_cli, fs, state, config)
-        backup_config = base / "backup.toml"
-        backup_config.write_text(config.read_text().replace("enabled = true", 'enabled = true\nmode = "backup"'))
-        res = guest_cli(
-            "freeze",
-            "--json",
-            "--state-dir",
-            state,
-            "--config",
-            backup_config,
-            "--hooks-dir",
-            base / "no-hooks",
-            "--mount",
-            fs.mountpoint,
-        )
-        assert res.returncode == 0, res.stderr
-        backup_report = json.loads(guest_cli("thaw", "--json", "--state-dir", state).stdout)
+        yield PgRig(bin_dir, fs, sockdir, port, config, base / "state")
     finally:
         if load is not None:
             load.kill()
             load.wait()
         _pg(bin_dir, "pg_ctl", "-D", datadir, "-m", "fast", "stop", check=False)
-    # backup mode: the session held pg_backup_start across the freeze; pg_backup_stop gave the label
-    label = backup_report["quiescers"][0]["backup_label"]
-    assert backup_report["consistency"] == "application"
-    assert "START WAL LOCATION" in label and "LABEL: hvbackup" in label
+
+
+@dataclass
+class CopyStart:
+    redo: str  # pg_controldata's "Latest checkpoint's REDO location" of the copy
+    span: tuple[str, str] | None  # redo starts at / redo done at, from the server log
+    rows: int
+    log: str
+
+
+def _start_copy(rig: PgRig, loops: LoopFactory, copy: Path, name: str) -> CopyStart:
+    """Mount a frozen copy, start PostgreSQL on it (another port), count the rows, stop it."""
+    copy_dir = _mount_copy(loops, copy) / "pgdata"
+    control = _pg(rig.bin_dir, "pg_controldata", copy_dir).stdout
+    redo = re.search(r"Latest checkpoint's REDO location:\s+(\S+)", control).group(1)  # type: ignore[union-attr]
+    log = rig.sockdir / f"{name}.log"
+    (copy_dir / "postmaster.pid").unlink(missing_ok=True)  # the live server's pid: stale in a restored VM
+    _pg_start(rig.bin_dir, copy_dir, rig.sockdir, rig.port + 1, log)
+    rows = _pg(
+        rig.bin_dir,
+        "psql",
+        "-At",
+        "-h",
+        rig.sockdir,
+        "-p",
+        str(rig.port + 1),
+        "-d",
+        "postgres",
+        "-c",
+        "SELECT count(*) FROM pgbench_accounts",
+    ).stdout.strip()
+    _pg(rig.bin_dir, "pg_ctl", "-D", copy_dir, "-m", "fast", "stop")
+    text = log.read_text()
+    return CopyStart(redo, _redo_range(text), int(rows), text)
+
+
+@pytest.mark.skipif(not PG_BIN, reason="PostgreSQL server is not installed (Debian package postgresql)")
+def test_postgresql_hooked_copy_recovers_from_the_pre_freeze_checkpoint(open_loops: LoopFactory, guest_cli) -> None:  # type: ignore[no-untyped-def]
+    with _postgres_under_load(open_loops) as rig:
+        plain, plain_report = _freeze_copy_thaw(guest_cli, rig.fs, rig.state, None)
+        hooked, report = _freeze_copy_thaw(guest_cli, rig.fs, rig.state, rig.config)
     assert report["consistency"] == "application", report
     assert plain_report["consistency"] == "filesystem"
     checkpoint = report["quiescers"][0]["checkpoint_redo_lsn"]
-    results = {}
-    for name, copy in (("hooked", hooked), ("plain", plain)):
-        copy_dir = _mount_copy(open_loops, copy) / "pgdata"
-        control = _pg(bin_dir, "pg_controldata", copy_dir).stdout
-        redo = re.search(r"Latest checkpoint's REDO location:\s+(\S+)", control).group(1)  # type: ignore[union-attr]
-        log = sockdir / f"{name}.log"
-        (copy_dir / "postmaster.pid").unlink(missing_ok=True)  # the live server's pid: stale in a restored VM
-        _pg_start(bin_dir, copy_dir, sockdir, port + 1, log)
-        rows = _pg(
-            bin_dir,
-            "psql",
-            "-At",
-            "-h",
-            sockdir,
-            "-p",
-            str(port + 1),
-            "-d",
-            "postgres",
-            "-c",
-            "SELECT count(*) FROM pgbench_accounts",
-        ).stdout.strip()
-        _pg(bin_dir, "pg_ctl", "-D", copy_dir, "-m", "fast", "stop")
-        span = _redo_range(log.read_text())
-        results[name] = (redo, span, int(rows))
+    results = {name: _start_copy(rig, open_loops, copy, name) for name, copy in (("hooked", hooked), ("plain", plain))}
     print(
         f"postgresql: hooked freeze {report['frozen_seconds']} s, plain freeze {plain_report['frozen_seconds']} s; "
-        f"redo hooked {results['hooked'][1]}, plain {results['plain'][1]}"
+        f"redo hooked {results['hooked'].span}, plain {results['plain'].span}"
     )
-    assert results["hooked"][0] == checkpoint  # recovery starts at the CHECKPOINT taken just before the freeze
-    assert _lsn(results["plain"][0]) < _lsn(checkpoint)  # the unhooked copy starts from an older checkpoint
-    hooked_redo = results["hooked"][1]
-    plain_redo = results["plain"][1]
+    assert results["hooked"].redo == checkpoint  # recovery starts at the CHECKPOINT taken just before the freeze
+    assert _lsn(results["plain"].redo) < _lsn(checkpoint)  # the unhooked copy starts from an older checkpoint
+    hooked_redo = results["hooked"].span
+    plain_redo = results["plain"].span
     assert plain_redo is not None  # crash recovery replays the load since the last automatic checkpoint
     hooked_bytes = 0 if hooked_redo is None else _lsn(hooked_redo[1]) - _lsn(hooked_redo[0])
     assert hooked_bytes < _lsn(plain_redo[1]) - _lsn(plain_redo[0])
-    assert results["hooked"][2] == results["plain"][2] == 200000
+    assert results["hooked"].rows == results["plain"].rows == 200000
+    for copy in results.values():  # every copy, hooked or not, is a crash recovery to PostgreSQL (docs/GUEST.md)
+        assert "not properly shut down; automatic recovery in progress" in copy.log
+
+
+@pytest.mark.skipif(not PG_BIN, reason="PostgreSQL server is not installed (Debian package postgresql)")
+def test_postgresql_backup_mode_reports_the_lsn_the_copys_redo_starts_at(open_loops: LoopFactory, guest_cli) -> None:  # type: ignore[no-untyped-def]
+    """Issue 11 item 12: in backup mode the report's checkpoint_redo_lsn was the CHECKPOINT before
+    pg_backup_start, but the copy recovers from pg_backup_start's own checkpoint (start_lsn)."""
+    with _postgres_under_load(open_loops) as rig:
+        backup_config = rig.config.with_name("backup.toml")
+        backup_config.write_text(rig.config.read_text().replace("enabled = true", 'enabled = true\nmode = "backup"'))
+        copy, report = _freeze_copy_thaw(guest_cli, rig.fs, rig.state, backup_config)
+    assert report["consistency"] == "application", report
+    quiescer = report["quiescers"][0]
+    label = quiescer["backup_label"]
+    assert "START WAL LOCATION" in label and "LABEL: hvbackup" in label
+    assert f"START WAL LOCATION: {quiescer['start_lsn']} " in label
+    labelled = copy.with_name("labelled.img")
+    shutil.copyfile(copy, labelled)  # a second, untouched copy of the same frozen image
+    started = _start_copy(rig, open_loops, copy, "backup-mode")  # started as it was copied: no backup_label
+    assert started.redo == quiescer["checkpoint_redo_lsn"] == quiescer["start_lsn"]
+    assert started.rows == 200000
+    assert _lsn(quiescer["stop_lsn"]) >= _lsn(quiescer["start_lsn"])
+    # what docs/GUEST.md warns about: the label without archived WAL stops the copy from starting
+    labelled_dir = _mount_copy(open_loops, labelled) / "pgdata"
+    (labelled_dir / "backup_label").write_text(label)
+    shutil.chown(labelled_dir / "backup_label", "postgres", "postgres")
+    (labelled_dir / "postmaster.pid").unlink(missing_ok=True)
+    log = rig.sockdir / "labelled.log"
+    opts = f"-c listen_addresses='' -c unix_socket_directories={rig.sockdir} -p {rig.port + 2}"
+    res = _pg(rig.bin_dir, "pg_ctl", "-D", labelled_dir, "-o", opts, "-l", log, "-w", "-t", "60", "start", check=False)
+    assert res.returncode != 0
+    assert "WAL ends before end of online backup" in log.read_text()
 
 
 # -- MariaDB -----------------------------------------------------------------------------------

@@ -6,13 +6,17 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from guest_helpers import LoopFactory, is_frozen, run, writable_within
+from guest_helpers import GUEST_CLI, LoopFactory, is_frozen, run, writable_within
+from hvbackup.guest.state import pid_alive
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]
 
@@ -219,3 +223,113 @@ def test_state_directory_on_a_filesystem_to_freeze_is_refused(loops: LoopFactory
     res = guest_cli("freeze", "--state-dir", fs.mountpoint / "state", "--mount", fs.mountpoint)
     assert res.returncode == 1 and "state directory" in res.stderr
     assert not is_frozen(fs.mountpoint)
+
+
+@pytest.mark.parametrize("value", ["1e12", "-5", "nan", "inf", "0"])
+def test_freeze_with_an_unbounded_max_seconds_is_refused(value: str, tmp_path: Path, guest_cli) -> None:  # type: ignore[no-untyped-def]
+    """Issue 11 item 10: `--max-seconds 1e12` (also -5, nan) was accepted and turned the watchdog's thaw off."""
+    state = tmp_path / "state"
+    # not a mount point: even a build without the bound fails before freezing anything
+    res = guest_cli("freeze", "--state-dir", state, "--mount", tmp_path / "nowhere", "--max-seconds", value)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "--max-seconds must be between 1 and 900 seconds" in res.stderr
+    assert not (state / "state.json").exists()
+
+
+def test_version_is_printed(guest_cli) -> None:  # type: ignore[no-untyped-def]
+    from hvbackup import __version__
+
+    res = guest_cli("--version")
+    assert res.returncode == 0 and res.stdout.strip() == f"hvbackup-guest {__version__}"
+
+
+def test_failed_freeze_with_json_prints_an_error_document(tmp_path: Path, guest_cli) -> None:  # type: ignore[no-untyped-def]
+    res = guest_cli("freeze", "--json", "--state-dir", tmp_path / "state", "--mount", tmp_path)
+    assert res.returncode == 1
+    error = json.loads(res.stdout)["error"]
+    assert error["code"] == 1 and "not a mount point" in error["message"]
+
+
+def _frozen_holder(guest_cli, loops: LoopFactory, tmp_path: Path) -> tuple[Path, Path, int]:  # type: ignore[no-untyped-def]
+    fs = loops.make("ext4")
+    state = tmp_path / "state"
+    _freeze(guest_cli, state, "--mount", fs.mountpoint)
+    assert is_frozen(fs.mountpoint)
+    return fs.mountpoint, state, json.loads((state / "state.json").read_text())["pid"]
+
+
+def _wait_until_gone(pid: int, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while pid_alive(pid):
+        assert time.monotonic() < deadline, f"holder {pid} still running"
+        time.sleep(0.02)
+
+
+def test_holder_thaws_on_a_thaw_message_on_its_control_socket(loops: LoopFactory, tmp_path: Path, guest_cli) -> None:  # type: ignore[no-untyped-def]
+    """Issue 11 item 13: a script can thaw without starting a Python process."""
+    mountpoint, state, holder = _frozen_holder(guest_cli, loops, tmp_path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(str(state / "control.sock"))
+        sock.sendall(b"thaw\n")
+    _wait_until_gone(holder)
+    assert not is_frozen(mountpoint)
+    report = json.loads((state / "last.json").read_text())
+    assert report["consistency"] == "filesystem" and not report["watchdog_fired"]
+    assert not (state / "control.sock").exists()
+
+
+def test_holder_ignores_other_messages_on_its_control_socket(loops: LoopFactory, tmp_path: Path, guest_cli) -> None:  # type: ignore[no-untyped-def]
+    mountpoint, state, holder = _frozen_holder(guest_cli, loops, tmp_path)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(str(state / "control.sock"))
+            sock.sendall(b"status\n")
+            assert sock.recv(16) == b""  # the holder closed the connection and went on waiting
+        assert pid_alive(holder) and is_frozen(mountpoint)
+    finally:
+        _thaw(guest_cli, state)
+    assert not is_frozen(mountpoint)
+
+
+def test_holder_thaws_on_sigterm(loops: LoopFactory, tmp_path: Path, guest_cli) -> None:  # type: ignore[no-untyped-def]
+    mountpoint, state, holder = _frozen_holder(guest_cli, loops, tmp_path)
+    os.kill(holder, signal.SIGTERM)
+    _wait_until_gone(holder)
+    assert not is_frozen(mountpoint)
+    assert json.loads((state / "last.json").read_text())["watchdog_fired"] is False
+
+
+def test_thaw_wakes_the_holder_before_loading_the_cli(loops: LoopFactory, tmp_path: Path) -> None:
+    """Issue 11 item 13: `thaw` kept the filesystems frozen while it imported typer, rich and the agent."""
+    mountpoint, state, holder = _frozen_holder(_plain_guest_cli, loops, tmp_path)
+    probe = (
+        "import sys; from hvbackup.cli.guest_main import _early_thaw; "
+        f"_early_thaw(['thaw', '--state-dir', {str(state)!r}]); "
+        "print(' '.join(m for m in ('typer', 'rich', 'click', 'pathlib', 'socket', 'enum', 'hvbackup.guest.holder') "
+        "if m in sys.modules))"
+    )
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == ""  # none of the heavy modules was loaded to wake the holder
+    _wait_until_gone(holder)
+    assert not is_frozen(mountpoint)
+
+
+def _plain_guest_cli(*args: object) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run([*GUEST_CLI, *map(str, args)], capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_thaw_prints_the_report_when_the_holder_finished_before_it_looked(
+    loops: LoopFactory, tmp_path: Path, guest_cli
+) -> None:  # type: ignore[no-untyped-def]
+    """The early wake races the full command: the holder may be done before `thaw` reads the state file."""
+    from hvbackup.guest.holder import request_thaw
+    from hvbackup.guest.state import StateDir
+    from hvbackup.guest.thawrequest import wake_holder
+
+    mountpoint, state, holder = _frozen_holder(guest_cli, loops, tmp_path)
+    assert wake_holder(state) == holder
+    _wait_until_gone(holder)
+    report = request_thaw(StateDir(state), woken_pid=holder)
+    assert report is not None and report["frozen"] == [str(mountpoint)]

@@ -143,3 +143,20 @@ def test_holder_killed_while_frozen_is_thawed_at_the_bound(loops: LoopFactory, t
     report = json.loads(guest_cli("thaw", "--json", "--state-dir", state).stdout)
     assert report["recovered"] and report["already_thawed"] == [str(fs.mountpoint)]
     assert time.monotonic() - started < 20
+
+
+@pytest.mark.root
+def test_hooks_dir_set_in_guest_toml_runs_its_hooks(loops: LoopFactory, tmp_path: Path, guest_cli) -> None:  # type: ignore[no-untyped-def]
+    """Issue 11 item 11: a freeze configured with `[hooks] dir` failed before doing anything."""
+    fs = loops.make("ext4")
+    hooks = tmp_path / "site-hooks"
+    calls = tmp_path / "calls"
+    _hook(hooks, "10-app", f"echo $1 >> {calls}")
+    config = tmp_path / "guest.toml"
+    config.write_text(f'[hooks]\ndir = "{hooks}"\ntimeout = 10\n')
+    state = tmp_path / "state"
+    res = guest_cli("freeze", "--json", "--state-dir", state, "--config", config, "--mount", fs.mountpoint)
+    assert res.returncode == 0, res.stderr
+    report = json.loads(guest_cli("thaw", "--json", "--state-dir", state).stdout)
+    assert report["consistency"] == "application"
+    assert calls.read_text().split() == ["freeze", "thaw"]

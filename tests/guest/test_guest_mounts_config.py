@@ -58,3 +58,24 @@ def test_config_defaults_overrides_and_errors(tmp_path: Path) -> None:
 def test_explicit_empty_mount_list_freezes_nothing(tmp_path: Path) -> None:
     plan = plan_freeze(parse_mountinfo(MOUNTINFO), [], Topology(tmp_path), check_paths=False)
     assert plan.covers == [] and plan.skips == []
+
+
+def test_hooks_dir_set_in_guest_toml_is_accepted(tmp_path: Path) -> None:
+    """Issue 11 item 11: `[hooks] dir`, as docs/GUEST.md shows it, was refused with 'dir must be a PosixPath'."""
+    config = tmp_path / "guest.toml"
+    config.write_text('[hooks]\ndir = "/srv/hooks.d"\ntimeout = 10\n')
+    assert load_config(config).hooks_dir == Path("/srv/hooks.d")
+    with pytest.raises(ConfigError, match=r"\[hooks\] dir must be a Path, not 5"):
+        parse_config("[hooks]\ndir = 5\n")
+
+
+@pytest.mark.parametrize("value", ["1e12", "-5.0", "nan", "inf", "0", "0.5", "901"])
+def test_max_seconds_outside_the_bound_in_guest_toml_is_refused(value: str) -> None:
+    """Issue 11 item 10: 1e12, -5 or nan turned the watchdog's thaw off."""
+    with pytest.raises(ConfigError, match=r"\[freeze\] max_seconds must be between 1 and 900 seconds"):
+        parse_config(f"[freeze]\nmax_seconds = {value}\n")
+
+
+def test_max_seconds_at_the_bounds_is_accepted() -> None:
+    assert parse_config("[freeze]\nmax_seconds = 1\n").max_seconds == 1.0
+    assert parse_config("[freeze]\nmax_seconds = 900\n").max_seconds == 900.0

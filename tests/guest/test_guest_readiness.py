@@ -86,3 +86,25 @@ def test_human_output_and_bad_root(tmp_path: Path, guest_cli) -> None:  # type: 
     assert res.returncode == 0 and "legacy-nic" in res.stdout and "Hyper-V guest: yes" in res.stdout
     bad = guest_cli("check", "--root", tmp_path / "missing")
     assert bad.returncode == 1 and "not a directory" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_check_prints_every_fix_command_whole_at_80_columns(tmp_path: Path) -> None:
+    """Friction: at 80 columns the table cut fix commands short ('…'), and a command must be copied whole."""
+    import os
+    import subprocess
+
+    from guest_helpers import GUEST_CLI
+
+    root = fx.problems(tmp_path)
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "COLUMNS": "80"}
+    human = subprocess.run([*GUEST_CLI, "check", "--root", root], capture_output=True, text=True, env=env, timeout=60)
+    report = subprocess.run(
+        [*GUEST_CLI, "check", "--json", "--root", root], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert human.returncode == 0, human.stderr
+    lines = human.stdout.splitlines()
+    remedies = [f["remedy"] for f in json.loads(report.stdout)["findings"]]
+    assert any(len(r) > 80 for r in remedies)  # the case that was cut
+    for remedy in remedies:
+        assert f"  fix: {remedy}" in lines
+    assert "…" not in human.stdout

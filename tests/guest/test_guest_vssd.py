@@ -169,7 +169,7 @@ def test_restart_thaws_when_agent_and_watchdog_both_died(
 
 
 def test_wrong_length_request_drops_the_channel(kernel: FakeKernel, tmp_path: Path) -> None:
-    proc = start_vssd(GUEST_CLI, kernel.path, tmp_path / "state", tmp_path / "hooks", "--mount", "/nonexistent")
+    proc = start_vssd(GUEST_CLI, kernel.path, tmp_path / "state", tmp_path / "hooks", "--no-freeze")
     try:
         kernel.accept()
         kernel.send_raw(bytes(11))
@@ -303,4 +303,28 @@ def test_thaw_is_answered_at_once_even_if_a_thaw_hook_hangs(
         assert not report["watchdog_fired"] and report["frozen_seconds"] < 5
     finally:
         kernel.close()
+        _stop(proc)
+
+
+def test_vssd_with_a_mount_that_is_not_a_mount_point_is_refused_at_start(kernel: FakeKernel, tmp_path: Path) -> None:
+    """Issue 11 item 10: `vssd --mount /nonexistent` started and failed only when the host's FREEZE came."""
+    proc = start_vssd(GUEST_CLI, kernel.path, tmp_path / "state", tmp_path / "hooks", "--mount", tmp_path / "nonexistent")
+    try:
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1 and "not a mount point" in err and "Traceback" not in err
+        kernel.listener.settimeout(0.1)
+        with pytest.raises(TimeoutError):
+            kernel.listener.accept()  # it never registered
+    finally:
+        _stop(proc)
+
+
+@pytest.mark.parametrize("value", ["1e12", "nan", "-5"])
+def test_vssd_with_an_unbounded_max_seconds_is_refused_at_start(value: str, kernel: FakeKernel, tmp_path: Path) -> None:
+    """Issue 11 item 10: the bound is checked wherever the value enters, the daemon too."""
+    proc = start_vssd(GUEST_CLI, kernel.path, tmp_path / "state", tmp_path / "hooks", "--no-freeze", max_seconds=value)  # type: ignore[arg-type]
+    try:
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1 and "--max-seconds must be between 1 and 900 seconds" in err
+    finally:
         _stop(proc)

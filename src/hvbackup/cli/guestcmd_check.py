@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from hvbackup.cli.common import JsonOpt, emit, handle_errors, stdout
 from hvbackup.errors import UsageError
@@ -16,16 +16,14 @@ COLOURS = {"blocker": "bold red", "warning": "yellow", "advice": "cyan", "info":
 
 
 def _render(data: dict[str, Any]) -> None:
-    stdout.print(f"Hyper-V guest: [bold]{'yes' if data['hyperv'] else 'no'}[/] ({data['hyperv_evidence']})")
-    table = Table("severity", "id", "finding", "remedy", show_lines=True)
+    stdout.print(f"Hyper-V guest: [bold]{'yes' if data['hyperv'] else 'no'}[/] ({escape(data['hyperv_evidence'])})")
     for f in data["findings"]:
-        table.add_row(
-            f"[{COLOURS[f['severity']]}]{f['severity']}[/]",
-            f["id"],
-            f"{f['title']}\n[dim]{f['evidence']}[/]",
-            f["remedy"],
-        )
-    stdout.print(table)
+        stdout.print()
+        stdout.print(f"[{COLOURS[f['severity']]}]{f['severity']}[/]  [bold]{f['id']}[/]  {escape(f['title'])}")
+        stdout.print(f"  [dim]{escape(f['evidence'])}[/]")
+        # one line however narrow the terminal: a command cut or broken over lines cannot be pasted
+        stdout.print(f"  fix: {f['remedy']}", markup=False, highlight=False, soft_wrap=True)
+    stdout.print()
     stdout.print("freeze covers: " + (", ".join(m["mountpoint"] for m in data["freeze_covers"]) or "(nothing)"))
 
 
@@ -36,7 +34,7 @@ def register(app: typer.Typer) -> None:
         root: Annotated[Path, typer.Option("--root", help="Read /sys, /proc and /etc under this directory.")] = Path(
             "/"
         ),
-        json_out: JsonOpt = False,
+        as_json: JsonOpt = False,
     ) -> None:
         """Check this guest: Hyper-V, hv modules, VSS daemon, NICs, I/O schedulers, fstab, freeze coverage, TRIM, time.
 
@@ -44,4 +42,4 @@ def register(app: typer.Typer) -> None:
         """
         if not root.is_dir():
             raise UsageError(f"--root {root} is not a directory")
-        emit(run_checks(root), json_out, _render)
+        emit(run_checks(root), as_json, _render)

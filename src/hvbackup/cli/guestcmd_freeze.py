@@ -20,6 +20,7 @@ from hvbackup.cli.guestcmd_options import (
 from hvbackup.errors import HvBackupError
 from hvbackup.guest.holder import freeze_detached, request_thaw, status as freeze_status
 from hvbackup.guest.state import StateDir
+from hvbackup.guest.thawrequest import woken_holder
 
 
 class FreezeRefused(HvBackupError):
@@ -66,7 +67,7 @@ def register(app: typer.Typer) -> None:
         state_dir: StateDirOpt = DEFAULT_STATE,
         max_seconds: MaxSecondsOpt = None,
         backup_id: BackupIdOpt = None,
-        json_out: JsonOpt = False,
+        as_json: JsonOpt = False,
     ) -> None:
         """Run the freeze hooks, freeze the filesystems and return, leaving a watchdog that thaws at the bound.
 
@@ -77,27 +78,27 @@ def register(app: typer.Typer) -> None:
         if not result.get("ok"):
             raise FreezeRefused(f"freeze failed: {result.get('error')}")
         result.pop("ok")
-        emit(result, json_out, _render_freeze)
+        emit(result, as_json, _render_freeze)
 
     @app.command()
     @handle_errors
     def thaw(
         state_dir: StateDirOpt = DEFAULT_STATE,
         force: Annotated[bool, typer.Option("--force", help="Thaw even a freeze held by the vssd daemon.")] = False,
-        json_out: JsonOpt = False,
+        as_json: JsonOpt = False,
     ) -> None:
         """Thaw what `freeze` froze, run the thaw hooks, and print the report.
 
         Example: hvbackup-guest thaw --json
         """
-        report = request_thaw(StateDir(state_dir), force=force)
-        emit(report, json_out, _render_report)
+        report = request_thaw(StateDir(state_dir), force=force, woken_pid=woken_holder(state_dir))
+        emit(report, as_json, _render_report)
 
     @app.command()
     @handle_errors
-    def status(state_dir: StateDirOpt = DEFAULT_STATE, json_out: JsonOpt = False) -> None:
+    def status(state_dir: StateDirOpt = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
         """Say what is frozen, by whom and for how long.
 
         Example: hvbackup-guest status --json
         """
-        emit(freeze_status(StateDir(state_dir)), json_out, _render_status)
+        emit(freeze_status(StateDir(state_dir)), as_json, _render_status)

@@ -16,7 +16,7 @@ RootOpt = Annotated[Path, typer.Option("--root", help="Install into this tree (i
 def register(app: typer.Typer) -> None:
     @app.command()
     @handle_errors
-    def install(root: RootOpt = Path("/"), json_out: JsonOpt = False) -> None:
+    def install(root: RootOpt = Path("/"), as_json: JsonOpt = False) -> None:
         """Install the hvbackup-guest.service unit and mask hv-vss-daemon / hypervvssd.
 
         Example: sudo hvbackup-guest install
@@ -24,13 +24,13 @@ def register(app: typer.Typer) -> None:
         result = do_install(root)
         emit(
             result,
-            json_out,
+            as_json,
             lambda r: stdout.print(f"installed {r['unit']}; masked: {', '.join(r['masked']) or 'none'}"),
         )
 
     @app.command()
     @handle_errors
-    def uninstall(root: RootOpt = Path("/"), json_out: JsonOpt = False) -> None:
+    def uninstall(root: RootOpt = Path("/"), as_json: JsonOpt = False) -> None:
         """Remove hvbackup-guest.service and give the stock VSS daemon back.
 
         Example: sudo hvbackup-guest uninstall
@@ -38,6 +38,6 @@ def register(app: typer.Typer) -> None:
         result = do_uninstall(root)
         emit(
             result,
-            json_out,
+            as_json,
             lambda r: stdout.print(f"removed {r['removed']}; unmasked: {', '.join(r['unmasked']) or 'none'}"),
         )

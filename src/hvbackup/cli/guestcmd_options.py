@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from hvbackup.guest.config import DEFAULT_CONFIG, load_config
+from hvbackup.guest.config import DEFAULT_CONFIG, MAX_FREEZE_SECONDS, MIN_FREEZE_SECONDS, check_max_seconds, load_config
 from hvbackup.guest.state import DEFAULT_STATE_DIR, StateDir
 from hvbackup.guest.transaction import FreezeOptions
 
@@ -21,7 +21,11 @@ HooksDirOpt = Annotated[
 ]
 StateDirOpt = Annotated[Path, typer.Option("--state-dir", help="Where the freeze state lives (tmpfs).")]
 MaxSecondsOpt = Annotated[
-    float | None, typer.Option("--max-seconds", help="Watchdog bound in seconds (default from config: 60).")
+    float | None,
+    typer.Option(
+        "--max-seconds",
+        help=f"Watchdog bound in seconds, {MIN_FREEZE_SECONDS:g} to {MAX_FREEZE_SECONDS:g} (default from config: 60).",
+    ),
 ]
 BackupIdOpt = Annotated[
     str | None, typer.Option("--backup-id", help="ID passed to hooks and reported (default: random).")
@@ -44,7 +48,7 @@ def freeze_options(
     if hooks_dir is not None:
         cfg.hooks_dir = hooks_dir
     if max_seconds is not None:
-        cfg.max_seconds = max_seconds
+        cfg.max_seconds = check_max_seconds(max_seconds, "--max-seconds")
     return FreezeOptions(cfg, StateDir(state_dir), list(mount) if mount else None, backup_id, by)
 
 

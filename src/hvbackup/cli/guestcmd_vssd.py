@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option("--no-freeze", help="Freeze no filesystem (hooks and quiescers still run): the lab host."),
         ] = False,
-        json_out: JsonOpt = False,
+        as_json: JsonOpt = False,
     ) -> None:
         """Answer Hyper-V's backup requests (HOT_BACKUP, FREEZE, THAW) with hooks around the freeze.
 
@@ -60,4 +60,4 @@ def register(app: typer.Typer) -> None:
         daemon = VssDaemon(DaemonOptions(opts, device, socket), say=_say)
         daemon.run()
         summary = {"transactions": len(daemon.reports), "reports": daemon.reports}
-        emit(summary, json_out, lambda s: stderr.print(f"served {s['transactions']} backup(s)"))
+        emit(summary, as_json, lambda s: stderr.print(f"served {s['transactions']} backup(s)"))

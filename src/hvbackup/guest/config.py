@@ -1,7 +1,7 @@
 """/etc/hvbackup/guest.toml: the agent's settings (every key is optional).
 
 [freeze]
-max_seconds = 60            # the watchdog thaws after this long, whatever happens
+max_seconds = 60            # the watchdog thaws after this long, whatever happens (1 to 900)
 foreign_frozen = "ignore"   # "ignore": report a filesystem someone else froze; "fail": fail the freeze
 
 [hooks]
@@ -26,6 +26,7 @@ user = "root"
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,12 @@ from typing import Any
 from hvbackup.errors import UsageError
 
 DEFAULT_CONFIG = Path("/etc/hvbackup/guest.toml")
+
+# The watchdog bound. Below a second the watchdog would fire during an ordinary freeze (starting it
+# and freezing take 0.1-0.3 s); above 15 minutes the kernel has long given up on the host's FREEZE
+# (hv_snapshot.c VSS_FREEZE_TIMEOUT), so no Hyper-V backup can still use the freeze.
+MIN_FREEZE_SECONDS = 1.0
+MAX_FREEZE_SECONDS = 900.0
 
 
 class ConfigError(UsageError):
@@ -82,7 +89,7 @@ def _pick(table: dict[str, Any], key: str, default: Any, section: str) -> Any:
     if key not in table:
         return default
     value = table[key]
-    kind = type(default)
+    kind = Path if isinstance(default, Path) else type(default)  # type(Path(...)) is PosixPath
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if kind is Path and isinstance(value, str):
@@ -131,9 +138,17 @@ def parse_config(text: str) -> GuestConfig:
     ):
         if value not in _CHOICES[key]:
             raise ConfigError(f"{key} must be one of {', '.join(_CHOICES[key])}, not {value!r}")
-    if config.max_seconds <= 0:
-        raise ConfigError("[freeze] max_seconds must be positive")
+    check_max_seconds(config.max_seconds, "[freeze] max_seconds")
     return config
+
+
+def check_max_seconds(value: float, what: str) -> float:
+    """`value` if it is a usable watchdog bound; a ConfigError naming `what` otherwise."""
+    if not (math.isfinite(value) and MIN_FREEZE_SECONDS <= value <= MAX_FREEZE_SECONDS):
+        raise ConfigError(
+            f"{what} must be between {MIN_FREEZE_SECONDS:g} and {MAX_FREEZE_SECONDS:g} seconds, not {value:g}"
+        )
+    return value
 
 
 def load_config(path: Path | None = None) -> GuestConfig:

@@ -1,20 +1,24 @@
 """`hvbackup-guest freeze` / `thaw`: a freeze that outlives the command that asked for it.
 
 `freeze` forks a detached holder (double fork, new session) that prepares the applications, freezes,
-hands its summary back through a pipe and then waits for `thaw` (SIGUSR1). The holder keeps the
-database sessions open; the separate watchdog thaws at the bound even if the holder is killed.
+hands its summary back through a pipe and then waits for `thaw`: the message `thaw` on its control
+socket (state dir/control.sock, see thawrequest.py), or SIGUSR1, SIGTERM, SIGINT, SIGHUP. The holder
+keeps the database sessions open; the separate watchdog thaws at the bound even if the holder is killed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import signal
+import socket
 import time
-from typing import Any
+from typing import Any, Callable
 
 from hvbackup.errors import HvBackupError, UsageError
 from hvbackup.guest.state import StateDir, pid_alive
+from hvbackup.guest.thawrequest import THAW_MESSAGE
 from hvbackup.guest.transaction import FreezeOptions, FreezeTransaction, recover
 
 THAW_SIGNALS = {signal.SIGUSR1, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
@@ -72,33 +76,100 @@ def _hold(options: FreezeOptions, answer_fd: int) -> None:
         report = txn.finish()
         _answer(answer_fd, {"ok": False, "error": txn.error, "report": report})
         return
-    _answer(answer_fd, {"ok": True, **txn.frozen_summary()})
-    # wait a little past the bound so the watchdog's thaw is the one that happens (and is reported)
-    signal.pthread_sigmask(signal.SIG_BLOCK, THAW_SIGNALS)
-    if not asked:
-        signal.sigtimedwait(THAW_SIGNALS, txn.config.max_seconds + 1.0)
-    txn.thaw()
+    control = _listen(options.state_dir, txn.log)  # the state dir is on no frozen filesystem (begin checked)
+    socket_path = str(options.state_dir.control_socket) if control is not None else None
+    _answer(answer_fd, {"ok": True, **txn.frozen_summary(), "control_socket": socket_path})
+    try:
+        # wait a little past the bound so the watchdog's thaw is the one that happens (and is reported)
+        _wait_for_thaw(control, asked, txn.config.max_seconds + 1.0)
+        txn.thaw()
+    finally:
+        if control is not None:
+            control.close()
+            options.state_dir.control_socket.unlink(missing_ok=True)
     txn.finish()
 
 
-def request_thaw(state_dir: StateDir, force: bool = False, wait_seconds: float = 300.0) -> dict[str, Any] | None:
-    """Ask the holder to thaw and return its report; thaw from the state file if the holder died."""
+def _listen(state_dir: StateDir, log: Callable[[str], None]) -> socket.socket | None:
+    """The control socket, or None (then only the signals thaw) if it cannot be made."""
+    path = state_dir.control_socket
+    control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        path.unlink(missing_ok=True)
+        control.bind(str(path))
+        control.listen(4)
+        return control
+    except OSError as exc:  # e.g. a path longer than a socket address holds (108 bytes)
+        control.close()
+        log(f"no control socket at {path}: {exc}; thaw through SIGUSR1 only")
+        return None
+    finally:
+        os.umask(old_umask)
+
+
+def _wait_for_thaw(control: socket.socket | None, asked: list[int], seconds: float) -> None:
+    """Return on a thaw signal, a `thaw` message on `control`, or after `seconds`."""
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)  # a signal between the check of `asked` and select() still wakes select()
+    watched = [wake_r] if control is None else [control, wake_r]
+    deadline = time.monotonic() + seconds
+    try:
+        while not asked:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            ready, _, _ = select.select(watched, [], [], left)
+            if wake_r in ready:
+                os.read(wake_r, 64)
+            if control in ready and _thaw_message(control):
+                return
+    finally:
+        signal.set_wakeup_fd(-1)
+        os.close(wake_r)
+        os.close(wake_w)
+
+
+def _thaw_message(control: socket.socket) -> bool:
+    conn, _addr = control.accept()
+    with conn:
+        conn.settimeout(1.0)
+        try:
+            return conn.recv(64) == THAW_MESSAGE
+        except OSError:
+            return False
+
+
+def request_thaw(
+    state_dir: StateDir, force: bool = False, wait_seconds: float = 300.0, woken_pid: int | None = None
+) -> dict[str, Any] | None:
+    """Ask the holder to thaw and return its report; thaw from the state file if the holder died.
+
+    `woken_pid`: a holder this process already woke through its control socket (it may be done by now).
+    """
     state = state_dir.load()
     if state is None:
-        return None
+        return _await_report(state_dir, woken_pid, wait_seconds) if woken_pid else None
     if pid_alive(state.pid) and state.by != "freeze" and not force:
         raise UsageError(
             f"frozen by the {state.by} daemon (pid {state.pid}); it thaws on the host's THAW "
             "or at the bound (use --force to thaw now)"
         )
     if not pid_alive(state.pid) or state.by != "freeze":
-        return recover(state_dir)
-    os.kill(state.pid, signal.SIGUSR1)
+        return recover(state_dir) or state_dir.load_report()  # the holder may have finished just now
+    if state.pid != woken_pid:
+        os.kill(state.pid, signal.SIGUSR1)
+    return _await_report(state_dir, state.pid, wait_seconds)
+
+
+def _await_report(state_dir: StateDir, holder_pid: int, wait_seconds: float) -> dict[str, Any] | None:
+    """The report, once the holder (which writes it after the thaw hooks) has ended."""
     deadline = time.monotonic() + wait_seconds
-    while pid_alive(state.pid) and time.monotonic() < deadline:
+    while pid_alive(holder_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if pid_alive(state.pid):
-        raise HvBackupError(f"the freeze holder (pid {state.pid}) did not finish within {wait_seconds:g} s")
+    if pid_alive(holder_pid):
+        raise HvBackupError(f"the freeze holder (pid {holder_pid}) did not finish within {wait_seconds:g} s")
     return state_dir.load_report()
 
 

@@ -223,6 +223,11 @@ def _select(mounts: list[Mount], only: list[Path] | None) -> list[Mount]:
     return [m for m in chosen if last[m.mountpoint] is m]
 
 
+def check_mount_points(only: list[Path] | None) -> None:
+    """Refuse a named path that is not a mount point now (a daemon checks at start, not at its first FREEZE)."""
+    _select(read_mounts(), only)
+
+
 def plan_freeze(
     mounts: list[Mount], only: list[Path] | None = None, topology: Topology | None = None, check_paths: bool = True
 ) -> FreezePlan:

@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hvbackup.guest import thawrequest
 from hvbackup.guest.freeze import Target
 
-DEFAULT_STATE_DIR = Path("/run/hvbackup")
+DEFAULT_STATE_DIR = Path(thawrequest.DEFAULT_STATE_DIR)
 
 
 @dataclass
@@ -42,6 +43,10 @@ class StateDir:
     @property
     def state_file(self) -> Path:
         return self.path / "state.json"
+
+    @property
+    def control_socket(self) -> Path:
+        return self.path / thawrequest.CONTROL_SOCKET
 
     @property
     def report_file(self) -> Path:

@@ -21,6 +21,7 @@ from typing import Callable
 
 from hvbackup.errors import HvBackupError
 from hvbackup.guest import protocol as p
+from hvbackup.guest.mounts import check_mount_points
 from hvbackup.guest.state import StateDir, pid_alive
 from hvbackup.guest.transaction import FreezeOptions, FreezeTransaction, MemoryLog, recover
 
@@ -117,6 +118,7 @@ class VssDaemon:
     # -- lifecycle ---------------------------------------------------------------------------
     def run(self) -> None:
         """Serve until the socket closes (lab) or forever (device, re-registering after resets)."""
+        check_mount_points(self.opts.freeze.only)
         self._recover()
         while True:
             channel = self._connect()

@@ -1,7 +1,11 @@
 """PostgreSQL: CHECKPOINT before the freeze, so the frozen image needs no redo beyond it
-(backup.sgml, "File System Level Backup"); in "backup" mode also pg_backup_start (PG 15+) or
-pg_start_backup(label, true, false) (9.6-14) with the session held across the freeze, and
-pg_backup_stop after the thaw, whose backup_label goes into the report (reference guest.md §4.3).
+(backup.sgml, "File System Level Backup"); in "backup" mode pg_backup_start (PG 15+) or
+pg_start_backup(label, true, false) (9.6-14) instead, which takes that checkpoint itself, with the
+session held across the freeze, and pg_backup_stop after the thaw, whose backup_label goes into the
+report (reference guest.md §4.3).
+
+`checkpoint_redo_lsn` is read after the checkpoint the copy will recover from, so it is where the
+copy's redo starts: in backup mode that is pg_backup_start's checkpoint, equal to `start_lsn`.
 """
 
 from __future__ import annotations
@@ -38,8 +42,6 @@ class PostgresQuiescer(Quiescer):
     def _prepare(self) -> None:
         self.session = ClientSession(self._argv(), "\\echo {marker}", self.config.timeout)
         self.version = int(self.session.run("SHOW server_version_num;").strip())
-        self.session.run("CHECKPOINT;")
-        self.detail["checkpoint_redo_lsn"] = self.session.run("SELECT redo_lsn FROM pg_control_checkpoint();").strip()
         if self.config.mode == "backup":
             start = (
                 "pg_backup_start('hvbackup', true)"
@@ -48,6 +50,9 @@ class PostgresQuiescer(Quiescer):
             )
             self.detail["start_lsn"] = self.session.run(f"SELECT {start};").strip()
         else:
+            self.session.run("CHECKPOINT;")
+        self.detail["checkpoint_redo_lsn"] = self.session.run("SELECT redo_lsn FROM pg_control_checkpoint();").strip()
+        if self.config.mode != "backup":
             self._close()
 
     def _release(self) -> None:
@@ -55,7 +60,9 @@ class PostgresQuiescer(Quiescer):
             return
         stop = "pg_backup_stop(false)" if self.version >= 150000 else "pg_stop_backup(false, false)"
         out = self.session.run(f"SELECT lsn || E'\\n' || labelfile FROM {stop};")
-        self.detail["backup_label"] = out.strip().split("\n", 1)[-1]
+        stop_lsn, _, label = out.strip().partition("\n")
+        self.detail["stop_lsn"] = stop_lsn
+        self.detail["backup_label"] = label
         self._close()
 
     def _abort(self) -> None:
