@@ -159,7 +159,7 @@ def test_each_vm_reports_its_phases_and_one_bar_per_disk(lab: LabHost, repo: Rep
     hold.go_on.set()
     run = backup_vms(lab, repo, [lab.get_vm("app-02")], Policy(), progress_for=lambda vm: hold)
     assert run.vms[0].result == RESULT_OK
-    assert hold.phases == ["checkpoint (the guest freezes)", "reading disk 1 of 2", "reading disk 2 of 2",
+    assert hold.phases == ["planning (leftovers of earlier runs, the mode)", "checkpoint (the guest freezes)", "reading disk 1 of 2", "reading disk 2 of 2",
                            "converting to a reference point", "committing"]
     assert all(total > 0 for total in hold.totals) and hold.advanced == hold.totals  # no bar goes back
 

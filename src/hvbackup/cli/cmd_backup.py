@@ -98,15 +98,15 @@ def _done_line(vm: dict) -> str:
     return f"[{_colour(vm)}]{vm['name']}: {vm['result']}[/] {vm['mode']}, {vm['consistency']}{snapshot}{message}"
 
 
-class _BytesWhenKnown(ProgressColumn):
-    """Bytes done of the disk being read; nothing while the VM is in a phase without a size."""
+class _WhileReading(ProgressColumn):
+    """A column shown only while the VM reads a disk; a phase without a size shows just its name."""
 
-    def __init__(self) -> None:
+    def __init__(self, inner: ProgressColumn) -> None:
         super().__init__()
-        self.download = DownloadColumn(binary_units=True)
+        self.inner = inner
 
     def render(self, task) -> Text:
-        return self.download.render(task) if task.total else Text("")
+        return self.inner.render(task) if task.fields.get("reading") else Text("")
 
 
 class _VmBars:
@@ -114,8 +114,9 @@ class _VmBars:
     the bar of the disk it reads. Hidden with --json or when stderr is not a terminal."""
 
     def __init__(self, enabled: bool) -> None:
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=24), _BytesWhenKnown(),
-                                 TimeRemainingColumn(), console=stderr, transient=True) if enabled else None
+        columns = (BarColumn(bar_width=24), DownloadColumn(binary_units=True), TimeRemainingColumn())
+        self.progress = Progress(TextColumn("{task.description}"), *(_WhileReading(c) for c in columns),
+                                 console=stderr, transient=True) if enabled else None
         self.tasks: dict[str, object] = {}
 
     def __enter__(self) -> "_VmBars":
@@ -144,11 +145,11 @@ class _VmBar:
 
     def phase(self, text: str) -> None:
         if self.progress is not None:
-            self.progress.reset(self.task, total=None, description=f"{self.name}: {text}")
+            self.progress.reset(self.task, description=f"{self.name}: {text}", reading=False)
 
     def set_total(self, total: int) -> None:
         if self.progress is not None:
-            self.progress.update(self.task, total=total)
+            self.progress.update(self.task, total=total, reading=True)
 
     def advance(self, nbytes: int) -> None:
         if self.progress is not None:

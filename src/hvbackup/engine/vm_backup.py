@@ -45,7 +45,7 @@ RESULT_PARTIAL = "partial"
 RESULT_FAILED = "failed"
 RESULT_LOCKED = "locked"
 
-AFTER_A_FAILED_WRITE = ("; the chunks this run stored are kept unreferenced for prune's safety window (1 h), "
+AFTER_A_FAILED_WRITE = ("; the chunks it stored are kept unreferenced for prune's safety window (1 h), "
                         "so the next backup can still use them; `hvbackup prune` reclaims them after that")
 
 
@@ -137,6 +137,7 @@ class VmBackup:
 
     def _run(self) -> None:
         try:
+            self.progress.phase("planning (leftovers of earlier runs, the mode)")
             self._clean_orphans()
             verdict = predict(self.vm, self.policy, self.guest)
             self.result.predicted = verdict.to_json()
@@ -147,15 +148,18 @@ class VmBackup:
             self.result.message = "interrupted"
             raise
         except HvBackupError as exc:
-            self.result.result = RESULT_FAILED
-            self.result.message = str(exc)
+            self._fail(str(exc))
         except OSError as exc:  # the repository's disk full or read-only: this VM fails, its checkpoint goes
-            self.result.result = RESULT_FAILED
-            self.result.message = _describe_os_error(exc) + AFTER_A_FAILED_WRITE
+            self._fail(_describe_os_error(exc))
         finally:
             if self.checkpoint is not None or self.paused_at is not None:
                 self.progress.phase("releasing the checkpoint")
             self._release()
+
+    def _fail(self, message: str) -> None:
+        self.result.result = RESULT_FAILED
+        stored_chunks = self.checkpoint_id is not None and not self.committed
+        self.result.message = message + (AFTER_A_FAILED_WRITE if stored_chunks else "")
 
     def _backup(self, verdict: Verdict) -> None:
         self.result.mode = verdict.mode
