@@ -225,6 +225,8 @@ def restore_cmd(
 ) -> None:
     """Restore a VM snapshot as a new VM, or one of its disks to a file.
 
+    Exit code 3 when --allow-damaged zero-filled damaged or missing data.
+
     Example: hvbackup restore web-01:latest --host lab:/srv/lab --repo /srv/repo --name web-01-test
     Example: hvbackup restore latest --source web-01 --disk scsi0-0 --to web-01.vhdx --repo /srv/repo
     """
@@ -246,6 +248,7 @@ def restore_cmd(
                                       overwrite=overwrite, progress=bar)
             emit({"snapshot": snap.info.id, "short_id": snap.info.short_id, **result.to_json()}, as_json,
                  _render_disk_restore)
+            _exit_partial_if_damaged([result])
             return
         from hvbackup.engine.vm_restore import restore_vm
         from hvbackup.hyperv.connect import connect
@@ -255,6 +258,15 @@ def restore_cmd(
                                 allow_damaged=allow_damaged, progress=_Summed(bar))
     emit({"snapshot": snap.info.id, "short_id": snap.info.short_id, **result.to_json()}, as_json,
          _render_vm_restore)
+    _exit_partial_if_damaged(result.disks)
+
+
+def _exit_partial_if_damaged(disks) -> None:
+    """Exit 3 when --allow-damaged zero-filled anything, as `image restore` does."""
+    from hvbackup.errors import PartialFailure
+
+    if any(d.damaged for d in disks):
+        raise typer.Exit(PartialFailure.exit_code)
 
 
 def _render_disk_restore(data: dict) -> None:
