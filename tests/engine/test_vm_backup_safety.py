@@ -194,3 +194,22 @@ def test_backup_with_parallel_below_1_is_refused(lab: LabHost, tmp_path: Path, p
     assert refused.code == 1
     assert f"--parallel {parallel}" in refused.json()["error"]["message"]
     assert not lab.get_vm("web-01").checkpoints
+
+
+def test_the_same_sample_vm_in_two_labs_is_not_one_vm(lab: LabHost, repo: Repository, tmp_path: Path) -> None:
+    other = make_lab(tmp_path / "other-lab", "web-01")
+    try:
+        assert other.get_vm("web-01").id == lab.get_vm("web-01").id  # the sample's ids are fixed
+        hold = HoldWhileReading()
+        first = threading.Thread(target=lambda: backup_vms(lab, repo, [lab.get_vm("web-01")], Policy(),
+                                                           progress_for=lambda vm: hold))
+        first.start()
+        try:
+            assert hold.reading.wait(120)
+            elsewhere = cli("backup", "--host", f"lab:{other.directory}", "--repo", str(repo.path), "web-01", "--json")
+            assert elsewhere.code == 0, elsewhere.stdout
+        finally:
+            hold.go_on.set()
+            first.join(120)
+    finally:
+        other.destroy()

@@ -14,6 +14,7 @@ so a run killed with -9 leaves no stale lock. It serializes the runs of this mac
 from __future__ import annotations
 
 import errno
+import hashlib
 import fcntl
 import json
 import os
@@ -37,18 +38,22 @@ def _base() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hvbackup"
 
 
-def _host_part(host_name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", host_name)
+def _host_part(host_key: str) -> str:
+    """A file name for a host key; a long one (a lab's folder) is shortened by its hash."""
+    plain = re.sub(r"[^A-Za-z0-9_.-]", "_", host_key)
+    if len(plain) <= 80:
+        return plain
+    return f"{plain[:40]}-{hashlib.sha256(host_key.encode()).hexdigest()[:16]}"
 
 
-def _folder(host_name: str) -> Path:
-    return _base() / "paused" / _host_part(host_name)
+def _folder(host_key: str) -> Path:
+    return _base() / "paused" / _host_part(host_key)
 
 
 @contextmanager
-def backing_up(host_name: str, vm_id: str, vm_name: str) -> Iterator[None]:
+def backing_up(host_key: str, vm_id: str, vm_name: str) -> Iterator[None]:
     """Hold the VM's backup lock, or raise VmBusy naming who holds it (pid, machine, since when)."""
-    folder = _base() / "running" / _host_part(host_name)
+    folder = _base() / "running" / _host_part(host_key)
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / f"{_host_part(vm_id)}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
@@ -78,20 +83,20 @@ def _holder(fd: int) -> str:
         return "another run"  # it holds the lock but has not written its name yet
 
 
-def remember_paused(host_name: str, vm_id: str, how: str) -> None:
-    folder = _folder(host_name)
+def remember_paused(host_key: str, vm_id: str, how: str) -> None:
+    folder = _folder(host_key)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{vm_id}.tmp"
     tmp.write_text(json.dumps({"vm_id": vm_id, "how": how}))
     os.replace(tmp, folder / f"{vm_id}.json")
 
 
-def forget_paused(host_name: str, vm_id: str) -> None:
-    (_folder(host_name) / f"{vm_id}.json").unlink(missing_ok=True)
+def forget_paused(host_key: str, vm_id: str) -> None:
+    (_folder(host_key) / f"{vm_id}.json").unlink(missing_ok=True)
 
 
-def paused_by_us(host_name: str, vm_id: str) -> str | None:
+def paused_by_us(host_key: str, vm_id: str) -> str | None:
     try:
-        return json.loads((_folder(host_name) / f"{vm_id}.json").read_text())["how"]
+        return json.loads((_folder(host_key) / f"{vm_id}.json").read_text())["how"]
     except (OSError, ValueError, KeyError):
         return None

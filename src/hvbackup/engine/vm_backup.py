@@ -118,7 +118,7 @@ class VmBackup:
         self.new_rp: ReferencePoint | None = None
         self.committed = False
         self.paused_at: float | None = None
-        self.host_name = host.host_info().name
+        self.host_key = host.identity()  # journal and lock key: two lab folders both call themselves LAB-HV01
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -126,7 +126,7 @@ class VmBackup:
         """The VM's backup under its backup lock; a VM another run holds is refused up front."""
         started = time.monotonic()
         try:
-            with journal.backing_up(self.host_name, self.vm.id, self.vm.name):
+            with journal.backing_up(self.host_key, self.vm.id, self.vm.name):
                 self._run()
         except journal.VmBusy as exc:
             self.result.result = RESULT_LOCKED
@@ -205,13 +205,13 @@ class VmBackup:
                 what = orphan.name or orphan.path or orphan.id
                 self.result.warnings.append(f"left alone: {orphan.kind} {what} (made by {owner})")
         self.vm = self.host.get_vm(self.vm.id)
-        how = journal.paused_by_us(self.host_name, self.vm.id)
+        how = journal.paused_by_us(self.host_key, self.vm.id)
         if how is not None:
             if self.vm.state in (VMState.Saved, VMState.Off):
                 self.host.start_vm(self.vm)
                 self.result.warnings.append(f"started the VM, which an interrupted run had left {how}")
                 self.vm = self.host.get_vm(self.vm.id)
-            journal.forget_paused(self.host_name, self.vm.id)
+            journal.forget_paused(self.host_key, self.vm.id)
 
     def _previous_snapshot(self) -> Snapshot | None:
         snap = self.repo.latest_snapshot(self.vm.name)
@@ -223,7 +223,7 @@ class VmBackup:
         name = self.checkpoint_name = checkpoint_name(datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ"))
         if verdict.mode in ("saved", "shutdown"):
             self.paused_at = time.monotonic()
-            journal.remember_paused(self.host_name, self.vm.id, verdict.mode)
+            journal.remember_paused(self.host_key, self.vm.id, verdict.mode)
             if verdict.mode == "saved":
                 self.host.save_vm(self.vm)
             else:
@@ -252,7 +252,7 @@ class VmBackup:
         if self.paused_at is None:
             return
         self.host.start_vm(self.vm)
-        journal.forget_paused(self.host_name, self.vm.id)
+        journal.forget_paused(self.host_key, self.vm.id)
         self.result.frozen_or_unavailable_s = round(time.monotonic() - self.paused_at, 3)
         self.paused_at = None
 
