@@ -27,7 +27,8 @@ def test_create_list_write_reset_destroy(tmp_path: Path) -> None:
     assert again.returncode == 1 and again.stderr.count("\n") == 1 and "not empty" in again.stderr
 
     missing = hvbackup("lab", "start", str(lab), "nope", "--json")
-    assert missing.returncode == 1 and missing.stdout == "" and "no VM 'nope'" in missing.stderr
+    assert missing.returncode == 1 and "no VM 'nope'" in missing.stderr
+    assert json.loads(missing.stdout) == {"error": {"code": 1, "message": "no VM 'nope' on LAB-HV01"}}
 
     assert hvbackup("lab", "destroy", str(lab), "--json").returncode == 0
     assert not lab.exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hvbackup.disk import create_differencing
+from hvbackup.errors import UsageError
 from hvbackup.hyperv import connect
 from hvbackup.hyperv.enums import ConsistencyLevel, VMState
 from hvbackup.hyperv.errors import InvalidVmState, VmNotFound
@@ -108,3 +109,17 @@ def test_the_workload_ends_when_its_lab_folder_is_gone(make_lab: MakeLab) -> Non
     while workload_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not workload_alive(pid)
+
+
+@pytest.mark.parametrize("bad", ["../../evil", "..", ".", "sub/dir", "C:\\evil", "x" * 101, "", "end."])
+def test_create_vm_never_builds_a_folder_from_a_name_that_is_a_path(make_lab: MakeLab, tmp_path: Path, bad: str) -> None:
+    lab = make_lab("archive-01")
+    copy = tmp_path / "restored-os.vhdx"
+    shutil.copyfile(lab.get_vm("archive-01").disks[0].path, copy)
+    config = lab.get_vm("archive-01").config()
+    around = sorted(p.name for p in tmp_path.rglob("*") if lab.directory not in p.parents)
+    with pytest.raises(UsageError, match="VM name"):
+        lab.create_vm(config, bad, [str(copy)])
+    assert copy.exists()  # not moved anywhere
+    assert sorted(p.name for p in (lab.directory / "vms").iterdir()) == ["archive-01"]
+    assert sorted(p.name for p in tmp_path.rglob("*") if lab.directory not in p.parents) == around

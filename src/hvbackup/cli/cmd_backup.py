@@ -7,12 +7,17 @@ from pathlib import Path  # noqa: F401  (typer reads the annotations)
 from typing import Annotated, Optional
 
 import typer
+from rich import box
+from rich.progress import BarColumn, DownloadColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from hvbackup.cli.common import (
     JsonOpt,
+    KeyFileOpt,
     PasswordFileOpt,
     RepoOpt,
+    SourceOpt,
     emit,
     handle_errors,
     human_bytes,
@@ -49,15 +54,17 @@ def backup_cmd(
     repo: RepoOpt,
     vms: Annotated[Optional[list[str]], typer.Argument(help="VM names or ids.")] = None,
     password_file: PasswordFileOpt = None,
+    key_file: KeyFileOpt = None,
     all_vms: Annotated[bool, typer.Option("--all", help="Every VM on the host.")] = False,
     consistency: Annotated[Consistency, typer.Option(help="The weakest consistency acceptable.")] = Consistency.filesystem,
     allow_downtime: Annotated[Downtime, typer.Option(help="May a VM be saved or shut down to reach the policy?")] = Downtime.never,
-    parallel: Annotated[int, typer.Option(help="VMs backed up at the same time.")] = 2,
+    parallel: Annotated[int, typer.Option(help="VMs backed up at the same time (at least 1).")] = 2,
     as_json: JsonOpt = False,
 ) -> None:
     """Back up Linux VMs in the best mode each allows under the policy.
 
-    Exit code 0 when every VM met the policy, 3 when some did not (below policy, skipped disks, failed).
+    Exit code 0 when every VM met the policy, 3 when some did not (below policy, skipped disks,
+    failed), 1 when no VM got a snapshot, 11 when every VM is being backed up by another run.
 
     Example: hvbackup backup --host lab:/srv/lab --repo /srv/repo --all --consistency application --allow-downtime save
     """
@@ -66,23 +73,91 @@ def backup_cmd(
     from hvbackup.hyperv.connect import connect
 
     policy = Policy(consistency=consistency.value, allow_downtime=allow_downtime.value)
-    with connect(host) as hv, open_repository(repo, password_file) as repository:
+    with connect(host) as hv, open_repository(repo, password_file, key_file) as repository:
         selected = select_vms(hv, vms or [], all_vms)
+        with _VmBars(enabled=not as_json and stderr.is_terminal) as bars:
 
-        def done(result) -> None:
-            if not as_json:
-                colour = "green" if result.result == "ok" else "yellow" if result.snapshot else "red"
-                stderr.print(f"[{colour}]{result.name}: {result.result}[/] {result.mode}, {result.consistency}"
-                             + (f" — {result.message}" if result.message else ""))
+            def done(result) -> None:
+                bars.finish(result.vm_id)
+                if not as_json:
+                    stderr.print(_done_line(result.to_json()), highlight=False)
 
-        with progress("backup", None, as_json) as bar:
-            run = backup_vms(hv, repository, selected, policy, parallel=parallel, progress=_Summed(bar), on_done=done)
+            run = backup_vms(hv, repository, selected, policy, parallel=parallel, progress_for=bars.for_vm,
+                             on_done=done)
     emit(run.to_json(), as_json, _render_run)
     raise typer.Exit(run.exit_code)
 
 
+def _colour(vm: dict) -> str:
+    return "green" if vm["result"] == "ok" else "yellow" if vm["snapshot"] else "red"
+
+
+def _done_line(vm: dict) -> str:
+    snapshot = f", snapshot {vm['short_snapshot']}" if vm["short_snapshot"] else ""
+    message = f" — {vm['message']}" if vm["message"] else ""
+    return f"[{_colour(vm)}]{vm['name']}: {vm['result']}[/] {vm['mode']}, {vm['consistency']}{snapshot}{message}"
+
+
+class _WhileReading(ProgressColumn):
+    """A column shown only while the VM reads a disk; a phase without a size shows just its name."""
+
+    def __init__(self, inner: ProgressColumn) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def render(self, task) -> Text:
+        return self.inner.render(task) if task.fields.get("reading") else Text("")
+
+
+class _VmBars:
+    """One line per VM on stderr: its phase (checkpoint, reading disk N of M, committing) and
+    the bar of the disk it reads. Hidden with --json or when stderr is not a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        columns = (BarColumn(bar_width=24), DownloadColumn(binary_units=True), TimeRemainingColumn())
+        self.progress = Progress(TextColumn("{task.description}"), *(_WhileReading(c) for c in columns),
+                                 console=stderr, transient=True) if enabled else None
+        self.tasks: dict[str, object] = {}
+
+    def __enter__(self) -> "_VmBars":
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def for_vm(self, vm) -> "_VmBar":
+        task = self.progress.add_task(vm.name, total=None) if self.progress is not None else None
+        self.tasks[vm.id] = task
+        return _VmBar(self.progress, task, vm.name)
+
+    def finish(self, vm_id: str) -> None:
+        task = self.tasks.pop(vm_id, None)
+        if self.progress is not None and task is not None:
+            self.progress.remove_task(task)
+
+
+class _VmBar:
+    def __init__(self, progress: Progress | None, task, name: str) -> None:
+        self.progress, self.task, self.name = progress, task, name
+
+    def phase(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.reset(self.task, description=f"{self.name}: {text}", reading=False)
+
+    def set_total(self, total: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, total=total, reading=True)
+
+    def advance(self, nbytes: int) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task, nbytes)
+
+
 class _Summed:
-    """Several disks and VMs feed one bar: totals add up as each disk announces its own."""
+    """Several disks feed one bar: totals add up as each disk announces its own."""
 
     def __init__(self, bar) -> None:
         self.bar = bar
@@ -97,60 +172,117 @@ class _Summed:
 
 
 def _render_run(data: dict) -> None:
-    table = Table(title=f"backup run ({data['duration_s']:.1f} s)")
-    for col in ("VM", "mode", "consistency", "read", "new", "s", "result"):
-        table.add_column(col, justify="right" if col in ("read", "new", "s") else "left", overflow="fold")
+    """The run as a table that fits 80 columns; each VM's message and warnings below it."""
+    table = Table(title=f"backup run ({data['duration_s']:.1f} s)", box=box.SIMPLE_HEAD, show_edge=False,
+                  padding=(0, 0))
+    for col in ("VM", "snapshot", "mode", "consistency", "read", "new", "unchanged", "result"):
+        table.add_column(col, justify="right" if col in ("read", "new", "unchanged") else "left",
+                         overflow="fold", no_wrap=col != "VM")
     for vm in data["vms"]:
-        colour = "green" if vm["result"] == "ok" else "yellow" if vm["snapshot"] else "red"
-        table.add_row(vm["name"], vm["mode"], vm["consistency"], human_bytes(vm["bytes_read"]),
-                      human_bytes(vm["bytes_new"]), f"{vm['duration_s']:.1f}", f"[{colour}]{vm['result']}[/]")
+        table.add_row(vm["name"], vm["short_snapshot"] or "-", vm["mode"], vm["consistency"],
+                      _size(vm["bytes_read"]), _size(vm["bytes_new"]), _size(vm["bytes_unchanged"]),
+                      f"[{_colour(vm)}]{vm['result']}[/]")
     stdout.print(table)
     for vm in data["vms"]:
         if vm["message"]:
             stdout.print(f"{vm['name']}: {vm['message']}", highlight=False)
         for warning in vm["warnings"]:
-            stdout.print(f"[yellow]{vm['name']}:[/] {warning}")
+            stdout.print(f"[yellow]{vm['name']}:[/] {warning}", highlight=False)
+
+
+def _size(n: int) -> str:
+    """human_bytes in at most 6 characters: '0', '512K', '12.3M', '1.1G'."""
+    if n == 0:
+        return "0"
+    text = human_bytes(n)
+    number, unit = text.split(" ")
+    if unit == "B":
+        return f"{number}B"
+    value = float(number)
+    return f"{value:.0f}{unit[0]}" if value >= 100 else f"{value:.1f}{unit[0]}"
 
 
 @handle_errors
 def restore_cmd(
-    snapshot: Annotated[str, typer.Argument(help="Snapshot ID, unique prefix, or 'latest'.")],
+    snapshot: Annotated[str, typer.Argument(help="Snapshot ID, unique prefix, SOURCE:latest, or 'latest'.")],
     repo: RepoOpt,
     password_file: PasswordFileOpt = None,
+    key_file: KeyFileOpt = None,
+    source: SourceOpt = None,
     host: Annotated[Optional[str], typer.Option("--host", "-H", help="Restore as a new VM on this host.")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Name of the new VM (default: <name>-restored-<id>).")] = None,
-    keep_macs: Annotated[bool, typer.Option(help="Keep the original MAC addresses (only if the original is gone).")] = False,
+    name: Annotated[Optional[str], typer.Option(
+        help="Name of the new VM; refused if a VM has it (default: <name>-restored-<id>, then -2, -3...).")] = None,
+    keep_macs: Annotated[bool, typer.Option(
+        help="Keep the original MAC addresses (refused while a VM on the host uses one).")] = False,
     no_start: Annotated[bool, typer.Option("--no-start", help="Leave the new VM off.")] = False,
     disk: Annotated[Optional[str], typer.Option(help="Restore only this disk (name or number) to --to.")] = None,
     to: Annotated[Optional[Path], typer.Option("--to", help="Target file for --disk (.vhdx → VHDX, else raw).")] = None,
+    allow_damaged: Annotated[bool, typer.Option(
+        help="Zero-fill chunks that are missing or damaged and list them, instead of restoring nothing.")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        help="With --disk --to: replace an existing file, or write onto a block device.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Restore a VM snapshot as a new VM, or one of its disks to a file.
 
-    Example: hvbackup restore latest --host lab:/srv/lab --repo /srv/repo --name web-01-test
-    Example: hvbackup restore 3f2a9c --disk scsi0-0 --to web-01.vhdx --repo /srv/repo
+    Exit code 3 when --allow-damaged zero-filled damaged or missing data.
+
+    Example: hvbackup restore web-01:latest --host lab:/srv/lab --repo /srv/repo --name web-01-test
+    Example: hvbackup restore latest --source web-01 --disk scsi0-0 --to web-01.vhdx --repo /srv/repo
     """
     from hvbackup.engine.disk_restore import restore_disk
     from hvbackup.errors import UsageError
 
-    with open_repository(repo, password_file) as repository:
-        snap = repository.load_snapshot(snapshot)
-        if to is not None or disk is not None:
-            if to is None:
-                raise UsageError("--disk needs --to FILE")
+    one_disk = to is not None or disk is not None
+    if one_disk and to is None:
+        raise UsageError("--disk needs --to FILE")
+    if overwrite and not one_disk:
+        raise UsageError("--overwrite applies to --disk N --to FILE; a whole VM is always restored as a new VM")
+    if not one_disk and host is None:
+        raise UsageError("give --host to restore the whole VM, or --disk N --to FILE for one disk")
+    with open_repository(repo, password_file, key_file) as repository:
+        snap = repository.load_snapshot(snapshot, source)
+        if one_disk:
             with progress("restore", None, as_json) as bar:
-                result = restore_disk(repository, snap, to, disk_name=disk, progress=bar)
-            emit({"snapshot": snap.info.id, **result.to_json()}, as_json,
-                 lambda d: stdout.print(f"restored {human_bytes(d['size'])} to {d['path']} ({d['format']})"))
+                result = restore_disk(repository, snap, to, disk_name=disk, allow_damaged=allow_damaged,
+                                      overwrite=overwrite, progress=bar)
+            emit({"snapshot": snap.info.id, "short_id": snap.info.short_id, **result.to_json()}, as_json,
+                 _render_disk_restore)
+            _exit_partial_if_damaged([result])
             return
-        if host is None:
-            raise UsageError("give --host to restore the whole VM, or --disk N --to FILE for one disk")
         from hvbackup.engine.vm_restore import restore_vm
         from hvbackup.hyperv.connect import connect
 
         with connect(host) as hv, progress("restore", None, as_json) as bar:
             result = restore_vm(hv, repository, snap, name=name, keep_macs=keep_macs, start=not no_start,
-                                progress=_Summed(bar))
-    emit({"snapshot": snap.info.id, **result.to_json()}, as_json,
-         lambda d: stdout.print(f"restored VM {d['name']} ({d['vm_id']}) with {len(d['disks'])} disk(s)"
-                                + (", started" if d["started"] else "")))
+                                allow_damaged=allow_damaged, progress=_Summed(bar))
+    emit({"snapshot": snap.info.id, "short_id": snap.info.short_id, **result.to_json()}, as_json,
+         _render_vm_restore)
+    _exit_partial_if_damaged(result.disks)
+
+
+def _exit_partial_if_damaged(disks) -> None:
+    """Exit 3 when --allow-damaged zero-filled anything, as `image restore` does."""
+    from hvbackup.errors import PartialFailure
+
+    if any(d.damaged for d in disks):
+        raise typer.Exit(PartialFailure.exit_code)
+
+
+def _render_disk_restore(data: dict) -> None:
+    stdout.print(f"restored {human_bytes(data['size'])} of snapshot {data['short_id']} to {data['path']} "
+                 f"({data['format']})", highlight=False)
+    _print_damaged(data["damaged"])
+
+
+def _render_vm_restore(data: dict) -> None:
+    stdout.print(f"restored snapshot {data['short_id']} as VM {data['name']} ({data['vm_id']}) with "
+                 f"{len(data['disks'])} disk(s)" + (", started" if data["started"] else ""), highlight=False)
+    for disk in data["disks"]:
+        _print_damaged(disk["damaged"])
+
+
+def _print_damaged(damaged: list[dict]) -> None:
+    for d in damaged:
+        stdout.print(f"[yellow]zero-filled[/] {human_bytes(d['length'])} at offset {d['offset']}: {d['error']}",
+                     highlight=False)

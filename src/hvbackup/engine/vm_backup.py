@@ -14,12 +14,15 @@ committed manifest, and is destroyed again if the commit fails.
 
 from __future__ import annotations
 
+import errno
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Protocol
 
 from hvbackup.assess.policy import Policy
 from hvbackup.assess.verdict import Verdict, predict
@@ -27,7 +30,7 @@ from hvbackup.disk import open_disk
 from hvbackup.engine import faults, journal
 from hvbackup.engine.disk_backup import DiskBackup, DiskBackupResult, NoProgress, Progress
 from hvbackup.engine.image_backup import disk_entry
-from hvbackup.errors import HvBackupError
+from hvbackup.errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, HvBackupError, UsageError
 from hvbackup.hyperv.enums import ConsistencyLevel, SnapshotType, VMState
 from hvbackup.hyperv.errors import ChangeTrackingUnavailable, HyperVError, WmiJobError
 from hvbackup.hyperv.host import HyperVHost, checkpoint_name
@@ -40,10 +43,27 @@ RESULT_OK = "ok"
 RESULT_BELOW_POLICY = "below-policy"
 RESULT_PARTIAL = "partial"
 RESULT_FAILED = "failed"
+RESULT_LOCKED = "locked"
+
+AFTER_A_FAILED_WRITE = ("; the chunks it stored are kept unreferenced for prune's safety window (1 h), "
+                        "so the next backup can still use them; `hvbackup prune` reclaims them after that")
 
 
 class Cancelled(HvBackupError):
     exit_code = 130
+
+
+class VmProgress(Protocol):
+    """What one VM's run reports: the phase it is in, and the bytes of the disk it reads."""
+
+    def phase(self, text: str) -> None: ...
+    def set_total(self, total: int) -> None: ...
+    def advance(self, nbytes: int) -> None: ...
+
+
+class NoVmProgress(NoProgress):
+    def phase(self, text: str) -> None:
+        pass
 
 
 @dataclass
@@ -54,11 +74,13 @@ class VmBackupResult:
     consistency: str = "none"
     result: str = RESULT_FAILED
     snapshot: str | None = None
+    short_snapshot: str | None = None
     checkpoint: str | None = None
     message: str = ""
     predicted: dict = field(default_factory=dict)
     bytes_read: int = 0
     bytes_new: int = 0
+    bytes_unchanged: int = 0
     duration_s: float = 0.0
     frozen_or_unavailable_s: float = 0.0
     disks: list[dict] = field(default_factory=list)
@@ -80,14 +102,14 @@ class VmBackup:
     """One VM's backup run."""
 
     def __init__(self, host: HyperVHost, repo: Repository, vm: VM, policy: Policy, *,
-                 guest: dict | None = None, progress: Progress | None = None,
+                 guest: dict | None = None, progress: VmProgress | None = None,
                  cancel: threading.Event | None = None) -> None:
         self.host = host
         self.repo = repo
         self.vm = vm
         self.policy = policy
         self.guest = guest
-        self.progress = progress or NoProgress()
+        self.progress = progress or NoVmProgress()
         self.cancel = cancel or threading.Event()
         self.result = VmBackupResult(name=vm.name, vm_id=vm.id)
         self.checkpoint: Checkpoint | None = None
@@ -96,13 +118,26 @@ class VmBackup:
         self.new_rp: ReferencePoint | None = None
         self.committed = False
         self.paused_at: float | None = None
-        self.host_name = host.host_info().name
+        self.host_key = host.identity()  # journal and lock key: two lab folders both call themselves LAB-HV01
 
     # -- the run -----------------------------------------------------------------------------
 
     def run(self) -> VmBackupResult:
+        """The VM's backup under its backup lock; a VM another run holds is refused up front."""
         started = time.monotonic()
         try:
+            with journal.backing_up(self.host_key, self.vm.id, self.vm.name):
+                self._run()
+        except journal.VmBusy as exc:
+            self.result.result = RESULT_LOCKED
+            self.result.message = str(exc)
+        finally:
+            self.result.duration_s = round(time.monotonic() - started, 3)
+        return self.result
+
+    def _run(self) -> None:
+        try:
+            self.progress.phase("planning (leftovers of earlier runs, the mode)")
             self._clean_orphans()
             verdict = predict(self.vm, self.policy, self.guest)
             self.result.predicted = verdict.to_json()
@@ -113,28 +148,37 @@ class VmBackup:
             self.result.message = "interrupted"
             raise
         except HvBackupError as exc:
-            self.result.result = RESULT_FAILED
-            self.result.message = str(exc)
+            self._fail(str(exc))
+        except OSError as exc:  # the repository's disk full or read-only: this VM fails, its checkpoint goes
+            self._fail(_describe_os_error(exc))
         finally:
+            if self.checkpoint is not None or self.paused_at is not None:
+                self.progress.phase("releasing the checkpoint")
             self._release()
-            self.result.duration_s = round(time.monotonic() - started, 3)
-        return self.result
+
+    def _fail(self, message: str) -> None:
+        self.result.result = RESULT_FAILED
+        stored_chunks = self.checkpoint_id is not None and not self.committed
+        self.result.message = message + (AFTER_A_FAILED_WRITE if stored_chunks else "")
 
     def _backup(self, verdict: Verdict) -> None:
         self.result.mode = verdict.mode
         previous = self._previous_snapshot()
+        self.progress.phase(_checkpoint_phase(verdict))
         self._take_checkpoint(verdict)
         self.checkpoint_id = self.result.checkpoint = self.checkpoint.id
         faults.point("after-checkpoint")
         disks = self._read_disks(previous)
         faults.point("after-read")
+        self.progress.phase("converting to a reference point")
         self.new_rp = self.host.convert_to_reference_point(self.checkpoint)
         self.checkpoint = None
         faults.point("after-convert")
         self.result.consistency = self._achieved_consistency()
+        self.progress.phase("committing")
         snapshot = self._commit(verdict, disks)
         self.committed = True
-        self.result.snapshot = snapshot.id
+        self.result.snapshot, self.result.short_snapshot = snapshot.id, snapshot.short_id
         faults.point("after-commit")
         self._drop_previous_reference_point(previous)
         self.result.result = self._judge(verdict)
@@ -161,13 +205,13 @@ class VmBackup:
                 what = orphan.name or orphan.path or orphan.id
                 self.result.warnings.append(f"left alone: {orphan.kind} {what} (made by {owner})")
         self.vm = self.host.get_vm(self.vm.id)
-        how = journal.paused_by_us(self.host_name, self.vm.id)
+        how = journal.paused_by_us(self.host_key, self.vm.id)
         if how is not None:
             if self.vm.state in (VMState.Saved, VMState.Off):
                 self.host.start_vm(self.vm)
                 self.result.warnings.append(f"started the VM, which an interrupted run had left {how}")
                 self.vm = self.host.get_vm(self.vm.id)
-            journal.forget_paused(self.host_name, self.vm.id)
+            journal.forget_paused(self.host_key, self.vm.id)
 
     def _previous_snapshot(self) -> Snapshot | None:
         snap = self.repo.latest_snapshot(self.vm.name)
@@ -179,7 +223,7 @@ class VmBackup:
         name = self.checkpoint_name = checkpoint_name(datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ"))
         if verdict.mode in ("saved", "shutdown"):
             self.paused_at = time.monotonic()
-            journal.remember_paused(self.host_name, self.vm.id, verdict.mode)
+            journal.remember_paused(self.host_key, self.vm.id, verdict.mode)
             if verdict.mode == "saved":
                 self.host.save_vm(self.vm)
             else:
@@ -208,7 +252,7 @@ class VmBackup:
         if self.paused_at is None:
             return
         self.host.start_vm(self.vm)
-        journal.forget_paused(self.host_name, self.vm.id)
+        journal.forget_paused(self.host_key, self.vm.id)
         self.result.frozen_or_unavailable_s = round(time.monotonic() - self.paused_at, 3)
         self.paused_at = None
 
@@ -216,9 +260,9 @@ class VmBackup:
         prev_rp = _reference_point_of(previous)
         known_rps = {rp.id for rp in self.host.list_reference_points(self.vm)} if prev_rp else set()
         out = []
-        for disk in self.host.checkpoint_disks(self.checkpoint):
-            if disk.is_passthrough:
-                continue
+        file_disks = [d for d in self.host.checkpoint_disks(self.checkpoint) if not d.is_passthrough]
+        for n, disk in enumerate(file_disks, 1):
+            self.progress.phase(f"reading disk {n} of {len(file_disks)}")
             previous_index, changed, reason = self._incremental_base(disk, previous, prev_rp, known_rps)
             entry, result = self._read_disk(disk, previous_index, changed)
             if reason and result.mode == "full":
@@ -228,6 +272,7 @@ class VmBackup:
                                      | {k: v for k, v in entry["stats"].items() if k.startswith("bytes")})
             self.result.bytes_read += result.stats.bytes_read
             self.result.bytes_new += result.stats.bytes_new
+            self.result.bytes_unchanged += result.stats.bytes_unchanged
         return out
 
     def _incremental_base(self, disk: VirtualDisk, previous: Snapshot | None, prev_rp: ReferencePoint | None,
@@ -340,6 +385,21 @@ class _Cancellable:
         self.inner.set_total(total)
 
 
+def _checkpoint_phase(verdict: Verdict) -> str:
+    if verdict.mode == "saved":
+        return "saving the VM for its checkpoint"
+    if verdict.mode == "shutdown":
+        return "shutting the VM down for its checkpoint"
+    if verdict.mode == "live" and verdict.consistency in ("application", "filesystem"):
+        return "checkpoint (the guest freezes)"
+    return "checkpoint"
+
+
+def _describe_os_error(exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    return f"{reason}: {exc.filename}" if exc.filename else reason
+
+
 def _reference_point_of(snapshot: Snapshot | None) -> ReferencePoint | None:
     if snapshot is None or not snapshot.manifest.get("reference_point"):
         return None
@@ -353,7 +413,15 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        return 0 if all(v.result == RESULT_OK for v in self.vms) else 3
+        """0 every VM ok; 11 every VM refused as being backed up by another run; 1 no VM got a
+        snapshot; 3 otherwise (some below policy, partial or failed)."""
+        if all(v.result == RESULT_OK for v in self.vms):
+            return EXIT_OK
+        if all(v.result == RESULT_LOCKED for v in self.vms):
+            return EXIT_LOCKED
+        if not any(v.snapshot for v in self.vms):
+            return EXIT_FAILED
+        return EXIT_PARTIAL
 
     def to_json(self) -> dict:
         return {"vms": [v.to_json() for v in self.vms], "duration_s": round(self.duration_s, 3),
@@ -365,7 +433,11 @@ def select_vms(host: HyperVHost, names: list[str], all_vms: bool) -> list[VM]:
         return host.inventory()
     if not names:
         raise HvBackupError("name the VMs to back up, or pass --all")
-    return [host.get_vm(name) for name in names]
+    vms = {}
+    for name in names:
+        vm = host.get_vm(name)
+        vms.setdefault(vm.id, vm)  # a VM named twice is backed up once
+    return list(vms.values())
 
 
 def guest_readiness(host: HyperVHost, vm: VM) -> dict | None:
@@ -374,20 +446,24 @@ def guest_readiness(host: HyperVHost, vm: VM) -> dict | None:
 
 
 def backup_vms(host: HyperVHost, repo: Repository, vms: list[VM], policy: Policy, *, parallel: int = 2,
-               progress: Progress | None = None,
+               progress_for: Callable[[VM], VmProgress] | None = None,
                on_done: Callable[[VmBackupResult], None] = lambda r: None) -> RunResult:
-    """Back up `vms`, up to `parallel` at a time, under one backup lease."""
+    """Back up `vms`, up to `parallel` at a time, under one backup lease; `progress_for(vm)`
+    gives each VM its own progress."""
+    if parallel < 1:
+        raise UsageError(f"--parallel {parallel}: at least 1 VM must be backed up at a time")
     started = time.monotonic()
     cancel = threading.Event()
 
     def one(vm: VM) -> VmBackupResult:
+        progress = progress_for(vm) if progress_for is not None else None
         result = VmBackup(host, repo, vm, policy, guest=guest_readiness(host, vm), progress=progress,
                           cancel=cancel).run()
         on_done(result)
         return result
 
-    with repo.backup_lease(f"backup of {len(vms)} VM(s) from {host.host_info().name}"):
-        pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="hvb-vm")
+    with _lease(repo, f"backup of {len(vms)} VM(s) from {host.host_info().name}"):
+        pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="hvb-vm")
         futures = [pool.submit(one, vm) for vm in vms]
         try:
             results = [f.result() for f in futures]
@@ -397,3 +473,19 @@ def backup_vms(host: HyperVHost, repo: Repository, vms: list[VM], policy: Policy
             raise
         pool.shutdown(wait=True)
     return RunResult(results, time.monotonic() - started)
+
+
+@contextmanager
+def _lease(repo: Repository, description: str) -> Iterator[None]:
+    """The repository's backup lease; a repository this process cannot write to is refused
+    before any VM is touched."""
+    stack = ExitStack()
+    try:
+        stack.enter_context(repo.backup_lease(description))
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        raise HvBackupError(f"cannot write to the repository ({_describe_os_error(exc)}): "
+                            "a backup needs a writable repository; no VM was touched") from None
+    with stack:
+        yield

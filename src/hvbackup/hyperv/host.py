@@ -45,6 +45,11 @@ class HyperVHost(ABC):
     def host_info(self) -> Host:
         """Facts about the host itself: name, OS build, supported VM configuration versions."""
 
+    def identity(self) -> str:
+        """What tells this host apart from every other host this machine talks to (the key of the
+        engine's journal and VM backup locks): its name, unless the host knows better."""
+        return self.host_info().name
+
     @abstractmethod
     def inventory(self) -> list[VM]:
         """Every VM on the host with its disks, NICs, integration services and checkpoints."""

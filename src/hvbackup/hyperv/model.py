@@ -37,7 +37,25 @@ VSS_SERVICE_NAMES = ("VSS", "Backup (volume snapshot)")  # 2016+ name, 2012 R2 n
 HEARTBEAT_SERVICE_NAME = "Heartbeat"
 UNREACHABLE_STATUSES = (IntegrationServiceStatus.NoContact, IntegrationServiceStatus.LostCommunication)
 
+VM_NAME_MAX = 100  # Hyper-V Manager and New-VM refuse longer names
+VM_NAME_FORBIDDEN = '\\/:*?"<>|'  # the characters a Windows folder name cannot hold (the VM folder is named after it)
+
 T = TypeVar("T", bound="JsonModel")
+
+
+def vm_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a new VM, or None: a VM name is never a path."""
+    if not name.strip():
+        return "a VM name cannot be empty"
+    if len(name) > VM_NAME_MAX:
+        return f"a VM name has at most {VM_NAME_MAX} characters, {name[:20]!r}... has {len(name)}"
+    bad = sorted({c for c in name if c in VM_NAME_FORBIDDEN or ord(c) < 32})
+    if bad:
+        shown = " ".join(repr(c) for c in bad)
+        return f"VM name {name!r} holds {shown}: a VM name cannot hold any of {VM_NAME_FORBIDDEN} or control characters"
+    if name in (".", "..") or name != name.strip() or name.endswith("."):
+        return f"VM name {name!r} cannot be '.' or '..', or start or end with a space, or end with a dot"
+    return None
 
 
 class JsonModel:

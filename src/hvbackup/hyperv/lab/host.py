@@ -137,6 +137,10 @@ class LabHost(HyperVHost):
     def host_info(self) -> Host:
         return Host.from_json(self.settings["host"])
 
+    def identity(self) -> str:
+        """Every lab is named LAB-HV01 and the sample's VM ids are fixed: the folder tells labs apart."""
+        return f"{self.settings['host']['name']}@{self.directory}"
+
     def inventory(self) -> list[VM]:
         vms = []
         for folder in self.folders():

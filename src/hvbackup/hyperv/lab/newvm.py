@@ -16,7 +16,7 @@ from hvbackup.hyperv.lab.disks import drive_instance_id
 from hvbackup.hyperv.lab.folder import DISKS_DIR, VmFolder
 from hvbackup.hyperv.lab.rct import ChangeLog
 from hvbackup.hyperv.lab.record import GUEST_KINDS, VmRecord, WritableFile
-from hvbackup.hyperv.model import VM, IntegrationService, NetworkAdapter, VirtualDisk, VmConfig
+from hvbackup.hyperv.model import VM, IntegrationService, NetworkAdapter, VirtualDisk, VmConfig, vm_name_problem
 
 SERVICE_NAMES = (
     "Guest Service Interface",
@@ -47,9 +47,17 @@ def services(enabled: tuple[str, ...], status: IntegrationServiceStatus) -> tupl
 
 
 def folder_for(directory: Path, name: str, vm_id: str) -> Path:
+    """The new VM's folder under DIR/vms: never built from a name that could be a path."""
+    check_vm_name(name)
     base = directory / "vms"
     candidate = base / name
     return candidate if not candidate.exists() else base / f"{name}-{vm_id[:8].lower()}"
+
+
+def check_vm_name(name: str) -> None:
+    problem = vm_name_problem(name)
+    if problem is not None:
+        raise UsageError(problem)
 
 
 def make_vm_folder(
@@ -100,6 +108,7 @@ def _free_name(directory: Path, name: str) -> Path:
 
 def build_vm_record(directory: Path, config: VmConfig, name: str, disk_paths: list[Path]) -> VmFolder:
     """create_vm: a new VM (new id, Off) from a saved configuration and disk files."""
+    check_vm_name(name)
     for path in disk_paths:
         if not path.is_file():
             raise UsageError(f"create_vm: disk file {path} does not exist")
