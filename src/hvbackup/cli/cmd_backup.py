@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path  # noqa: F401  (typer reads the annotations)
 from typing import Annotated, Optional
 
@@ -13,6 +12,9 @@ from rich.table import Table
 from rich.text import Text
 
 from hvbackup.cli.common import (
+    Consistency,
+    Downtime,
+    HostOpt,
     JsonOpt,
     KeyFileOpt,
     PasswordFileOpt,
@@ -26,22 +28,6 @@ from hvbackup.cli.common import (
     stderr,
     stdout,
 )
-
-HostOpt = Annotated[str, typer.Option("--host", "-H", envvar="HVBACKUP_HOST",
-                                      help="lab:DIR, psrp://user@host[:port], or local (or HVBACKUP_HOST).")]
-
-
-class Consistency(str, Enum):
-    application = "application"
-    filesystem = "filesystem"
-    crash = "crash"
-
-
-class Downtime(str, Enum):
-    never = "never"
-    save = "save"
-    shutdown = "shutdown"
-
 
 def register(app: typer.Typer) -> None:
     app.command("backup")(backup_cmd)

@@ -88,7 +88,10 @@ def read_password(password_file: Path | None, *, confirm: bool = False, prompt: 
 def emit(data: Any, as_json: bool, render: Callable[[Any], None] | None = None) -> None:
     """Print a command's result: one JSON document, or the human rendering."""
     if as_json:
-        sys.stdout.write(json.dumps(data, indent=2, default=_json_default, ensure_ascii=False) + "\n")
+        text = json.dumps(data, indent=2, default=_json_default, ensure_ascii=False) + "\n"
+        # An undecodable byte of a name (a surrogate escape) is printed as the six characters \udcNN,
+        # so the document stays valid UTF-8.
+        sys.stdout.write(text.encode("utf-8", errors="backslashreplace").decode("utf-8"))
         sys.stdout.flush()
     elif render is not None:
         render(data)
