@@ -16,7 +16,7 @@ ARCHITECTURE = ROOT / "docs" / "ARCHITECTURE.md"
 
 
 def forbidden_imports() -> dict[str, set[str]]:
-    """`{"disk": {"repo", "hyperv", ...}, "hyperv/lab": {...}}` from the table's rows."""
+    """`{"disk": {"repo", "hyperv", ...}, "lab": {...}}` from the table's rows."""
     rules: dict[str, set[str]] = {}
     for line in ARCHITECTURE.read_text(encoding="utf-8").splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -47,7 +47,7 @@ def _first_part(module: str) -> str:
 
 
 def rule_for(path: Path, rules: dict[str, set[str]]) -> tuple[str, set[str]] | None:
-    """The most specific table row that covers a source file (`hyperv/lab` before `hyperv`)."""
+    """The most specific table row that covers a source file (`engine/files` before `engine`)."""
     rel = path.relative_to(SRC).parent.as_posix()
     for folder in sorted(rules, key=len, reverse=True):
         if rel == folder or rel.startswith(folder + "/"):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hvbackup.hyperv.lab import LabHost
-from hvbackup.hyperv.lab.sample import SAMPLE_VMS, build_sample
+from hvbackup.lab import LabHost
+from hvbackup.lab.sample import SAMPLE_VMS, build_sample
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

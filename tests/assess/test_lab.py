@@ -13,8 +13,8 @@ import pytest
 from hvbackup.assess import EXIT_BLOCKERS, Policy, predict
 from hvbackup.hyperv.enums import CheckpointType, ConsistencyLevel, VMState
 from hvbackup.hyperv.errors import WmiJobError
-from hvbackup.hyperv.lab import LabHost
-from hvbackup.hyperv.lab.sample import SAMPLE_VMS
+from hvbackup.lab import LabHost
+from hvbackup.lab.sample import SAMPLE_VMS
 
 pytestmark = pytest.mark.slow
 

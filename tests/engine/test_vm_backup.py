@@ -15,12 +15,12 @@ import pytest
 from hvbackup.assess.policy import Policy
 from hvbackup.assess.verdict import predict
 from hvbackup.disk import virtual_sha256
-from hvbackup.engine.demo import read_guest_file
+from hvbackup.apps.demo import read_guest_file
 from hvbackup.engine.vm_backup import RESULT_OK, backup_vms, guest_readiness, meets
 from hvbackup.engine.vm_restore import restore_vm
-from hvbackup.hyperv.lab import LabHost
-from hvbackup.hyperv.lab.app import newest_sequence, written_since
-from hvbackup.hyperv.lab.sample import SAMPLE_VMS, build_sample
+from hvbackup.lab import LabHost
+from hvbackup.lab.app import newest_sequence, written_since
+from hvbackup.lab.sample import SAMPLE_VMS, build_sample
 from hvbackup.repo import Repository
 
 from .conftest import HVBACKUP, PASSWORD, cli

@@ -14,8 +14,8 @@ import pytest
 
 from hvbackup.assess.policy import Policy
 from hvbackup.engine.vm_backup import RESULT_LOCKED, RESULT_OK, backup_vms
-from hvbackup.hyperv.lab import LabHost
-from hvbackup.hyperv.lab.sample import SAMPLE_VMS, build_sample
+from hvbackup.lab import LabHost
+from hvbackup.lab.sample import SAMPLE_VMS, build_sample
 from hvbackup.repo import Repository
 
 from .conftest import PASSWORD, cli

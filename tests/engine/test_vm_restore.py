@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from hvbackup.disk import virtual_sha256
-from hvbackup.hyperv.lab import LabHost
-from hvbackup.hyperv.lab.sample import SAMPLE_VMS, build_sample
+from hvbackup.lab import LabHost
+from hvbackup.lab.sample import SAMPLE_VMS, build_sample
 from hvbackup.repo import Repository
 
 from .conftest import PASSWORD, CliResult, cli

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hvbackup.hyperv.lab import LabHost
-from hvbackup.hyperv.lab.processes import workload_pids
-from hvbackup.hyperv.lab.sample import SAMPLE_VMS, build_sample
+from hvbackup.lab import LabHost
+from hvbackup.lab.processes import workload_pids
+from hvbackup.lab.sample import SAMPLE_VMS, build_sample
 
 MakeLab = Callable[..., LabHost]
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from hvbackup.hyperv.enums import ConsistencyLevel
-from hvbackup.hyperv.lab import LabHost
+from hvbackup.lab import LabHost
 
 ROUNDS = 5
 

@@ -10,9 +10,9 @@ import pytest
 from hvbackup.disk import open_disk
 from hvbackup.hyperv.enums import ConsistencyLevel, SnapshotType, VhdType, VMState
 from hvbackup.hyperv.errors import ChangeTrackingUnavailable, InvalidVmState, ObjectNotFound, WmiJobError
-from hvbackup.hyperv.lab.app import STATE_FILE, newest_sequence, record_sequence, written_since
+from hvbackup.lab.app import STATE_FILE, newest_sequence, record_sequence, written_since
 from hvbackup.disk import virtual_sha256
-from hvbackup.hyperv.lab.sample import DATA_FILE
+from hvbackup.lab.sample import DATA_FILE
 from tests.lab.conftest import MakeLab
 
 CRASH = ConsistencyLevel.CrashConsistent

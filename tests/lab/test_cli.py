@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hvbackup.hyperv.lab.processes import workload_pids
+from hvbackup.lab.processes import workload_pids
 
 HVBACKUP = [sys.executable, "-c", "from hvbackup.cli.main import main; main()"]
 
@@ -37,8 +37,8 @@ def test_create_list_write_reset_destroy(tmp_path: Path) -> None:
 
 
 def test_sample_vm_commands(tmp_path: Path) -> None:
-    from hvbackup.hyperv.lab import LabHost
-    from hvbackup.hyperv.lab.sample import SAMPLE_VMS, build_sample
+    from hvbackup.lab import LabHost
+    from hvbackup.lab.sample import SAMPLE_VMS, build_sample
 
     lab = LabHost.create(tmp_path / "lab")
     build_sample(lab, [s for s in SAMPLE_VMS if s.name == "mixed-nic"])

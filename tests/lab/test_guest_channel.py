@@ -6,7 +6,7 @@ import pytest
 
 from hvbackup.hyperv.enums import CheckpointType, ConsistencyLevel
 from hvbackup.hyperv.errors import WmiJobError
-from hvbackup.hyperv.lab.app import STATE_FILE, decode_state
+from hvbackup.lab.app import STATE_FILE, decode_state
 from tests.lab.conftest import MakeLab
 
 APP = ConsistencyLevel.ApplicationConsistent

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hvbackup.hyperv.errors import ChangeTrackingUnavailable
-from hvbackup.hyperv.lab.rct import ChangeLog, iterate_changes, merge_ranges, query_changes
+from hvbackup.lab.rct import ChangeLog, iterate_changes, merge_ranges, query_changes
 
 
 def test_bounded_queries_return_the_same_ranges_as_one_big_answer(tmp_path: Path) -> None:

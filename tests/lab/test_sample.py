@@ -11,8 +11,8 @@ import pytest
 
 from hvbackup.disk import open_disk
 from hvbackup.hyperv.enums import ConsistencyLevel, IntegrationServiceStatus, VMState
-from hvbackup.hyperv.lab import LabHost
-from hvbackup.hyperv.lab.images import ESP_TYPE, LINUX_FS_TYPE
+from hvbackup.lab import LabHost
+from hvbackup.lab.images import ESP_TYPE, LINUX_FS_TYPE
 
 pytestmark = pytest.mark.slow
 
@@ -114,7 +114,7 @@ def test_readiness_reports_come_from_the_guest_checks(sample_lab: LabHost) -> No
 
 def test_building_is_deterministic(tmp_path: Path) -> None:
     from hvbackup.disk import virtual_sha256
-    from hvbackup.hyperv.lab.sample import SAMPLE_VMS, build_vm
+    from hvbackup.lab.sample import SAMPLE_VMS, build_vm
 
     spec = next(s for s in SAMPLE_VMS if s.name == "web-01")
     digests = []

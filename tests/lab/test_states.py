@@ -10,13 +10,13 @@ import pytest
 
 from hvbackup.disk import create_differencing
 from hvbackup.errors import UsageError
-from hvbackup.hyperv import connect
+from hvbackup.connect import connect
 from hvbackup.hyperv.enums import ConsistencyLevel, VMState
 from hvbackup.hyperv.errors import InvalidVmState, VmNotFound
-from hvbackup.hyperv.lab import LabHost
-from hvbackup.hyperv.lab.app import STATE_FILE, decode_state
-from hvbackup.hyperv.lab.processes import workload_alive
-from hvbackup.hyperv.lab.sample import DATA_FILE
+from hvbackup.lab import LabHost
+from hvbackup.lab.app import STATE_FILE, decode_state
+from hvbackup.lab.processes import workload_alive
+from hvbackup.lab.sample import DATA_FILE
 from tests.lab.conftest import MakeLab
 
 APP = ConsistencyLevel.ApplicationConsistent

@@ -63,7 +63,7 @@ def assess_cmd(
 ) -> None:
     from hvbackup.assess import Policy, assess_host
     from hvbackup.assess.html import render_html
-    from hvbackup.hyperv import connect
+    from hvbackup.connect import connect
 
     if not host:
         raise UsageError("no host: pass --host lab:DIR|psrp://user@host|local or set HVBACKUP_HOST")

@@ -56,7 +56,7 @@ def backup_cmd(
     """
     from hvbackup.assess.policy import Policy
     from hvbackup.engine.vm_backup import backup_vms, select_vms
-    from hvbackup.hyperv.connect import connect
+    from hvbackup.connect import connect
 
     policy = Policy(consistency=consistency.value, allow_downtime=allow_downtime.value)
     with connect(host) as hv, open_repository(repo, password_file, key_file) as repository:
@@ -237,7 +237,7 @@ def restore_cmd(
             _exit_partial_if_damaged([result])
             return
         from hvbackup.engine.vm_restore import restore_vm
-        from hvbackup.hyperv.connect import connect
+        from hvbackup.connect import connect
 
         with connect(host) as hv, progress("restore", None, as_json) as bar:
             result = restore_vm(hv, repository, snap, name=name, keep_macs=keep_macs, start=not no_start,

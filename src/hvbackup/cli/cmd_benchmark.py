@@ -25,7 +25,7 @@ def benchmark_cmd(
 
     Example: hvbackup benchmark --size-mib 512 --json
     """
-    from hvbackup.engine.benchmark import measure_pipeline, measure_primitives
+    from hvbackup.apps.benchmark import measure_pipeline, measure_primitives
 
     if size_mib < 1:
         raise UsageError(f"--size-mib must be at least 1, not {size_mib}")

@@ -28,7 +28,7 @@ def demo_cmd(
 
     Example: hvbackup demo /tmp/hvbackup-demo
     """
-    from hvbackup.engine.demo import run_demo
+    from hvbackup.apps.demo import run_demo
 
     folder = folder or Path("demo-run") / datetime.now().strftime("%Y%m%d-%H%M%S")
     _check_folder(folder)

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
 def _lab_args(host: str | None, positionals: list[str | None], names: list[str]) -> tuple[Path, list[str]]:
     """The lab folder and the arguments after it. With --host lab:DIR the folder is not among the
     positionals, so they arrive one slot to the left; DIR given as well must be the same folder."""
-    from hvbackup.hyperv.connect import parse_spec
+    from hvbackup.connect import parse_spec
 
     values = [v for v in positionals if v is not None]
     if host is None:
@@ -58,14 +58,14 @@ def _lab_args(host: str | None, positionals: list[str | None], names: list[str])
 
 
 def _open(directory: Path) -> Any:
-    from hvbackup.hyperv.lab import LabHost
+    from hvbackup.lab import LabHost
 
     return LabHost(directory)
 
 
 def _check_new_lab_folder(directory: Path) -> None:
     """`lab create` needs a new or empty folder; say which it is when it is not."""
-    from hvbackup.hyperv.lab.folder import LAB_FILE
+    from hvbackup.lab.folder import LAB_FILE
 
     if os.path.lexists(directory) and not directory.is_dir():
         raise UsageError(f"{directory} is a file, not a folder: give a new folder for the lab")
@@ -119,8 +119,8 @@ def create_cmd(
 
     Example: hvbackup lab create /srv/lab --sample
     """
-    from hvbackup.hyperv.lab import LabHost
-    from hvbackup.hyperv.lab.sample import SAMPLE_VMS, disk_bytes
+    from hvbackup.lab import LabHost
+    from hvbackup.lab.sample import SAMPLE_VMS, disk_bytes
 
     directory, _ = _lab_args(host, [directory], [])
     _check_new_lab_folder(directory)

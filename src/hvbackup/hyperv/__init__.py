@@ -1,12 +1,11 @@
 """Hyper-V: the model (VMs, disks, checkpoints, reference points), the operations interface
 (`HyperVHost`), and its PowerShell implementation over PSRP or a local powershell.exe.
 
-    from hvbackup.hyperv import connect
+    from hvbackup.connect import connect
     with connect("psrp://backup@hv01.example.com") as host:
         vms = host.inventory()
 """
 
-from hvbackup.hyperv.connect import connect, parse_spec
 from hvbackup.hyperv.enums import ConsistencyLevel, VMState
 from hvbackup.hyperv.host import ByteSource, HyperVHost, checkpoint_name
 from hvbackup.hyperv.model import (
@@ -34,6 +33,4 @@ __all__ = [
     "VirtualDisk",
     "VmConfig",
     "checkpoint_name",
-    "connect",
-    "parse_spec",
 ]

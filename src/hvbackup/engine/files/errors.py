@@ -1,40 +1,14 @@
-"""What file-level restore can tell a user went wrong, each as one line."""
+"""What extracting or mounting from a snapshot can tell a user went wrong, each as one line.
+
+Reading the filesystem itself has its own errors: hvbackup/fs/errors.py."""
 
 from __future__ import annotations
 
-from hvbackup.errors import HvBackupError, UsageError
+from hvbackup.errors import HvBackupError
 
 
 class FileRestoreError(HvBackupError):
     """A file-level restore could not be done as asked."""
-
-
-class PathNotFound(FileRestoreError):
-    """The path does not exist in the chosen filesystem of the snapshot."""
-
-
-class NotADirectory(FileRestoreError):
-    """A directory was expected."""
-
-
-class IsADirectory(FileRestoreError):
-    """A file was expected."""
-
-
-class UnknownFilesystem(FileRestoreError):
-    """The volume holds nothing hvbackup can read in-process."""
-
-
-class EncryptedVolume(FileRestoreError):
-    """A LUKS volume: its contents cannot be read without the key and the kernel."""
-
-
-class UnsupportedFilesystem(FileRestoreError):
-    """A filesystem of a known kind, using a feature the in-process reader does not implement."""
-
-
-class VolumeChoice(UsageError):
-    """The disk holds several volumes, or none by the given name."""
 
 
 class UnsafeTarget(FileRestoreError):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hvbackup.engine.files.errors import TargetNotWritable, UnsafeTarget
-from hvbackup.engine.files.fs import Entry, FileSystem, _show
+from hvbackup.fs.filesystem import Entry, FileSystem, _show
 from hvbackup.disk.source import DirectWriter
 from hvbackup.zeros import is_zero
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.files.lab import LabDisk, build_lab_disk
+from tests.engine.files.lab import LabDisk, build_lab_disk
 
 PASSWORD = "file restore test"
 HVBACKUP = str(Path(sys.executable).parent / "hvbackup")

@@ -10,7 +10,7 @@ import pytest
 
 from hvbackup.engine.files.view import SnapshotDiskView, ViewFile
 from hvbackup.engine.image_backup import backup_image
-from tests.files.conftest import new_repo
+from tests.engine.files.conftest import new_repo
 
 CHUNK = 1024 * 1024
 

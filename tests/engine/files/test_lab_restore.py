@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.files.conftest import cli
-from tests.files.lab import snapshot_tree
+from tests.engine.files.conftest import cli
+from tests.engine.files.lab import snapshot_tree
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from hvbackup.engine.files.errors import EncryptedVolume, UnknownFilesystem, VolumeChoice
-from hvbackup.engine.files.lvm import open_logical_volume
+from hvbackup.fs.errors import EncryptedVolume, UnknownFilesystem, VolumeChoice
+from hvbackup.fs.lvm import open_logical_volume
 
 FILESYSTEMS = ("ext4", "xfs", "btrfs")
 _EXTENDED_MBR_TYPES = {0x05, 0x0F, 0x85}

@@ -5,6 +5,6 @@ vm = lab.get_vm("web-01")
 cp = lab.create_recovery_checkpoint(vm, ConsistencyLevel.ApplicationConsistent, "hvbackup-...")
 """
 
-from hvbackup.hyperv.lab.host import LabHost, open_host
+from hvbackup.lab.host import LabHost, open_host
 
 __all__ = ["LabHost", "open_host"]

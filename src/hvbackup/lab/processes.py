@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from hvbackup.hyperv.errors import HyperVError
-from hvbackup.hyperv.lab.workload import MODULE
+from hvbackup.lab.workload import MODULE
 
 STOP_WAIT = 5.0
 

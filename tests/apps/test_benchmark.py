@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from .conftest import cli
+from tests.engine.conftest import cli
 
 STEPS = {"read (page cache)", "keyed BLAKE3", "zstd decompress", "AES-256-GCM encrypt",
          "whole backup pipeline"}

@@ -17,9 +17,9 @@ from typing import Callable
 
 from hvbackup.assess.policy import Policy
 from hvbackup.disk import open_disk, virtual_sha256
-from hvbackup.engine.files.fs import FileSystem
+from hvbackup.fs.filesystem import FileSystem
 from hvbackup.engine.files.view import ViewFile
-from hvbackup.engine.files.volumes import find_volumes
+from hvbackup.fs.volumes import find_volumes
 from hvbackup.engine.vm_backup import RunResult, backup_vms
 from hvbackup.engine.vm_restore import restore_vm
 from hvbackup.errors import HvBackupError
@@ -63,7 +63,7 @@ def read_guest_file(disk_path: str, guest_path: str, length: int) -> bytes:
 
 
 def run_demo(folder: Path, say: Callable[[str], None] = lambda s: None) -> DemoResult:
-    from hvbackup.hyperv.lab.host import LabHost
+    from hvbackup.lab.host import LabHost
 
     if folder.exists() and any(folder.iterdir()):
         raise HvBackupError(f"demo folder {folder} is not empty: pass a new folder")

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from hvbackup.hyperv.errors import HyperVError
-from hvbackup.hyperv.lab.locks import IO_LOCK, OPERATION_LOCK, held
-from hvbackup.hyperv.lab.rct import ChangeLog
-from hvbackup.hyperv.lab.record import VM_FILE, VmRecord
+from hvbackup.lab.locks import IO_LOCK, OPERATION_LOCK, held
+from hvbackup.lab.rct import ChangeLog
+from hvbackup.lab.record import VM_FILE, VmRecord
 
 LAB_FILE = "lab.json"
 LAB_FORMAT = 1

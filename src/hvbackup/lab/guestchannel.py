@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hvbackup.guest import protocol as p
-from hvbackup.hyperv.lab.folder import VmFolder
+from hvbackup.lab.folder import VmFolder
 
 ACCEPT_TIMEOUT = 30.0
 FREEZE_TIMEOUT = 120.0  # hooks run before the answer

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .conftest import cli
+from tests.engine.conftest import cli
 
 
 def _one_line(result, *words: str) -> None:

@@ -22,13 +22,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from hvbackup.hyperv.enums import CheckpointType, ControllerType, IntegrationServiceStatus, VMState
-from hvbackup.hyperv.lab import app, images
-from hvbackup.hyperv.lab.disks import drive_instance_id
-from hvbackup.hyperv.lab.guesttree import GuestFacts, readiness
-from hvbackup.hyperv.lab.newvm import DEFAULT_ENABLED, make_vm_folder, services
-from hvbackup.hyperv.lab.record import WritableFile
+from hvbackup.lab import app, images
+from hvbackup.lab.disks import drive_instance_id
+from hvbackup.lab.guesttree import GuestFacts, readiness
+from hvbackup.lab.newvm import DEFAULT_ENABLED, make_vm_folder, services
+from hvbackup.lab.record import WritableFile
 from hvbackup.hyperv.model import VM, Firmware, Memory, NetworkAdapter, VirtualDisk
 
 NAMESPACE = uuid.UUID("6c1f27a4-52a7-4f6e-9b0e-3d1c6b0e7a10")
@@ -77,13 +78,20 @@ def disk_bytes(spec: SampleVm) -> int:
     return OS_DISK_SIZE + (DATA_DISK_SIZE if spec.data_disk else 0)
 
 
+class NewLab(Protocol):
+    """What building the sample needs of the lab host it fills (lab/host.py's LabHost)."""
+
+    directory: Path
+
+    def get_vm(self, vm: str) -> VM: ...
+
+    def start_vm(self, vm: VM) -> None: ...
+
+
 def build_sample(
-    lab: object, vms: list[SampleVm] | None = None, on_built: Callable[[SampleVm], None] = lambda s: None
+    lab: NewLab, vms: list[SampleVm] | None = None, on_built: Callable[[SampleVm], None] = lambda s: None
 ) -> None:
     """Build the sample VMs into the lab and start the ones that should run."""
-    from hvbackup.hyperv.lab.host import LabHost
-
-    assert isinstance(lab, LabHost)
     for spec in vms or SAMPLE_VMS:
         build_vm(lab.directory, spec)
         on_built(spec)

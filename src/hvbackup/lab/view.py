@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from hvbackup.hyperv.enums import HeartbeatStatus, IntegrationServiceStatus, OperationalStatus, SnapshotType, VMState
-from hvbackup.hyperv.lab.disks import describe
-from hvbackup.hyperv.lab.folder import VmFolder
-from hvbackup.hyperv.lab.record import CheckpointRecord, VmRecord
+from hvbackup.lab.disks import describe
+from hvbackup.lab.folder import VmFolder
+from hvbackup.lab.record import CheckpointRecord, VmRecord
 from hvbackup.hyperv.model import VM, Checkpoint
 
 

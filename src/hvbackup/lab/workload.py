@@ -1,6 +1,6 @@
 """The running lab VM's guest: a background process that keeps writing to its disks.
 
-    python -m hvbackup.hyperv.lab.workload [--detach] VM_FOLDER
+    python -m hvbackup.lab.workload [--detach] VM_FOLDER
 
 Every ~50 ms, under the VM's I/O lock, it re-reads vm.json, overwrites a few 4 KiB records in the
 VM's writable guest files through the top of each disk chain (so a checkpoint switches its writes
@@ -21,14 +21,14 @@ from pathlib import Path
 
 from hvbackup.errors import HvBackupError
 from hvbackup.hyperv.enums import VMState
-from hvbackup.hyperv.lab import app
-from hvbackup.hyperv.lab.folder import VmFolder
-from hvbackup.hyperv.lab.guestio import Writers, write_file
-from hvbackup.hyperv.lab.record import VmRecord
+from hvbackup.lab import app
+from hvbackup.lab.folder import VmFolder
+from hvbackup.lab.guestio import Writers, write_file
+from hvbackup.lab.record import VmRecord
 
 INTERVAL = 0.05
 WRITES_PER_BATCH = 3
-MODULE = "hvbackup.hyperv.lab.workload"
+MODULE = "hvbackup.lab.workload"
 
 
 class Workload:

@@ -12,7 +12,7 @@ import pytest
 from hvbackup.engine.files.errors import NoFuse
 from hvbackup.engine.files.mount import check_fuse
 from hvbackup.engine.image_backup import backup_image
-from tests.files.conftest import cli, new_repo
+from tests.engine.files.conftest import cli, new_repo
 
 
 def _ext4(work: Path, name: str, files: dict[str, str]) -> Path:

@@ -1,4 +1,6 @@
-"""Open a Hyper-V host from a spec string.
+"""Open a Hyper-V host, or the lab host, from a `--host` spec string.
+
+The one module that knows both hyperv/ (the real host) and lab/ (the simulator).
 
     psrp://[user@]host[:port][?auth=kerberos|ntlm|negotiate|certificate&ssl=0&verify=0|/ca.pem
                               &cert=/c.pem&key=/k.pem]
@@ -11,7 +13,6 @@ Kerberos uses the ticket cache and needs no password.
 
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote
@@ -19,7 +20,6 @@ from urllib.parse import parse_qsl, unquote
 from hvbackup.errors import UsageError
 from hvbackup.hyperv.filesource import LocalFileSource
 from hvbackup.hyperv.host import HyperVHost
-from hvbackup.hyperv.errors import UnsupportedHost
 from hvbackup.hyperv.transport.psrp import AUTH_METHODS, HTTP_PORT, HTTPS_PORT, PASSWORD_ENV, PsrpOptions
 
 _QUERY_KEYS = {"auth", "ssl", "verify", "cert", "key"}
@@ -149,11 +149,6 @@ def connect(spec: str, *, password: str | None = None) -> HyperVHost:
 def _open_lab(directory: str) -> HyperVHost:
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise UsageError(f"lab:{directory}: {directory} is a file, not a lab host folder")
-    try:
-        lab = importlib.import_module("hvbackup.hyperv.lab")
-    except ImportError as exc:
-        raise UnsupportedHost(f"the lab host is not available in this build ({exc})") from None
-    open_host = getattr(lab, "open_host", None)
-    if open_host is None:
-        raise UnsupportedHost("the lab host is not available in this build yet (hvbackup.hyperv.lab.open_host is missing)")
+    from hvbackup.lab import open_host  # here, so that a psrp:// run never loads the simulator
+
     return open_host(directory)

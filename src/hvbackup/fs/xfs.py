@@ -11,7 +11,7 @@ import struct
 from collections import OrderedDict
 from typing import Any
 
-from hvbackup.engine.files.errors import FileRestoreError
+from hvbackup.fs.errors import DamagedFilesystem
 
 # xfs_dinode: magic, mode, version, format, onlink, uid, gid, nlink, projid, pad, atime, mtime, ctime, size
 _CORE = struct.Struct(">HHBBHIII4x8xQQQQ")
@@ -32,7 +32,7 @@ class XfsReader:
         raw = self._inode_bytes(node)
         magic, mode, version, _fmt, onlink, uid, gid, nlink, atime, mtime, ctime, size = _CORE.unpack_from(raw)
         if magic != _INODE_MAGIC:
-            raise FileRestoreError(f"xfs inode {node.inum} is damaged in the snapshot (no inode magic)")
+            raise DamagedFilesystem(f"xfs inode {node.inum} is damaged in the snapshot (no inode magic)")
         bigtime = version >= 3 and _FLAGS2.unpack_from(raw, _FLAGS2_OFFSET)[0] & _BIGTIME
         return {
             "mode": mode,

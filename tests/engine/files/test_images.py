@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from hvbackup.engine.image_backup import backup_image
-from tests.files.conftest import HVBACKUP, cli, new_repo
-from tests.files.lab import MIB, snapshot_tree
+from tests.engine.files.conftest import HVBACKUP, cli, new_repo
+from tests.engine.files.lab import MIB, snapshot_tree
 
 
 def _tree(root: Path) -> None:

@@ -30,21 +30,22 @@ from hvbackup.hyperv.enums import (
 from hvbackup.hyperv.errors import InvalidVmState, ObjectNotFound, VmNotFound, WmiJobError
 from hvbackup.hyperv.filesource import LocalFileSource
 from hvbackup.hyperv.host import ByteSource, HyperVHost
-from hvbackup.hyperv.lab import disks as chain
-from hvbackup.hyperv.lab.folder import (
+from hvbackup.lab import disks as chain
+from hvbackup.lab.folder import (
     LAB_FORMAT,
     VmFolder,
     read_lab_file,
     vm_folders,
     write_lab_file,
 )
-from hvbackup.hyperv.lab.guestchannel import AgentGuest, NoGuest, StockGuest
-from hvbackup.hyperv.lab.guestio import Writers, check_write, write_file
-from hvbackup.hyperv.lab.newvm import build_vm_record
-from hvbackup.hyperv.lab.processes import start_workload, wait_stopped, workload_alive
-from hvbackup.hyperv.lab.rct import iterate_changes
-from hvbackup.hyperv.lab.record import CheckpointRecord, VmRecord
-from hvbackup.hyperv.lab.view import checkpoint_model, vm_model
+from hvbackup.lab.guestchannel import AgentGuest, NoGuest, StockGuest
+from hvbackup.lab.guestio import Writers, check_write, write_file
+from hvbackup.lab.newvm import build_vm_record
+from hvbackup.lab.processes import start_workload, wait_stopped, workload_alive
+from hvbackup.lab.rct import iterate_changes
+from hvbackup.lab.record import CheckpointRecord, VmRecord
+from hvbackup.lab.sample import build_sample
+from hvbackup.lab.view import checkpoint_model, vm_model
 from hvbackup.hyperv.model import (
     ORPHAN_AVHDX,
     ORPHAN_RECOVERY_CHECKPOINT,
@@ -93,8 +94,6 @@ class LabHost(HyperVHost):
         write_lab_file(directory, _lab_settings(directory, record_digests))
         lab = cls(directory)
         if sample:
-            from hvbackup.hyperv.lab.sample import build_sample
-
             build_sample(lab, on_built=on_sample_vm or (lambda spec: None))
         return lab
 

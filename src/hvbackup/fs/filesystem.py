@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from hvbackup.engine.files.errors import IsADirectory, NotADirectory, PathNotFound, UnsupportedFilesystem
-from hvbackup.engine.files.ext4 import Ext4Reader
-from hvbackup.engine.files.volumes import Volume
-from hvbackup.engine.files.xfs import XfsReader
+from hvbackup.fs.errors import IsADirectory, NotADirectory, PathNotFound, UnsupportedFilesystem
+from hvbackup.fs.ext4 import Ext4Reader
+from hvbackup.fs.volumes import Volume
+from hvbackup.fs.xfs import XfsReader
 
 _SKIP = {b".", b".."}
 _MAX_LINK_HOPS = 40

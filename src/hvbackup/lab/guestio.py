@@ -11,8 +11,8 @@ from pathlib import Path
 
 from hvbackup.disk import VhdxWriter, open_vhdx_writer
 from hvbackup.errors import UsageError
-from hvbackup.hyperv.lab.folder import VmFolder
-from hvbackup.hyperv.lab.record import VmRecord, WritableFile
+from hvbackup.lab.folder import VmFolder
+from hvbackup.lab.record import VmRecord, WritableFile
 
 
 class GuestWriteError(UsageError):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-import types
 
 import pytest
 
 from hvbackup.errors import HvBackupError, UsageError
-from hvbackup.hyperv.connect import PASSWORD_ENV, connect, parse_spec, psrp_options
+from hvbackup.connect import PASSWORD_ENV, connect, parse_spec, psrp_options
 from hvbackup.hyperv.errors import UnsupportedHost
 from hvbackup.hyperv.powershell import PowerShellHost
 from hvbackup.hyperv.smb import SmbDiskOpener
@@ -75,18 +73,12 @@ def test_connect_local_without_powershell_is_unsupported(monkeypatch, tmp_path):
     assert isinstance(caught.value, HvBackupError)
 
 
-def test_lab_without_open_host_is_unsupported(monkeypatch):
-    monkeypatch.setitem(sys.modules, "hvbackup.hyperv.lab", types.ModuleType("hvbackup.hyperv.lab"))
-    with pytest.raises(UnsupportedHost, match="lab host is not available"):
-        connect("lab:/tmp/lab")
+def test_lab_spec_opens_the_lab_host_in_that_folder(tmp_path):
+    from hvbackup.lab import LabHost
 
-
-def test_lab_is_opened_through_the_lab_module(monkeypatch):
-    lab = types.ModuleType("hvbackup.hyperv.lab")
-    opened = []
-    lab.open_host = lambda directory: opened.append(directory) or "lab-host"
-    monkeypatch.setitem(sys.modules, "hvbackup.hyperv.lab", lab)
-    assert connect("lab:/srv/lab") == "lab-host" and opened == ["/srv/lab"]
+    LabHost.create(tmp_path / "lab")
+    host = connect(f"lab:{tmp_path / 'lab'}")
+    assert isinstance(host, LabHost) and host.directory == tmp_path / "lab"
 
 
 @pytest.mark.parametrize("option", ["verify", "cert", "key"])
