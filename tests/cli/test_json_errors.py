@@ -34,10 +34,14 @@ def failing_arguments(name: str, command, tmp: Path) -> tuple[list[str], set[int
         return ["--host", f"lab:{missing_lab}", "--all"], {EXIT_FAILED}
     if name == "lab create":
         return [str(a_file / "lab")], {EXIT_FAILED}
+    if name == "restore":  # --host or --disk N --to FILE: neither is required on its own
+        return ["--repo", str(missing_repo), "latest", "--host", f"lab:{missing_lab}"], {EXIT_NO_REPOSITORY}
+    empty_folder = tmp / "empty"
+    empty_folder.mkdir()
     values = {
         "repo": ["--repo", str(missing_repo)], "host": ["--host", f"lab:{missing_lab}"],
         "directory": [str(missing_lab)], "snapshot": ["latest"], "vm": ["web-01"], "path": ["/etc/hostname"],
-        "pattern": ["*.conf"], "to": ["--to", str(tmp / "out")], "mountpoint": [str(tmp)], "slot": ["1"],
+        "pattern": ["*.conf"], "to": ["--to", str(tmp / "out")], "mountpoint": [str(empty_folder)], "slot": ["1"],
         "image": [str(tmp / "no-disk.raw")], "text": ["--text", "x"],
     }
     arguments = []

@@ -21,7 +21,7 @@ from .cli_fixtures import run_hvbackup
         (("backup", "--no-such-option"), "No such option: --no-such-option"),
         (("restore",), "Missing argument 'snapshot'. (see `hvbackup restore --help`)"),
         (("no-such-command",), "No such command 'no-such-command'. (see `hvbackup --help`)"),
-        (("lab", "create"), "Missing argument 'directory'. (see `hvbackup lab create --help`)"),
+        (("lab", "create"), "give the lab folder: DIR or --host lab:DIR"),
     ],
 )
 def test_a_wrong_argument_is_one_line_exit_1_and_one_json_document(args, message):

@@ -130,13 +130,13 @@ def test_a_full_repository_disk_fails_the_backup_in_one_line_and_releases_the_ch
     assert full.code == 1, full.stdout + full.stderr
     (vm,) = full.json()["vms"]
     assert vm["result"] == "failed" and vm["snapshot"] is None
-    assert "No space left on device" in vm["message"]
+    assert "no space left on device" in vm["message"].lower()
     assert "safety window" in vm["message"] and "hvbackup prune" in vm["message"]
     assert "Traceback" not in full.stderr
     assert not our_checkpoints(lab, "web-01") and lab.get_vm("web-01").state.name == "Running"
     human = cli("backup", "--host", f"lab:{lab.directory}", "--repo", str(repo), "web-01")
     assert human.code == 1 and "Traceback" not in human.stdout + human.stderr
-    assert "web-01: No space left on device" in human.stdout
+    assert "web-01: the repository at" in human.stdout and "is full (no space left on device" in human.stdout
     assert cli("check", "--repo", str(repo)).code == 0  # nothing half-written
 
 
@@ -147,7 +147,7 @@ def test_a_read_only_repository_is_refused_before_any_vm_is_touched(lab: LabHost
     refused = cli("backup", "--host", f"lab:{lab.directory}", "--repo", str(repo), "web-01", "--json")
     assert refused.code == 1
     message = refused.json()["error"]["message"]
-    assert "Read-only file system" in message and "no VM was touched" in message
+    assert "read-only file system" in message.lower() and "no VM was touched" in message
     assert "Traceback" not in refused.stderr
     assert not lab.get_vm("web-01").checkpoints and not our_checkpoints(lab, "web-01")
 

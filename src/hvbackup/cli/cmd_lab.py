@@ -23,7 +23,7 @@ lab_app = typer.Typer(
 DirArg = Annotated[str | None, typer.Argument(help="The lab folder (or give --host lab:DIR).", show_default=False)]
 VmArg = Annotated[str | None, typer.Argument(help="VM name or id.", show_default=False)]
 HostOpt = Annotated[
-    str | None, typer.Option("--host", help="The lab as a host spec, lab:DIR, instead of DIR.", show_default=False)
+    str | None, typer.Option("--host", "-H", help="The lab as a host spec, lab:DIR, instead of DIR.", show_default=False)
 ]
 
 

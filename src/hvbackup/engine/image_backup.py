@@ -14,14 +14,9 @@ from hvbackup.engine.disk_backup import DiskBackup, DiskBackupResult, Progress
 from hvbackup.engine.ranges import Range, load_changed_ranges
 from hvbackup.errors import HvBackupError
 from hvbackup.repo import Repository, SnapshotInfo
+from hvbackup.repo.errors import with_kept_chunks_note
 
 DISK_NAME = "disk0"
-
-
-KEPT_CHUNKS_NOTE = (
-    "chunks this backup already stored stay in the repository for the safety window; "
-    "`hvbackup prune` reclaims them after it"
-)
 
 
 class ImageBackupFailed(HvBackupError):
@@ -121,8 +116,8 @@ def _note_kept_chunks() -> Iterator[None]:
     try:
         yield
     except HvBackupError as exc:
-        raise ImageBackupFailed(f"{exc}; {KEPT_CHUNKS_NOTE}", exc.exit_code) from exc
+        raise ImageBackupFailed(with_kept_chunks_note(str(exc)), exc.exit_code) from exc
     except OSError as exc:
         reason = exc.strerror or str(exc)
         where = f": {exc.filename}" if exc.filename else ""
-        raise ImageBackupFailed(f"{reason}{where}; {KEPT_CHUNKS_NOTE}", 1) from exc
+        raise ImageBackupFailed(with_kept_chunks_note(f"{reason}{where}"), 1) from exc

@@ -36,6 +36,7 @@ from hvbackup.hyperv.errors import ChangeTrackingUnavailable, HyperVError, WmiJo
 from hvbackup.hyperv.host import HyperVHost, checkpoint_name
 from hvbackup.hyperv.model import VM, Checkpoint, ReferencePoint, VirtualDisk
 from hvbackup.repo import Repository, Snapshot
+from hvbackup.repo.errors import RepositoryReadOnly, with_kept_chunks_note
 
 RANK = {"none": 0, "crash": 1, "filesystem": 2, "application": 3, "saved-state": 3, "offline": 3}
 
@@ -44,10 +45,6 @@ RESULT_BELOW_POLICY = "below-policy"
 RESULT_PARTIAL = "partial"
 RESULT_FAILED = "failed"
 RESULT_LOCKED = "locked"
-
-AFTER_A_FAILED_WRITE = ("; the chunks it stored are kept unreferenced for prune's safety window (1 h), "
-                        "so the next backup can still use them; `hvbackup prune` reclaims them after that")
-
 
 class Cancelled(HvBackupError):
     exit_code = 130
@@ -159,7 +156,7 @@ class VmBackup:
     def _fail(self, message: str) -> None:
         self.result.result = RESULT_FAILED
         stored_chunks = self.checkpoint_id is not None and not self.committed
-        self.result.message = message + (AFTER_A_FAILED_WRITE if stored_chunks else "")
+        self.result.message = with_kept_chunks_note(message) if stored_chunks else message
 
     def _backup(self, verdict: Verdict) -> None:
         self.result.mode = verdict.mode
@@ -482,6 +479,8 @@ def _lease(repo: Repository, description: str) -> Iterator[None]:
     stack = ExitStack()
     try:
         stack.enter_context(repo.backup_lease(description))
+    except RepositoryReadOnly as exc:
+        raise RepositoryReadOnly(f"{exc}; no VM was touched") from None
     except OSError as exc:
         if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
             raise

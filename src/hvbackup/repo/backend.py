@@ -20,7 +20,7 @@ from typing import Iterator, Protocol
 from hvbackup import directio
 from hvbackup.errors import HvBackupError
 from hvbackup.repo import layout
-from hvbackup.repo.errors import ObjectNotFound, RepositoryFull, RepositoryReadOnly
+from hvbackup.repo.errors import KEPT_CHUNKS_NOTE, ObjectNotFound, RepositoryFull, RepositoryReadOnly
 
 TEMP_PREFIX = ".tmp-"
 # A temporary file this old belongs to a writer that died: no live write takes a day.
@@ -256,11 +256,7 @@ def _write_error(root: Path, name: str, exc: OSError) -> HvBackupError | None:
             "snapshots, check, restore and mount work on a read-only repository"
         )
     if exc.errno in _FULL:
-        return RepositoryFull(
-            f"the repository at {root} is full ({reason}): the chunks already stored are kept for prune's "
-            "safety window (1h by default), so a backup run again within it reuses them, and "
-            "`hvbackup prune` reclaims them after it"
-        )
+        return RepositoryFull(f"the repository at {root} is full ({reason}): {KEPT_CHUNKS_NOTE}")
     return None
 
 

@@ -36,6 +36,17 @@ class RepositoryReadOnly(HvBackupError):
     """A command that writes met a repository it cannot write to (read-only filesystem, no permission)."""
 
 
+KEPT_CHUNKS_NOTE = (
+    "the chunks already stored are kept for prune's safety window (1 h by default), so a backup "
+    "run again within it reuses them, and `hvbackup prune` reclaims them after it"
+)
+
+
+def with_kept_chunks_note(message: str) -> str:
+    """A failed backup's message, ending with what becomes of the chunks it stored (once)."""
+    return message if KEPT_CHUNKS_NOTE in message else f"{message}; {KEPT_CHUNKS_NOTE}"
+
+
 class RepositoryFull(HvBackupError):
     """The repository's filesystem (or quota) is full."""
 
