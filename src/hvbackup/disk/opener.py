@@ -62,7 +62,7 @@ def _open_chain(source: ByteSource, opener: Opener, seen: list[str]) -> DiskImag
     try:
         image = _open_one(source)
         if isinstance(image, VhdxImage) and image.is_differencing:
-            _open_parent(image, opener, seen + [_identity(source.name)])
+            _open_parent(image, opener, [*seen, _identity(source.name)])
         return image
     except BaseException:
         source.close()

@@ -36,6 +36,7 @@ def _ones_complement_ok(block: bytes, checksum_offset: int) -> bool:
 
 class VhdImage(DiskImage):
     format = "vhd"
+    _bat: array[int] | None  # None for a fixed disk
 
     def __init__(self, source: ByteSource) -> None:
         super().__init__(source)
@@ -90,19 +91,20 @@ class VhdImage(DiskImage):
             ):
                 raise VhdError(f"BAT: block {block} at sector {sector} lies past the end of the file")
 
-    def _data_offset(self, block: int) -> int | None:
-        sector = self._bat[block]
+    def _data_offset(self, bat: array[int], block: int) -> int | None:
+        sector = bat[block]
         return None if sector == UNALLOCATED else sector * 512 + self._bitmap_size
 
     def _map(self, offset: int, length: int) -> list[Run]:
-        if self._bat is None:
+        bat, block_size = self._bat, self.block_size
+        if bat is None or block_size is None:  # a fixed disk
             return [Run(offset, length, DATA, offset)]
         runs: list[Run] = []
         position, end = offset, offset + length
         while position < end:
-            block, in_block = divmod(position, self.block_size)
-            count = min(self.block_size - in_block, end - position)
-            data = self._data_offset(block)
+            block, in_block = divmod(position, block_size)
+            count = min(block_size - in_block, end - position)
+            data = self._data_offset(bat, block)
             if data is None:
                 runs.append(Run(position, count, ZERO))
             else:
@@ -111,11 +113,12 @@ class VhdImage(DiskImage):
         return runs
 
     def allocated_ranges(self) -> list[Extent]:
-        if self._bat is None:
+        bat, block_size = self._bat, self.block_size
+        if bat is None or block_size is None:  # a fixed disk
             return [(0, self.size)]
         extents: list[Extent] = []
-        for block in range(len(self._bat)):
-            if self._bat[block] != UNALLOCATED:
-                start = block * self.block_size
-                append_extent(extents, start, min(self.block_size, self.size - start))
+        for block in range(len(bat)):
+            if bat[block] != UNALLOCATED:
+                start = block * block_size
+                append_extent(extents, start, min(block_size, self.size - start))
         return extents

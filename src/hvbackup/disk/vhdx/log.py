@@ -81,7 +81,7 @@ def _valid_entries(log: bytes, log_guid: uuid.UUID) -> dict[int, LogEntry]:
     for position in range(0, len(log), LOG_SECTOR):
         if log[position : position + 4] != b"loge":
             continue
-        sig, _, length, tail, seq, count, _, guid, flushed, last = _ENTRY_HEADER.unpack_from(log, position)
+        _sig, _, length, tail, seq, count, _, guid, flushed, last = _ENTRY_HEADER.unpack_from(log, position)
         if guid_from(guid) != log_guid or length % LOG_SECTOR or not 0 < length <= len(log):
             continue
         if tail % LOG_SECTOR or tail >= len(log) or _descriptor_sectors(count) * LOG_SECTOR > length:

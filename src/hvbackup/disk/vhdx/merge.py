@@ -31,7 +31,7 @@ def merge_differencing(child_path: str | os.PathLike[str], *, remove_child: bool
     """
     child_path = os.fspath(child_path)
     with open_disk(child_path) as chain:
-        if chain.format != "vhdx" or not chain.is_differencing:
+        if chain.format != "vhdx" or not chain.is_differencing or chain.parent_path is None:
             raise VhdxError(f"{child_path}: not a differencing VHDX, nothing to merge")
         parent_path = chain.parent_path
     child = VhdxImage(FileSource(child_path))  # its own blocks only: the parent is about to change

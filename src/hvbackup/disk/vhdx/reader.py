@@ -7,7 +7,7 @@ import sys
 import uuid
 from array import array
 from collections.abc import Iterator
-from itertools import compress
+from itertools import compress, pairwise
 
 from hvbackup.disk.errors import VhdxError
 from hvbackup.disk.extents import Extent, append_extent, complement_extents, intersect_extents, merge_extents
@@ -24,6 +24,7 @@ class VhdxImage(DiskImage):
     """A VHDX or AVHDX file opened for reading. Parents are attached by `hvbackup.disk.open_disk`."""
 
     format = "vhdx"
+    block_size: int  # always set: the metadata's file parameters carry it
 
     def __init__(self, source: ByteSource) -> None:
         super().__init__(source)
@@ -69,7 +70,7 @@ class VhdxImage(DiskImage):
             raise VhdxError("no valid header (" + "; ".join(problems) + ")")
         if len(headers) == 2 and headers[0][0].sequence_number == headers[1][0].sequence_number:
             if headers[0][2] != headers[1][2]:
-                raise VhdxError("both headers have sequence number %d but differ" % headers[0][0].sequence_number)
+                raise VhdxError(f"both headers have sequence number {headers[0][0].sequence_number} but differ")
             return headers[0][0], 0
         header, slot, _ = max(headers, key=lambda h: h[0].sequence_number)
         return header, slot
@@ -186,7 +187,7 @@ class VhdxImage(DiskImage):
                 raise VhdxError(f"BAT: {what} at file offset {offset} lies past the end of the file ({size} bytes)")
             used.append((offset, length, what))
         used.sort()
-        for (a_offset, a_length, a_what), (b_offset, _, b_what) in zip(used, used[1:]):
+        for (a_offset, a_length, a_what), (b_offset, _, b_what) in pairwise(used):
             if b_offset < a_offset + a_length:
                 raise VhdxError(f"BAT: {b_what} at file offset {b_offset} overlaps {a_what}")
 
@@ -291,13 +292,14 @@ class VhdxImage(DiskImage):
     # -- differencing ------------------------------------------------------------------------
     def attach_parent(self, parent: DiskImage, path: str) -> None:
         """Check that `parent` is the disk this AVHDX was made on, then read through it."""
-        linkage = {s.parse_guid_text(self.parent_locator.get(k, "")) for k in ("parent_linkage", "parent_linkage2")} - {
-            None
-        }
+        locator = self.parent_locator
+        if locator is None:
+            raise VhdxError(f"{self.name}: not a differencing disk, it has no parent to attach")
+        linkage = {s.parse_guid_text(locator.get(k, "")) for k in ("parent_linkage", "parent_linkage2")} - {None}
         if parent.data_write_guid is None or uuid.UUID(parent.data_write_guid) not in linkage:
             raise VhdxError(
                 f"{self.name}: parent {path} has DataWriteGuid {parent.data_write_guid}, but the child expects "
-                f"{self.parent_locator.get('parent_linkage')} (the parent was modified after the child was made)"
+                f"{locator.get('parent_linkage')} (the parent was modified after the child was made)"
             )
         if parent.size != self.size:
             raise VhdxError(f"{self.name}: parent {path} is {parent.size} bytes, the child is {self.size} bytes")

@@ -19,6 +19,7 @@ from hvbackup.disk.source import ByteSource, DirectWriter, FileSource
 from hvbackup.disk.vhdx import structures as s
 from hvbackup.disk.vhdx.bitmap import set_bits
 from hvbackup.disk.vhdx.layout import NewDisk, write_new_file
+from hvbackup.disk.vhdx.log import PatchedSource
 from hvbackup.disk.vhdx.reader import NIL, VhdxImage
 from hvbackup.zeros import is_zero
 
@@ -50,7 +51,10 @@ class VhdxWriter(VhdxImage):
     # -- session -----------------------------------------------------------------------------
     def _apply_log(self) -> None:
         """Write the replayed log into the file and mark the log empty (what [MS-VHDX] 2.3.3 asks of a writer)."""
-        for patch in self.source.patches:
+        source = self.source
+        if not isinstance(source, PatchedSource):  # log_replayed: the reader laid the log over the file
+            raise VhdxError(f"{self.name}: no replayed log to apply")
+        for patch in source.patches:
             self.file.pwrite(patch.offset, patch.data if patch.data is not None else bytes(patch.length))
         self.file.fsync()
         self.header.log_guid = NIL
@@ -205,7 +209,7 @@ class VhdxWriter(VhdxImage):
                 sectors = self.block_size // self.logical_sector_size
                 first_sector = (block % self.chunk_ratio) * sectors
                 sb_offset = (self._bat[self._bitmap_index(block)] >> 20) * s.MiB
-                self.file.pwrite(sb_offset + first_sector // 8, self._bitmaps[block])
+                self.file.pwrite(sb_offset + first_sector // 8, memoryview(self._bitmaps[block]))
             for page in sorted(self._dirty_pages):
                 entries = self._bat[page * BAT_PAGE // 8 : (page + 1) * BAT_PAGE // 8]
                 self.file.pwrite(self.bat_region.file_offset + page * BAT_PAGE, entries.tobytes())
@@ -262,7 +266,7 @@ def create_differencing(
 
     path, parent_path = os.fspath(path), os.fspath(parent_path)
     with open_disk(parent_path) as parent:
-        if parent.format != "vhdx":
+        if not isinstance(parent, VhdxImage):
             raise VhdxError(f"{parent_path}: a differencing VHDX needs a VHDX parent, not {parent.format}")
         relative = os.path.relpath(os.path.abspath(parent_path), os.path.dirname(os.path.abspath(path)))
         locator = {
