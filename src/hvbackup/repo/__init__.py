@@ -4,4 +4,4 @@ from hvbackup.repo.index import ZERO_CHUNK_ID, DiskIndex
 from hvbackup.repo.repository import Repository
 from hvbackup.repo.snapshots import Snapshot, SnapshotInfo
 
-__all__ = ["Repository", "DiskIndex", "Snapshot", "SnapshotInfo", "ZERO_CHUNK_ID"]
+__all__ = ["ZERO_CHUNK_ID", "DiskIndex", "Repository", "Snapshot", "SnapshotInfo"]

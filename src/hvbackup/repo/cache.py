@@ -11,8 +11,8 @@ import logging
 import os
 import sqlite3
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 log = logging.getLogger("hvbackup.repo")
 
@@ -86,7 +86,7 @@ class ChunkCache:
         with self._lock, self._transaction():
             self._db.executemany(sql, ((i,) for i in ids))
 
-    def _transaction(self) -> "_Transaction":
+    def _transaction(self) -> _Transaction:
         assert self._db is not None
         return _Transaction(self._db)
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from hvbackup.errors import HvBackupError, UsageError
 from hvbackup.repo import layout

@@ -31,7 +31,7 @@ class RepoConfig:
         return json.dumps(asdict(self), indent=2).encode() + b"\n"
 
     @classmethod
-    def from_bytes(cls, raw: bytes, where: str) -> "RepoConfig":
+    def from_bytes(cls, raw: bytes, where: str) -> RepoConfig:
         try:
             doc = json.loads(raw)
         except ValueError:

@@ -37,7 +37,7 @@ FLAG_ZSTD = 0x01
 ZSTD_LEVEL = 1
 
 CIPHERS = {"aes-256-gcm": 1, "chacha20-poly1305": 2}
-_CIPHER_CLASSES = {1: AESGCM, 2: ChaCha20Poly1305}
+_CIPHER_CLASSES: dict[int, type[AESGCM] | type[ChaCha20Poly1305]] = {1: AESGCM, 2: ChaCha20Poly1305}
 
 
 class SealError(Exception):
@@ -52,14 +52,14 @@ class KeyMaterial:
     id_key: bytes
 
     @classmethod
-    def generate(cls) -> "KeyMaterial":
+    def generate(cls) -> KeyMaterial:
         return cls(aead_key=os.urandom(32), id_key=os.urandom(32))
 
     def to_bytes(self) -> bytes:
         return self.aead_key + self.id_key
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> "KeyMaterial":
+    def from_bytes(cls, raw: bytes) -> KeyMaterial:
         if len(raw) != 64:
             raise ValueError("key material must be 64 bytes")
         return cls(aead_key=raw[:32], id_key=raw[32:])
@@ -77,7 +77,7 @@ class KeyMaterial:
         )
 
     @classmethod
-    def import_(cls, text: str) -> tuple[str, "KeyMaterial"]:
+    def import_(cls, text: str) -> tuple[str, KeyMaterial]:
         """(repository id, key material) from an exported key document."""
         doc = json.loads(text)
         if doc.get("type") != "hvbackup-key":
@@ -162,7 +162,7 @@ class Sealer:
             raise SealError(f"unknown cipher id {cipher_id}")
         return header, flags, self._aead(cipher_id)
 
-    def _thread(self) -> "_ThreadState":
+    def _thread(self) -> _ThreadState:
         state = getattr(self._local, "state", None)
         if state is None:
             state = self._local.state = _ThreadState(self.keys.aead_key)

@@ -13,7 +13,7 @@ Serialized (before sealing) as a 32-byte header followed by the ids:
 from __future__ import annotations
 
 import struct
-from typing import Iterator
+from collections.abc import Iterator
 
 ID_SIZE = 32
 ZERO_CHUNK_ID = bytes(ID_SIZE)
@@ -68,7 +68,7 @@ class DiskIndex:
         return _HEADER.pack(INDEX_MAGIC, self.size, self.chunk_size, len(self)) + self.ids
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> "DiskIndex":
+    def from_bytes(cls, raw: bytes) -> DiskIndex:
         if len(raw) < _HEADER.size:
             raise ValueError("index too short")
         magic, size, chunk_size, count = _HEADER.unpack_from(raw)

@@ -20,7 +20,7 @@ import os
 import secrets
 import socket
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -56,7 +56,7 @@ class KeySlot:
         return json.dumps(self.doc, indent=2).encode()
 
     @classmethod
-    def from_bytes(cls, slot_id: str, raw: bytes) -> "KeySlot":
+    def from_bytes(cls, slot_id: str, raw: bytes) -> KeySlot:
         doc = json.loads(raw)
         if not isinstance(doc, dict) or doc.get("kdf") != "scrypt":
             raise ValueError("not a scrypt key slot")
@@ -86,7 +86,7 @@ def wrap(keys: KeyMaterial, passphrase: str, repo_id: str, *, label: str = "", n
         "salt": base64.b64encode(salt).decode(),
         "nonce": base64.b64encode(nonce).decode(),
         "wrapped": base64.b64encode(wrapped).decode(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "hostname": socket.gethostname(),
         "label": label,
     }

@@ -10,7 +10,7 @@ absent until they are stored again. Thread-safe.
 from __future__ import annotations
 
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 from hvbackup.repo import layout
 from hvbackup.repo.backend import Backend

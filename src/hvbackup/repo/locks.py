@@ -9,6 +9,7 @@ or a lock of this host whose process is gone, is stale and may be removed.
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import os
@@ -16,17 +17,17 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
-from typing import Iterator
+from datetime import UTC, datetime
 
 import psutil
 
 from hvbackup.errors import HvBackupError
 from hvbackup.repo import layout
 from hvbackup.repo.backend import Backend
-from hvbackup.repo.crypto import SealError, Sealer
+from hvbackup.repo.crypto import Sealer, SealError
 from hvbackup.repo.errors import ObjectNotFound, RepositoryLocked
 
 SHARED = "shared"
@@ -50,7 +51,7 @@ class LockInfo:
     description: str
 
     def describe(self) -> str:
-        since = datetime.fromtimestamp(self.created, timezone.utc).isoformat(timespec="seconds")
+        since = datetime.fromtimestamp(self.created, UTC).isoformat(timespec="seconds")
         what = "an exclusive lock" if self.kind == EXCLUSIVE else "a shared lease"
         return f"{what} held by pid {self.pid} on {self.hostname} since {since} ({self.description})"
 
@@ -97,12 +98,12 @@ class Locks:
 
     def _write(self, info: LockInfo) -> None:
         blob = self.sealer.seal(json.dumps(asdict(info)).encode(), f"lock:{info.id}", compress=False)
-        self.backend.put(layout.lock(info.id), blob)
+        self.backend.put(layout.lock(info.id), memoryview(blob))
 
     def remove(self, info: LockInfo) -> None:
         self.backend.delete(layout.lock(info.id))
 
-    def remove_stale(self) -> list[LockInfo]:
+    def remove_stale(self) -> builtins.list[LockInfo]:  # `list` here is the method above
         removed = [lock for lock in self.list() if lock.is_stale()]
         for lock in removed:
             log.warning("removed stale lock: %s", lock.describe())

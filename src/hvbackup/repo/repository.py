@@ -7,18 +7,17 @@ import json
 import logging
 import secrets
 import socket
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 from hvbackup.errors import UsageError
-from hvbackup.zeros import fill_zero
 from hvbackup.repo import layout
 from hvbackup.repo.backend import Backend, LocalBackend
 from hvbackup.repo.cache import ChunkCache, default_cache_root
 from hvbackup.repo.config import DEFAULT_CHUNK_SIZE, FORMAT_VERSION, RepoConfig, check_chunk_size
-from hvbackup.repo.crypto import CIPHERS, KeyMaterial, SealError, Sealer
+from hvbackup.repo.crypto import CIPHERS, KeyMaterial, Sealer, SealError
 from hvbackup.repo.errors import (
     ChunkDamaged,
     ChunkMissing,
@@ -34,10 +33,11 @@ from hvbackup.repo.errors import (
     WrongPassword,
 )
 from hvbackup.repo.index import ZERO_CHUNK_ID, DiskIndex
-from hvbackup.repo.known import KnownChunks
 from hvbackup.repo.keys import SCRYPT_N, KeySlot, unwrap, wrap
+from hvbackup.repo.known import KnownChunks
 from hvbackup.repo.locks import EXCLUSIVE, SHARED, LockInfo, Locks
 from hvbackup.repo.snapshots import Snapshot, SnapshotInfo
+from hvbackup.zeros import fill_zero
 
 log = logging.getLogger("hvbackup.repo")
 
@@ -78,7 +78,7 @@ class Repository:
         cipher: str = "aes-256-gcm",
         kdf_n: int = SCRYPT_N,
         cache_root: Path | None = None,
-    ) -> "Repository":
+    ) -> Repository:
         path = Path(path)
         check_chunk_size(chunk_size)
         if cipher not in CIPHERS:
@@ -112,7 +112,7 @@ class Repository:
         *,
         key: KeyMaterial | None = None,
         cache_root: Path | None = None,
-    ) -> "Repository":
+    ) -> Repository:
         """Open with a passphrase (tried against every key slot) or with exported key material."""
         path = Path(path)
         backend = LocalBackend(path)
@@ -140,7 +140,7 @@ class Repository:
     def close(self) -> None:
         self.known.close()
 
-    def __enter__(self) -> "Repository":
+    def __enter__(self) -> Repository:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -174,7 +174,7 @@ class Repository:
         if not trusted_id and self.chunk_id(data) != cid:
             raise ValueError(f"chunk {cid.hex()} does not match its data")
         blob = self.sealer.seal(data, _chunk_context(cid))
-        self.backend.put(layout.chunk(cid), blob)
+        self.backend.put(layout.chunk(cid), memoryview(blob))
         self.known.add(cid)
         return len(blob)
 
@@ -267,9 +267,9 @@ class Repository:
         for number, disk in enumerate(manifest["disks"]):
             raw = indexes[disk["name"]].to_bytes()
             name = layout.index(snapshot_id, number)
-            self.backend.put(name, self.sealer.seal(raw, _index_context(name)))
+            self.backend.put(name, memoryview(self.sealer.seal(raw, _index_context(name))))
             index_entries[disk["name"]] = {"object": name, "hash": self.chunk_id(raw).hex()}
-        when = (time or _now()).astimezone(timezone.utc)
+        when = (time or _now()).astimezone(UTC)
         manifest.update(
             id=snapshot_id,
             time=when.isoformat(),
@@ -278,12 +278,12 @@ class Repository:
             indexes=index_entries,
         )
         name = layout.snapshot(snapshot_id)
-        self.backend.put(name, self.sealer.seal(json.dumps(manifest).encode(), _snapshot_context(snapshot_id)))
+        self.backend.put(name, memoryview(self.sealer.seal(json.dumps(manifest).encode(), _snapshot_context(snapshot_id))))
         self.known.save()
         return _info(manifest, protected=False)
 
     def _require_chunks(self, indexes: dict[str, DiskIndex]) -> None:
-        for disk_name, index in indexes.items():
+        for index in indexes.values():
             for cid in index.stored_ids():
                 if not self.has_chunk(cid) and not self.backend.exists(layout.chunk(cid)):
                     raise ChunkMissing(cid)
@@ -412,7 +412,7 @@ class Repository:
         name = layout.protected(snapshot_id)
         if protected:
             mark = json.dumps({"protected": _now().isoformat(timespec="seconds")}).encode()
-            self.backend.put(name, self.sealer.seal(mark, f"protected:{snapshot_id}", compress=False))
+            self.backend.put(name, memoryview(self.sealer.seal(mark, f"protected:{snapshot_id}", compress=False)))
         else:
             self.backend.delete(name)
         return self._read_info(snapshot_id)
@@ -454,7 +454,7 @@ class Repository:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _chunk_context(cid: bytes) -> str:
