@@ -18,6 +18,10 @@ from dataclasses import dataclass, field
 
 from hvbackup.errors import HvBackupError
 
+TYPE_CHECKING = False  # the watchdog imports this module: no `typing` at run time
+if TYPE_CHECKING:
+    from typing import Any
+
 FIFREEZE = 0xC0045877  # _IOWR('X', 119, int), x86/x86_64/arm64 encoding
 FITHAW = 0xC0045878  # _IOWR('X', 120, int)
 
@@ -37,8 +41,8 @@ class Target:
         return {"path": self.path, "dev": self.dev}
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> "Target":
-        return cls(str(data["path"]), int(data["dev"]))  # type: ignore[arg-type]
+    def from_json(cls, data: dict[str, Any]) -> Target:
+        return cls(str(data["path"]), int(data["dev"]))
 
 
 @dataclass

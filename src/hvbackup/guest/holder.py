@@ -14,7 +14,8 @@ import select
 import signal
 import socket
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from hvbackup.errors import HvBackupError, UsageError
 from hvbackup.guest.state import StateDir, pid_alive
@@ -113,7 +114,7 @@ def _wait_for_thaw(control: socket.socket | None, asked: list[int], seconds: flo
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)  # a signal between the check of `asked` and select() still wakes select()
-    watched = [wake_r] if control is None else [control, wake_r]
+    watched: list[socket.socket | int] = [wake_r] if control is None else [control, wake_r]
     deadline = time.monotonic() + seconds
     try:
         while not asked:
@@ -123,7 +124,7 @@ def _wait_for_thaw(control: socket.socket | None, asked: list[int], seconds: flo
             ready, _, _ = select.select(watched, [], [], left)
             if wake_r in ready:
                 os.read(wake_r, 64)
-            if control in ready and _thaw_message(control):
+            if control is not None and control in ready and _thaw_message(control):
                 return
     finally:
         signal.set_wakeup_fd(-1)

@@ -7,10 +7,9 @@ a Unix socket can do the same: `echo thaw | socat - UNIX-CONNECT:/run/hvbackup/c
 
 from __future__ import annotations
 
+import _socket  # not `socket`, not `pathlib`: both import enum, which costs a frozen filesystem 10-30 ms
 import os
 import struct
-
-import _socket  # not `socket`, not `pathlib`: both import enum, which costs a frozen filesystem 10-30 ms
 
 DEFAULT_STATE_DIR = "/run/hvbackup"
 CONTROL_SOCKET = "control.sock"

@@ -15,9 +15,9 @@ import os
 import select
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from hvbackup.errors import HvBackupError
 from hvbackup.guest import protocol as p
@@ -43,7 +43,7 @@ class Channel:
         self.fd, self.kind, self._keep = fd, kind, keep
 
     @classmethod
-    def open_device(cls, path: Path) -> "Channel":
+    def open_device(cls, path: Path) -> Channel:
         try:
             return cls(os.open(path, os.O_RDWR | os.O_CLOEXEC), "device")
         except OSError as exc:
@@ -57,7 +57,7 @@ class Channel:
             raise ChannelError(f"cannot open {path}: {exc.strerror}") from None
 
     @classmethod
-    def connect_socket(cls, path: Path) -> "Channel":
+    def connect_socket(cls, path: Path) -> Channel:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             sock.connect(str(path))

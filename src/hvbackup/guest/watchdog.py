@@ -39,7 +39,7 @@ class Watchdog:
         return self.proc.pid
 
     @classmethod
-    def start(cls, targets: list[fz.Target], seconds: float, state_dir: Path) -> "Watchdog":
+    def start(cls, targets: list[fz.Target], seconds: float, state_dir: Path) -> Watchdog:
         """Start a watchdog that thaws `targets` `seconds` from now."""
         deadline = boottime() + seconds
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}

@@ -17,4 +17,4 @@ def enabled_quiescers(config: GuestConfig) -> list[Quiescer]:
     return found
 
 
-__all__ = ["Quiescer", "PostgresQuiescer", "MariadbQuiescer", "enabled_quiescers"]
+__all__ = ["MariadbQuiescer", "PostgresQuiescer", "Quiescer", "enabled_quiescers"]

@@ -42,7 +42,7 @@ class MariadbQuiescer(Quiescer):
 
     def _prepare(self) -> None:
         self.session = ClientSession(self._argv(), "SELECT '{marker}';", self.config.timeout)
-        self.session.run("SET SESSION lock_wait_timeout = %d;" % int(self.config.timeout))
+        self.session.run(f"SET SESSION lock_wait_timeout = {int(self.config.timeout)};")
         self.session.run("FLUSH TABLES WITH READ LOCK;")
         self.session.run("FLUSH ENGINE LOGS;")
         self.detail["read_lock"] = True

@@ -6,8 +6,9 @@ findings with an id, a severity (blocker, warning, advice, info) and the exact r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from hvbackup.guest.readiness.disks import check_fstab_device_names, check_io_scheduler, disk_inventory
 from hvbackup.guest.readiness.findings import Finding, GuestTree

@@ -98,7 +98,7 @@ def installed_units(tree: GuestTree) -> dict[str, str]:
     """Stock VSS units present, and whether masked (a link to /dev/null)."""
     units: dict[str, str] = {}
     for directory in UNIT_DIRS:
-        for unit in STOCK_UNITS + ("hvbackup-guest.service",):
+        for unit in (*STOCK_UNITS, "hvbackup-guest.service"):
             path = f"{directory}/{unit}"
             if tree.exists(path) and unit not in units:
                 masked = tree.link_name(path) == "null"
