@@ -136,7 +136,7 @@ class FileSystem:
             yield name, Entry(self, entry.child_path(name), node)
 
     def _raw_children(self, node: Any) -> Iterator[tuple[bytes, Any]]:
-        if self.kind == "ext4":
+        if self._ext4 is not None:  # kind ext4
             yield from self._ext4.children(node)
         elif self.kind == "btrfs":
             for name, child in node.iterdir():
@@ -206,7 +206,7 @@ def _open(volume: Volume) -> Any:
             f"{volume.kind} on {volume.name} uses a feature hvbackup cannot read in-process ({exc}); "
             "use `hvbackup mount` and the kernel"
         ) from None
-    except Exception as exc:  # noqa: BLE001 - any parse failure of a damaged or odd filesystem
+    except Exception as exc:  # any parse failure of a damaged or odd filesystem
         raise UnsupportedFilesystem(f"{volume.kind} on {volume.name} cannot be read: {exc}") from None
 
 

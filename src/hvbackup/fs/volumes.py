@@ -85,7 +85,7 @@ def _partitions(disk: BinaryIO, sector_size: int) -> list[Volume]:
     try:
         disk.seek(0)
         table = Disk(disk, sector_size=sector_size)
-    except Exception:  # noqa: BLE001 - dissect raises several kinds on garbage
+    except Exception:  # dissect raises several kinds on garbage
         return []
     volumes = []
     for part in table.partitions:
@@ -124,7 +124,7 @@ def _group_by_vg(pvs: list[Volume]) -> dict[str, list[Volume]]:
     for pv in pvs:
         try:
             meta = LVM2Device(pv.open()).metadata or {}
-        except Exception as exc:  # noqa: BLE001 - a damaged label: list the PV with the reason
+        except Exception as exc:  # a damaged label: list the PV with the reason
             pv.note = f"unreadable LVM label: {exc}"
             continue
         names = [k for k, v in meta.items() if isinstance(v, dict)]
@@ -139,7 +139,7 @@ def _logical_volumes(vg_name: str, members: list[Volume]) -> list[Volume]:
 
     try:
         vg = LVM2([m.open() for m in members]).vg
-    except Exception as exc:  # noqa: BLE001 - shown to the user as the volume's note
+    except Exception as exc:  # shown to the user as the volume's note
         return [Volume(vg_name, "unknown", 0, _no_stream, f"volume group unreadable: {exc}")]
     found = []
     for lv in vg.lv:
@@ -156,7 +156,7 @@ def _logical_volume(vg_name: str, lv) -> Volume:
         stream = open_logical_volume(lv)
     except NotImplementedError:
         return Volume(name, "unknown", size, _no_stream, f"LVM {lv.type} volumes cannot be read in-process")
-    except Exception as exc:  # noqa: BLE001 - shown to the user as the volume's note
+    except Exception as exc:  # shown to the user as the volume's note
         return Volume(name, "unknown", size, _no_stream, f"LVM {lv.type} volume unreadable: {exc}")
     return Volume(name, probe(stream), size, _const(stream), f"LVM {lv.type} volume")
 
