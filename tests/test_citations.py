@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("src", "tests", "scripts", "bench")
 SUFFIXES = {".py", ".ps1", ".md", ".sh", ".toml"}
 
-SECTION = r"§\d+(?:\.\d+)?(?:-\d+(?:\.\d+)?)?"
+SECTION = r"§\d+(?:\.\d+)?(?:[-–]§?\d+(?:\.\d+)?)?"
 CITATION = re.compile(rf"docs/(?P<doc>[A-Za-z]+\.md)(?P<sections>(?:(?:,| and|;)? ?{SECTION})*)")
 SECTION_NUMBERS = re.compile(r"\d+(?:\.\d+)?")
 NAMED = re.compile(r'docs/(?P<doc>[A-Za-z]+\.md) "(?P<name>[^"]+)"')
@@ -27,6 +27,9 @@ HEADING_NUMBER = re.compile(r"(\d+(?:\.\d+)*)\.? ")
 # The shared reference notes that live beside the project, not in it (lower case: docs/HYPERV.md
 # and docs/GUEST.md are the project's own).
 OUTSIDE = re.compile(r"(?<![A-Za-z])(?:hyperv|users|engine|guest)\.md")
+# Pages that still cite them, left to the engineers who own those pages; the facts are already in
+# docs/FACTS.md §1-3. Remove a page here once it cites docs/ instead.
+STILL_CITING_OUTSIDE = {"docs/ARCHITECTURE.md", "docs/OPERATIONS.md"}
 
 
 def source_files(folder: str) -> list[Path]:
@@ -97,15 +100,22 @@ def test_src_cites_sections() -> None:
     assert sum(len(sections) for _, sections in found) > 50
 
 
-@pytest.mark.parametrize("folder", SOURCES)
+def outside_citations(path: Path) -> list[str]:
+    lines = enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1)
+    return [f"{path.relative_to(ROOT)}:{n}: {line.strip()[:100]}" for n, line in lines if OUTSIDE.search(line)]
+
+
+@pytest.mark.parametrize("folder", (*SOURCES, "docs"))
 def test_no_citation_of_the_outside_reference_notes(folder: str) -> None:
     if not (ROOT / folder).is_dir():
         pytest.skip(f"no {folder}/")
     hits = []
     for path in source_files(folder):
-        if path == Path(__file__).resolve():
+        if path == Path(__file__).resolve() or str(path.relative_to(ROOT)) in STILL_CITING_OUTSIDE:
             continue
-        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-            if OUTSIDE.search(line):
-                hits.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()[:100]}")
+        hits += outside_citations(path)
     assert not hits, "\n".join(hits)
+
+
+def test_the_pages_left_still_need_it() -> None:
+    assert all(outside_citations(ROOT / page) for page in STILL_CITING_OUTSIDE)
