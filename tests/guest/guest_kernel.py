@@ -1,6 +1,6 @@
 """The kernel's side of /dev/vmbus/hv_vss, played over a SOCK_SEQPACKET socket.
 
-Follows drivers/hv/hv_snapshot.c (reference guest.md §1.3-1.5): expects the 12-byte REGISTER1,
+Follows drivers/hv/hv_snapshot.c (docs/GUEST.md §1-2): expects the 12-byte REGISTER1,
 answers the 4-byte version word 129, sends 12-byte requests with only the operation byte set and
 reads 12-byte replies. After THAW (or a failed FREEZE) the agent sends its report (lab extension).
 """

@@ -26,38 +26,38 @@ PSD = "windows-powershell-docs docset/winserver2022-ps/hyper-v/{}.md"
 PS51 = "PowerShell-Docs reference/5.1/{}.md"
 W32 = "win32 desktop-src/HyperV_v2/{}.md"
 
-# Every cmdlet a script may call, with the page that documents it. "ref" marks those named in
-# /work/shared/reference/hyperv.md (section given); the others are pages of the same docsets.
+# Every cmdlet a script may call, with the page that documents it. A section marks those whose use
+# docs/HYPERV.md explains; the others are pages of the same docsets.
 ALLOWED_CMDLETS = {
-    "Get-VM": (PSD.format("Get-VM"), "ref §2.2, §6.1"),
-    "Get-VMHost": (PSD.format("Get-VMHost"), "ref §6.1"),
-    "Get-VMHostSupportedVersion": (PSD.format("Get-VMHostSupportedVersion"), "ref §2.2"),
-    "Get-VMHardDiskDrive": (PSD.format("Get-VMHardDiskDrive"), "ref §2.2"),
-    "Get-VHD": (PSD.format("Get-VHD"), "ref §2.2"),
-    "Get-VMNetworkAdapter": (PSD.format("Get-VMNetworkAdapter"), "ref §2.2"),
-    "Get-VMIntegrationService": (PSD.format("Get-VMIntegrationService"), "ref §2.2"),
-    "Get-VMFirmware": (PSD.format("Get-VMFirmware"), "ref §6.1"),
-    "Get-VMSnapshot": (PSD.format("Get-VMSnapshot"), "ref §2.2"),
-    "Save-VM": (PSD.format("Save-VM"), "ref §2.2"),
-    "Start-VM": (PSD.format("Start-VM"), "ref §6.3"),
-    "Stop-VM": (PSD.format("Stop-VM"), "ref §2.2"),
-    "New-VM": (PSD.format("New-VM"), "ref §6.5"),
-    "Set-VM": (PSD.format("Set-VM"), "ref §6.5"),
-    "Set-VMFirmware": (PSD.format("Set-VMFirmware"), "ref §6.5"),
-    "Add-VMHardDiskDrive": (PSD.format("Add-VMHardDiskDrive"), "ref §6.5"),
-    "Add-VMNetworkAdapter": (PSD.format("Add-VMNetworkAdapter"), "ref §6.5"),
-    "Enable-VMIntegrationService": (PSD.format("Enable-VMIntegrationService"), "ref §6.5"),
+    "Get-VM": (PSD.format("Get-VM"), "docs/HYPERV.md §4"),
+    "Get-VMHost": (PSD.format("Get-VMHost"), "docs/HYPERV.md §4"),
+    "Get-VMHostSupportedVersion": (PSD.format("Get-VMHostSupportedVersion"), "docs/HYPERV.md §4"),
+    "Get-VMHardDiskDrive": (PSD.format("Get-VMHardDiskDrive"), "docs/HYPERV.md §4"),
+    "Get-VHD": (PSD.format("Get-VHD"), "docs/HYPERV.md §4"),
+    "Get-VMNetworkAdapter": (PSD.format("Get-VMNetworkAdapter"), "docs/HYPERV.md §4"),
+    "Get-VMIntegrationService": (PSD.format("Get-VMIntegrationService"), "docs/HYPERV.md §4"),
+    "Get-VMFirmware": (PSD.format("Get-VMFirmware"), "docs/HYPERV.md §4"),
+    "Get-VMSnapshot": (PSD.format("Get-VMSnapshot"), "docs/HYPERV.md §4"),
+    "Save-VM": (PSD.format("Save-VM"), "docs/HYPERV.md §8"),
+    "Start-VM": (PSD.format("Start-VM"), "docs/HYPERV.md §8"),
+    "Stop-VM": (PSD.format("Stop-VM"), "docs/HYPERV.md §8"),
+    "New-VM": (PSD.format("New-VM"), "docs/HYPERV.md §7"),
+    "Set-VM": (PSD.format("Set-VM"), "docs/HYPERV.md §7"),
+    "Set-VMFirmware": (PSD.format("Set-VMFirmware"), "docs/HYPERV.md §7"),
+    "Add-VMHardDiskDrive": (PSD.format("Add-VMHardDiskDrive"), "docs/HYPERV.md §7"),
+    "Add-VMNetworkAdapter": (PSD.format("Add-VMNetworkAdapter"), "docs/HYPERV.md §7"),
+    "Enable-VMIntegrationService": (PSD.format("Enable-VMIntegrationService"), "docs/HYPERV.md §7"),
     "Set-VMMemory": (PSD.format("Set-VMMemory"), "docset"),
     "Get-VMScsiController": (PSD.format("Get-VMScsiController"), "docset"),
     "Add-VMScsiController": (PSD.format("Add-VMScsiController"), "docset"),
     "Remove-VMNetworkAdapter": (PSD.format("Remove-VMNetworkAdapter"), "docset"),
     "Set-VMNetworkAdapterVlan": (PSD.format("Set-VMNetworkAdapterVlan"), "docset"),
     "Remove-VM": (PSD.format("Remove-VM"), "docset"),
-    "Get-CimInstance": (PS51.format("CimCmdlets/Get-CimInstance"), "ref §6"),
-    "Get-CimAssociatedInstance": (PS51.format("CimCmdlets/Get-CimAssociatedInstance"), "ref §1.3"),
-    "Invoke-CimMethod": (PS51.format("CimCmdlets/Invoke-CimMethod"), "ref §6"),
-    "New-CimInstance": (PS51.format("CimCmdlets/New-CimInstance"), "ref §1.2"),
-    "ConvertTo-Json": (PS51.format("Microsoft.PowerShell.Utility/ConvertTo-Json"), "ref §2.1"),
+    "Get-CimInstance": (PS51.format("CimCmdlets/Get-CimInstance"), "docs/HYPERV.md §5"),
+    "Get-CimAssociatedInstance": (PS51.format("CimCmdlets/Get-CimAssociatedInstance"), "docs/HYPERV.md §1"),
+    "Invoke-CimMethod": (PS51.format("CimCmdlets/Invoke-CimMethod"), "docs/HYPERV.md §5"),
+    "New-CimInstance": (PS51.format("CimCmdlets/New-CimInstance"), "docs/HYPERV.md §1"),
+    "ConvertTo-Json": (PS51.format("Microsoft.PowerShell.Utility/ConvertTo-Json"), "docs/HYPERV.md §2"),
     "ConvertFrom-Json": (PS51.format("Microsoft.PowerShell.Utility/ConvertFrom-Json"), "docset"),
     "Write-Output": (PS51.format("Microsoft.PowerShell.Utility/Write-Output"), "docset"),
     "Select-Object": (PS51.format("Microsoft.PowerShell.Utility/Select-Object"), "docset"),
@@ -69,7 +69,7 @@ ALLOWED_CMDLETS = {
     "Get-ChildItem": (PS51.format("Microsoft.PowerShell.Management/Get-ChildItem"), "docset"),
 }
 
-# Every WMI class a script may name, with its page (all in reference hyperv.md §1.2 unless noted).
+# Every WMI class a script may name, with its page (docs/HYPERV.md §1 unless noted).
 ALLOWED_CLASSES = {
     "Msvm_ComputerSystem": W32.format("msvm-computersystem"),
     "Msvm_VirtualSystemSnapshotService": W32.format("msvm-virtualsystemsnapshotservice"),
@@ -78,15 +78,15 @@ ALLOWED_CLASSES = {
     "Msvm_VirtualSystemManagementService": W32.format("msvm-virtualsystemmanagementservice"),
     "Msvm_VirtualSystemReferencePoint": W32.format("msvm-virtualsystemreferencepoint"),
     "Msvm_VirtualSystemReferencePointService": W32.format("msvm-virtualsystemreferencepointservice"),
-    "Msvm_ReferencePointOfVirtualSystem": "xHyper-VBackup Get-VmReferencePoints (ref §1.3)",
-    "Msvm_SnapshotOfVirtualSystem": "xHyper-VBackup Get-VmBackupCheckpoints (ref §1.3)",
+    "Msvm_ReferencePointOfVirtualSystem": "xHyper-VBackup Get-VmReferencePoints (docs/HYPERV.md §3)",
+    "Msvm_SnapshotOfVirtualSystem": "xHyper-VBackup Get-VmBackupCheckpoints (docs/HYPERV.md §3)",
     "Msvm_ImageManagementService": W32.format("msvm-imagemanagementservice-getvirtualdiskchanges"),
     "Msvm_ConcreteJob": W32.format("msvm-concretejob"),
-    "Msvm_AffectedJobElement": "xHyper-VBackup, os-win jobutils (ref §1.2 Associations)",
+    "Msvm_AffectedJobElement": "xHyper-VBackup, os-win jobutils (docs/HYPERV.md §1)",
     "Msvm_ShutdownComponent": W32.format("msvm-shutdowncomponent-initiateshutdown"),
     "Msvm_KvpExchangeComponent": W32.format("msvm-kvpexchangecomponent"),
-    "Msvm_SystemDevice": "lis-test KVP_Intrinsic.ps1 (ref §1.2 Jobs, states, components)",
-    "Win32_OperatingSystem": "win32 desktop-src/CIMWin32Prov/win32-operatingsystem.md (ref §6.1)",
+    "Msvm_SystemDevice": "lis-test KVP_Intrinsic.ps1 (docs/HYPERV.md §4)",
+    "Win32_OperatingSystem": "win32 desktop-src/CIMWin32Prov/win32-operatingsystem.md (docs/HYPERV.md §4)",
 }
 
 # Python methods of HyperVHost -> the script(s) that implement them on a real host.

@@ -27,4 +27,4 @@ def update_version(vm: str) -> str:
 
 
 LOAD_HV_UTILS = "modprobe hv_utils && echo hv_utils > /etc/modules-load.d/hv_utils.conf"
-"""Load the kernel module behind heartbeat, shutdown, time sync and VSS, and at every boot (guest.md §2.1)."""
+"""Load the kernel module behind heartbeat, shutdown, time sync and VSS, and at every boot (docs/GUEST.md §8)."""

@@ -12,7 +12,7 @@ from hvbackup.assess.guest_report import GuestReport
 from hvbackup.hyperv.enums import IntegrationServiceStatus, VMState
 from hvbackup.hyperv.model import VM
 
-PRODUCTION_MIN_VERSION = (6, 2)  # production checkpoints and RCT (hyperv.md §2.2, §4.6)
+PRODUCTION_MIN_VERSION = (6, 2)  # production checkpoints and RCT (docs/ASSESS.md §1)
 RUNNING_STATES = (VMState.Running, VMState.RunningCritical)
 PAUSED_STATES = (VMState.Paused, VMState.PausedCritical)
 OFF_STATES = (VMState.Off, VMState.OffCritical)

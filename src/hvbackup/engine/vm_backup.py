@@ -8,7 +8,7 @@ snapshot, and drop the previous reference point. Every checkpoint is released an
 paused is resumed in a `finally`.
 
 The reference point is made before the commit because only it carries the consistency level
-Hyper-V achieved (hyperv.md §1.5 step 6); it becomes the next incremental's base only through the
+Hyper-V achieved (docs/HYPERV.md §3 item 3); it becomes the next incremental's base only through the
 committed manifest, and is destroyed again if the commit fails.
 """
 

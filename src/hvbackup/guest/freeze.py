@@ -1,6 +1,6 @@
 """FIFREEZE / FITHAW on a list of mounts, with the daemon's error rules and rollback.
 
-Error rules (hv_vss_daemon, reference guest.md §1.6, §5.1, §6.3): EBUSY on FIFREEZE of a filesystem
+Error rules (hv_vss_daemon, docs/GUEST.md §3, §4): EBUSY on FIFREEZE of a filesystem
 we have not frozen means someone else froze it: it is reported and never thawed by us (or the whole
 freeze fails, by configuration). EOPNOTSUPP means the filesystem cannot be frozen: reported,
 skipped. Any other failure thaws what was frozen so far, in reverse, and fails. On FITHAW, EINVAL

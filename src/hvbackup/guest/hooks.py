@@ -1,5 +1,5 @@
 """Hook executables in /etc/hvbackup/hooks.d: `freeze` in name order before the freeze, `thaw` in
-reverse order after it (the order VMware Tools uses, reference guest.md §4.1).
+reverse order after it (the order VMware Tools uses, docs/GUEST.md §6).
 
 A hook gets argv [path, phase] and the environment HVBACKUP_PHASE, HVBACKUP_BACKUP_ID,
 HVBACKUP_TIMEOUT; stdin is /dev/null, stdout/stderr are captured in memory. A hook that runs past

@@ -1,6 +1,6 @@
 """Which mounts a freeze covers, and in which order: the rules of the kernel's hv_vss_daemon.
 
-hv_vss_daemon (tools/hv/hv_vss_daemon.c; reference guest.md §1.6) walks the mount table and freezes
+hv_vss_daemon (tools/hv/hv_vss_daemon.c; docs/GUEST.md §3) walks the mount table and freezes
 every mount whose source is a /dev/ block device, skipping read-only mounts, vfat and any device with
 a loop device below it, and freezes `/` last. We apply the same rules and add what it gets wrong
 (§5.3): mounts of non-directories (bind-mounted sockets, FIFOs, files) are skipped instead of

@@ -3,7 +3,7 @@
 The kernel (drivers/hv/hv_snapshot.c) sends a request with only byte 0 (the operation) set; the
 daemon answers by writing the 32-bit status over bytes 0-3 and sending the 12 bytes back.
 Registration is a 12-byte message with op VSS_OP_REGISTER1; the kernel answers with a 4-byte
-word equal to 129. See docs/GUEST.md and shared reference guest.md §1.2-1.3.
+word equal to 129. See docs/GUEST.md §1.
 
 The lab channel (a SEQPACKET socket) uses the same messages, plus one report message the agent
 sends after answering THAW (encode_report/decode_report).

@@ -1,7 +1,7 @@
 """`hvbackup-guest install | uninstall`: put the agent in place of the stock VSS daemon, and back.
 
 install writes hvbackup-guest.service (Conflicts= every stock VSS unit name, bound to the hv_vss
-device like the distro units, guest.md §2.10), masks the stock units so udev's SYSTEMD_WANTS cannot
+device like the distro units, docs/GUEST.md §10), masks the stock units so udev's SYSTEMD_WANTS cannot
 start them again, and records what it masked; uninstall removes our unit, unmasks exactly what
 install masked and starts the stock daemon again. With --root (tests, image building) only files
 change; systemctl runs only on the live system.

@@ -5,7 +5,7 @@ REGISTER1 and expects the 4-byte answer 129. Each request is 12 bytes; HOT_BACKU
 get work, every other operation gets HV_S_OK as the stock daemon answers. THAW is answered right
 after FITHAW; thaw hooks run after the answer. On the socket channel a report message follows the
 THAW reply (protocol.encode_report). A failed write (the kernel timed out or faked a THAW for
-hibernation) thaws and re-registers. Reference guest.md §1.4-1.6, §6.2.
+hibernation) thaws and re-registers. See docs/GUEST.md §2, §3.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Hyper-V's enumerations with Hyper-V's own numbers (sources: docs/HYPERV.md, reference hyperv.md §1.2, §2.1).
+"""Hyper-V's enumerations with Hyper-V's own numbers (sources: docs/HYPERV.md §1, §2).
 
 Serialised as {"name": ..., "value": ...}. Where Windows builds number the same state
 differently (VM states >= 32781) the name wins when parsing, see `parse_enum`.

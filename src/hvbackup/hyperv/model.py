@@ -33,7 +33,7 @@ from hvbackup.hyperv.enums import (
 CHECKPOINT_PREFIX = "hvbackup-"
 """Checkpoints this tool creates are named with this prefix, so orphans can be told apart."""
 
-VSS_SERVICE_NAMES = ("VSS", "Backup (volume snapshot)")  # 2016+ name, 2012 R2 name (hyperv.md §2.2)
+VSS_SERVICE_NAMES = ("VSS", "Backup (volume snapshot)")  # 2016+ name, 2012 R2 name (docs/HYPERV.md §4)
 HEARTBEAT_SERVICE_NAME = "Heartbeat"
 UNREACHABLE_STATUSES = (IntegrationServiceStatus.NoContact, IntegrationServiceStatus.LostCommunication)
 
@@ -240,7 +240,7 @@ class ReferencePoint(JsonModel):
         """The RCT id recorded for this disk, matched on the device part of the instance id.
 
         A VM's and a snapshot's drive instance ids share the part after the first backslash
-        ("Microsoft:<owner>\\<device>...") [INFERRED, to verify on a host: reference hyperv.md §7.5].
+        ("Microsoft:<owner>\\<device>...") [INFERRED, to verify on a host: docs/HYPERV.md §9].
         """
         if disk.instance_id is None:
             return None

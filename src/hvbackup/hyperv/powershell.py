@@ -3,7 +3,7 @@
 Each script prints one JSON document (hyperv/wire.py turns it into the model). Methods that
 start a WMI job get back either the result or {"Pending": {"JobId", ...}} when the job is
 still running after a short wait; the job is then polled with further short calls, so no
-single call to the host runs long (reference hyperv.md §3.4, §6).
+single call to the host runs long (docs/HYPERV.md §5).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The frozen parent VHDX of a recovery checkpoint is still held open by the VM's worker
 process, so the file is opened sharing read, write and delete: smbclient's default opens
 exclusively and would clash with that handle (smbprotocol src/smbclient/_os.py docstring;
-reference hyperv.md §3.5). Host paths are mapped to the administrative share of the drive
+docs/HYPERV.md §6). Host paths are mapped to the administrative share of the drive
 (C:\\VMs\\a.vhdx -> \\\\host\\C$\\VMs\\a.vhdx); UNC paths (VMs stored on SMB) are used as given.
 """
 

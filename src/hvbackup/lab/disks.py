@@ -1,7 +1,7 @@
 """Lab disk chains as the model sees them, and the checkpoint files on them.
 
 A drive's chain is its base VHDX followed by the AVHDX files of the checkpoints taken since, each
-next to its parent and named `<disk>_<GUID>.avhdx` as Hyper-V names them (reference hyperv.md §1.5).
+next to its parent and named `<disk>_<GUID>.avhdx` as Hyper-V names them (docs/HYPERV.md §3).
 The VM writes to the last file of the chain.
 """
 
@@ -26,7 +26,7 @@ def controller_guid(vm_id: str, controller_type: int, number: int) -> str:
 def drive_instance_id(
     owner_id: str, vm_id: str, controller_type: int, number: int, location: int, suffix: str = DRIVE_SUFFIX
 ) -> str:
-    """'Microsoft:<owner>\\<controller>\\<number>\\<location>\\D', owner = the VM or a snapshot (ref hyperv.md §7.5)."""
+    """'Microsoft:<owner>\\<controller>\\<number>\\<location>\\D', owner = the VM or a snapshot (docs/HYPERV.md §9)."""
     controller = controller_guid(vm_id, controller_type, number)
     return f"Microsoft:{owner_id.upper()}\\{controller}\\{number}\\{location}\\{suffix}"
 

@@ -1,7 +1,7 @@
 """The host side of a lab VM's backup integration service: asking the guest to freeze.
 
-- "agent": the lab plays the kernel's hv_utils VSS channel (drivers/hv/hv_snapshot.c, reference
-  guest.md §1.2-1.3) on a Unix SOCK_SEQPACKET socket and runs the real guest agent against it,
+- "agent": the lab plays the kernel's hv_utils VSS channel (drivers/hv/hv_snapshot.c, docs/GUEST.md
+  §1-2) on a Unix SOCK_SEQPACKET socket and runs the real guest agent against it,
   `hvbackup-guest vssd --socket PATH --no-freeze` (docs/GUEST.md "The lab channel"): handshake,
   HOT_BACKUP, FREEZE, THAW, then the agent's report. The VM's filesystems are not mounted here, so
   the agent freezes no filesystem; its hooks run for real, and the lab pauses the workload between
@@ -59,7 +59,7 @@ class NoGuest:
 
 
 class StockGuest(NoGuest):
-    """The stock daemon: freezes every filesystem it may, runs nothing else (users.md §0 item 2)."""
+    """The stock daemon: freezes every filesystem it may, runs nothing else (docs/ASSESS.md §4)."""
 
     def __init__(self, mounts: list[str]) -> None:
         super().__init__("")

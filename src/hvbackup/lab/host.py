@@ -59,7 +59,7 @@ from hvbackup.hyperv.model import (
     VmConfig,
 )
 
-JOB_FAILED = 32768  # Msvm_ConcreteJob.ErrorCode "Failed" (reference hyperv.md §1.2 return codes)
+JOB_FAILED = 32768  # Msvm_ConcreteJob.ErrorCode "Failed" (docs/HYPERV.md §1)
 JOB_EXCEPTION = 10  # Msvm_ConcreteJob.JobState "Exception"
 VMRS_SIZE = 4 << 20
 SUPPORTED_VERSIONS = ("8.0", "9.0", "9.1", "10.0")

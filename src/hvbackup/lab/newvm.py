@@ -1,6 +1,6 @@
 """Making a lab VM folder: from a VM model and its disk files (the sample), or from a saved
 configuration (create_vm, what a restore calls; the steps of New-VM -NoVHD + Add-VMHardDiskDrive,
-reference hyperv.md §6.5 option B)."""
+docs/HYPERV.md §7)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Resilient change tracking for lab disks: an append-only log of written ranges per disk, and an epoch.
 
 An RCT id names a position in one disk's log: `rctX:<epoch>:<n>` means "after the first n writes of
-that epoch" (Hyper-V's ids are opaque strings of this look, reference hyperv.md §1.2 and §7.1).
-Resetting tracking (what a host crash or a failed live migration does, users.md §1.5) starts a new
+that epoch" (Hyper-V's ids are opaque strings of this look, docs/HYPERV.md §3 and §9).
+Resetting tracking (what a host crash or a failed live migration does, docs/ASSESS.md §7) starts a new
 epoch and empties the log, so every older id becomes unanswerable.
 """
 

@@ -1,13 +1,13 @@
 """The sample VMs of `hvbackup lab create --sample`: Linux guests reproducing the field cases of
-users.md §1 (and hyperv.md §4), each with real VHDX disks holding real ext4/xfs filesystems.
+docs/ASSESS.md §1-9 (and docs/HYPERV.md §3-4), each with real VHDX disks holding real ext4/xfs filesystems.
 
 | VM | case |
 |---|---|
 | web-01 | Gen 2, Integration Services OK, the hvbackup guest agent with an application hook: application-consistent |
 | legacy-app | no Integration Services (VSS "No Contact"), legacy NIC only: only saved-state or offline backups |
-| mixed-nic | legacy + synthetic NIC (users.md §1.7), stock hv_vss_daemon |
-| cluster-db | clustered VM with a dynamic MAC (users.md §1.7), stock daemon |
-| passthru-01 | a pass-through disk beside its VHDX (hyperv.md §4.6): the pass-through disk is not captured |
+| mixed-nic | legacy + synthetic NIC (docs/ASSESS.md §6), stock hv_vss_daemon |
+| cluster-db | clustered VM with a dynamic MAC (docs/ASSESS.md §6), stock daemon |
+| passthru-01 | a pass-through disk beside its VHDX (docs/ASSESS.md §5): the pass-through disk is not captured |
 | archive-01 | powered off |
 | app-02 | OS disk (ext4) + data disk (xfs), the guest agent with a hook |
 """

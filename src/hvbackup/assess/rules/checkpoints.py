@@ -1,5 +1,5 @@
 """Configuration version, checkpoint type, leftover checkpoints and AVHDX files, busy VMs
-(hyperv.md §2.2, §4.5, §4.6, §6.2; users.md §0 item 1, §1.1, §1.6)."""
+(docs/ASSESS.md §1, §5, §7)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def _set_production(vm: str) -> str:
     return f"Set-VM -Name {ps(vm)} -CheckpointType Production"
 
 
-@rule("config-version", "Configuration version below 6.2", BLOCKER, "hyperv.md §2.2, §4.6, §6.2; users.md §1.1")
+@rule("config-version", "Configuration version below 6.2", BLOCKER, "docs/ASSESS.md §1")
 def config_version(facts: Facts) -> list[Finding]:
     vm = facts.vm
     if not version_too_old(vm):
@@ -31,7 +31,7 @@ def config_version(facts: Facts) -> list[Finding]:
     ]
 
 
-@rule("checkpoint-type", "Checkpoint type against the policy", WARNING, "hyperv.md §2.2, §4.5; users.md §0 item 1")
+@rule("checkpoint-type", "Checkpoint type against the policy", WARNING, "docs/ASSESS.md §1")
 def checkpoint_type(facts: Facts) -> list[Finding]:
     vm, policy = facts.vm, facts.policy
     kind = vm.checkpoint_type
@@ -68,7 +68,7 @@ def _remove_checkpoint(vm: str, orphan: Orphan) -> str:
     return f"Remove-VMSnapshot -VMName {ps(vm)} -Name {ps(orphan.name or '')}"
 
 
-@rule("orphan-checkpoint", "Leftover backup checkpoint", WARNING, "users.md §1.5, §1.6; DESIGN.md (orphans)")
+@rule("orphan-checkpoint", "Leftover backup checkpoint", WARNING, "docs/ASSESS.md §7; DESIGN.md (orphans)")
 def orphan_checkpoint(facts: Facts) -> list[Finding]:
     vm = facts.vm
     return [
@@ -85,7 +85,7 @@ def orphan_checkpoint(facts: Facts) -> list[Finding]:
     ]
 
 
-@rule("orphan-avhdx", "AVHDX file no disk chain uses", WARNING, "users.md §1.6")
+@rule("orphan-avhdx", "AVHDX file no disk chain uses", WARNING, "docs/ASSESS.md §7")
 def orphan_avhdx(facts: Facts) -> list[Finding]:
     return [
         Finding(
@@ -101,7 +101,7 @@ def orphan_avhdx(facts: Facts) -> list[Finding]:
     ]
 
 
-@rule("user-checkpoints", "User checkpoints present", ADVICE, "hyperv.md §4.6, §6.2")
+@rule("user-checkpoints", "User checkpoints present", ADVICE, "docs/ASSESS.md §5")
 def user_checkpoints(facts: Facts) -> list[Finding]:
     vm = facts.vm
     orphan_ids = {o.id for o in facts.orphans}
@@ -121,7 +121,7 @@ def user_checkpoints(facts: Facts) -> list[Finding]:
 
 
 @rule(
-    "vm-busy", "VM busy (merging, backing up, migrating)", WARNING, "users.md §1.6 (do not touch a chain while merging)"
+    "vm-busy", "VM busy (merging, backing up, migrating)", WARNING, "docs/ASSESS.md §7 (do not touch a chain while merging)"
 )
 def vm_busy(facts: Facts) -> list[Finding]:
     vm = facts.vm

@@ -1,4 +1,4 @@
-"""Generation 2 Secure Boot template (users.md §1.9)."""
+"""Generation 2 Secure Boot template (docs/ASSESS.md §8)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ UEFI_CA_TEMPLATE_ID = "272e7447-90a4-4563-a4b9-8e4ab00526ce"
 
 
 @rule(
-    "secure-boot-template", 'Secure Boot template not "Microsoft UEFI Certificate Authority"', WARNING, "users.md §1.9"
+    "secure-boot-template", 'Secure Boot template not "Microsoft UEFI Certificate Authority"', WARNING, "docs/ASSESS.md §8"
 )
 def secure_boot_template(facts: Facts) -> list[Finding]:
     vm, firmware = facts.vm, facts.vm.firmware

@@ -1,5 +1,5 @@
-"""Findings that only the guest can see, read from its readiness report (guest.md §2.9, §3.3, §6.6;
-users.md §1.2, §1.3, §1.8; docs/GUEST.md "Readiness")."""
+"""Findings that only the guest can see, read from its readiness report (docs/GUEST.md §9, §12;
+docs/ASSESS.md §6, §8, §9; docs/GUEST.md "Readiness")."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def _from_guest(item: dict[str, Any], rule_id: str, severity: str) -> Finding:
     )
 
 
-@rule("io-scheduler", "Guest I/O scheduler not none/noop", ADVICE, "hyperv.md §4.1; guest.md §2.9; users.md §1.8")
+@rule("io-scheduler", "Guest I/O scheduler not none/noop", ADVICE, "docs/ASSESS.md §6; docs/GUEST.md §12")
 def io_scheduler(facts: Facts) -> list[Finding]:
     if facts.guest is None:
         return []
@@ -54,17 +54,17 @@ def io_scheduler(facts: Facts) -> list[Finding]:
     return findings
 
 
-@rule("fstab-device-name", "fstab mounts by kernel device name", WARNING, "guest.md §3.3; users.md §1.9")
+@rule("fstab-device-name", "fstab mounts by kernel device name", WARNING, "docs/ASSESS.md §8")
 def fstab_device_name(facts: Facts) -> list[Finding]:
     return _relay(facts, "fstab-device-name", "fstab-device-name", WARNING)
 
 
-@rule("xfs-relatime", "XFS mounted with relatime", ADVICE, "users.md §1.3 (velero-io/velero#2113)")
+@rule("xfs-relatime", "XFS mounted with relatime", ADVICE, "docs/ASSESS.md §9 (velero-io/velero#2113)")
 def xfs_relatime(facts: Facts) -> list[Finding]:
     return _relay(facts, "xfs-relatime", "xfs-relatime", ADVICE)
 
 
-@rule("unfrozen-data-mount", "Application data on NFS, FUSE or loop mounts", WARNING, "users.md §1.2; hyperv.md §4.4")
+@rule("unfrozen-data-mount", "Application data on NFS, FUSE or loop mounts", WARNING, "docs/ASSESS.md §9")
 def unfrozen_data_mount(facts: Facts) -> list[Finding]:
     if facts.guest is None:
         return []
@@ -81,6 +81,6 @@ def unfrozen_data_mount(facts: Facts) -> list[Finding]:
     ]
 
 
-@rule("no-trim", "TRIM off in the guest", ADVICE, "users.md §1.8")
+@rule("no-trim", "TRIM off in the guest", ADVICE, "docs/ASSESS.md §6")
 def no_trim(facts: Facts) -> list[Finding]:
     return _relay(facts, "no-trim", "no-trim", ADVICE)

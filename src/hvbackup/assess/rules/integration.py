@@ -1,4 +1,4 @@
-"""Integration services and the guest's VSS daemon (hyperv.md §2.2, §4.2, §4.4; users.md §1.1, §1.4)."""
+"""Integration services and the guest's VSS daemon (docs/ASSESS.md §2, §3; docs/HYPERV.md §4)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def _running(facts: Facts) -> bool:
     return facts.vm.state in RUNNING_STATES
 
 
-@rule("vss-ic-disabled", "Backup (VSS) integration service disabled", BLOCKER, "hyperv.md §2.2, §6.2; users.md §1.1")
+@rule("vss-ic-disabled", "Backup (VSS) integration service disabled", BLOCKER, "docs/ASSESS.md §2; docs/HYPERV.md §4")
 def vss_ic_disabled(facts: Facts) -> list[Finding]:
     vm, service = facts.vm, facts.vm.vss_service
     if service is not None and service.enabled:
@@ -34,7 +34,7 @@ def vss_ic_disabled(facts: Facts) -> list[Finding]:
 
 
 @rule(
-    "vss-ic-unreachable", "Backup (VSS) integration service: No Contact / Lost Communication", BLOCKER, "users.md §1.4"
+    "vss-ic-unreachable", "Backup (VSS) integration service: No Contact / Lost Communication", BLOCKER, "docs/ASSESS.md §3"
 )
 def vss_ic_unreachable(facts: Facts) -> list[Finding]:
     service = facts.vm.vss_service
@@ -52,7 +52,7 @@ def vss_ic_unreachable(facts: Facts) -> list[Finding]:
     ]
 
 
-@rule("vss-ic-protocol-mismatch", "Backup (VSS) integration service protocol version mismatch", INFO, "users.md §1.4")
+@rule("vss-ic-protocol-mismatch", "Backup (VSS) integration service protocol version mismatch", INFO, "docs/ASSESS.md §3")
 def vss_ic_protocol_mismatch(facts: Facts) -> list[Finding]:
     service = facts.vm.vss_service
     if service is None or not service.enabled:
@@ -71,7 +71,7 @@ def vss_ic_protocol_mismatch(facts: Facts) -> list[Finding]:
     ]
 
 
-@rule("heartbeat-lost", "Heartbeat: No Contact / Lost Communication", WARNING, "users.md §1.4")
+@rule("heartbeat-lost", "Heartbeat: No Contact / Lost Communication", WARNING, "docs/ASSESS.md §3")
 def heartbeat_lost(facts: Facts) -> list[Finding]:
     if not _running(facts) or facts.vm.heartbeat not in LOST_HEARTBEAT:
         return []
@@ -87,7 +87,7 @@ def heartbeat_lost(facts: Facts) -> list[Finding]:
     ]
 
 
-@rule("no-vss-daemon", "No VSS daemon in the guest", BLOCKER, "hyperv.md §4.4; users.md §1.1; guest.md §2.4")
+@rule("no-vss-daemon", "No VSS daemon in the guest", BLOCKER, "docs/ASSESS.md §2; docs/GUEST.md §9")
 def no_vss_daemon(facts: Facts) -> list[Finding]:
     guest = facts.guest
     if guest is None or not guest.lacks_vss_daemon:
@@ -105,7 +105,7 @@ def no_vss_daemon(facts: Facts) -> list[Finding]:
     ]
 
 
-@rule("stock-vss-daemon", "Stock VSS daemon: filesystem-consistent only", ADVICE, "users.md §0 item 2; docs/GUEST.md")
+@rule("stock-vss-daemon", "Stock VSS daemon: filesystem-consistent only", ADVICE, "docs/ASSESS.md §4; docs/GUEST.md")
 def stock_vss_daemon(facts: Facts) -> list[Finding]:
     guest = facts.guest
     if guest is None or guest.agent_runs or guest.stock_daemon is None:
@@ -122,7 +122,7 @@ def stock_vss_daemon(facts: Facts) -> list[Finding]:
     ]
 
 
-@rule("guest-unknown", "No guest readiness report", INFO, "hyperv.md §6.2 (the daemon is only visible from inside)")
+@rule("guest-unknown", "No guest readiness report", INFO, "docs/ASSESS.md §2 (the daemon is only visible from inside)")
 def guest_unknown(facts: Facts) -> list[Finding]:
     if facts.guest is not None or not _running(facts):
         return []
@@ -138,7 +138,7 @@ def guest_unknown(facts: Facts) -> list[Finding]:
     ]
 
 
-@rule("time-sync", "Time synchronisation off", WARNING, "users.md §1.9; guest.md §6.6")
+@rule("time-sync", "Time synchronisation off", WARNING, "docs/ASSESS.md §8; docs/GUEST.md §8")
 def time_sync(facts: Facts) -> list[Finding]:
     vm = facts.vm
     service = vm.integration_service(TIME_SYNC_SERVICE)
@@ -176,7 +176,7 @@ def time_sync(facts: Facts) -> list[Finding]:
     "shutdown-ic",
     "Shutdown integration service unusable while the policy allows shutdown",
     WARNING,
-    "hyperv.md §5 (InitiateShutdown)",
+    "docs/HYPERV.md §8 (InitiateShutdown)",
 )
 def shutdown_ic(facts: Facts) -> list[Finding]:
     if facts.policy.allow_downtime != "shutdown" or not _running(facts):

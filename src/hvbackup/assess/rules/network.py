@@ -1,4 +1,4 @@
-"""Network adapters: legacy vs synthetic, static MACs on clustered VMs (hyperv.md §4.1; guest.md §3.1-3.2; users.md §1.7)."""
+"""Network adapters: legacy vs synthetic, static MACs on clustered VMs (docs/ASSESS.md §6; docs/GUEST.md §11)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _replace_legacy(vm: str, adapter: NetworkAdapter) -> str:
     return with_vm_off(vm, f"Remove-VMNetworkAdapter -VMName {ps(vm)} -Name {ps(adapter.name)}", add)
 
 
-@rule("legacy-nic", "Legacy (emulated) network adapter", WARNING, "hyperv.md §4.1; guest.md §2.8")
+@rule("legacy-nic", "Legacy (emulated) network adapter", WARNING, "docs/ASSESS.md §6; docs/GUEST.md §11")
 def legacy_nic(facts: Facts) -> list[Finding]:
     vm = facts.vm
     return [
@@ -37,7 +37,7 @@ def legacy_nic(facts: Facts) -> list[Finding]:
     ]
 
 
-@rule("mixed-nics", "Legacy and synthetic adapters mixed", WARNING, "hyperv.md §4.1; guest.md §3.1; users.md §1.7")
+@rule("mixed-nics", "Legacy and synthetic adapters mixed", WARNING, "docs/ASSESS.md §6; docs/GUEST.md §11")
 def mixed_nics(facts: Facts) -> list[Finding]:
     adapters = facts.vm.network_adapters
     legacy = [a for a in adapters if a.is_legacy]
@@ -59,7 +59,7 @@ def mixed_nics(facts: Facts) -> list[Finding]:
     ]
 
 
-@rule("clustered-dynamic-mac", "Clustered VM with a dynamic MAC", WARNING, "hyperv.md §4.1; guest.md §3.2")
+@rule("clustered-dynamic-mac", "Clustered VM with a dynamic MAC", WARNING, "docs/ASSESS.md §6")
 def clustered_dynamic_mac(facts: Facts) -> list[Finding]:
     vm = facts.vm
     if not vm.is_clustered:

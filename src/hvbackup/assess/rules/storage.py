@@ -1,4 +1,4 @@
-"""Disks: pass-through, iSCSI, SMB, shared VHDX, VHD, VHDX block size (hyperv.md §4.3, §4.6, §6.2; users.md §1.8)."""
+"""Disks: pass-through, iSCSI, SMB, shared VHDX, VHD, VHDX block size (docs/ASSESS.md §5, §6)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def _passthrough_remedy(vm: VM, disk: VirtualDisk) -> str:
     )
 
 
-@rule("passthrough-disk", "Pass-through disk", BLOCKER, "hyperv.md §4.3, §4.6; users.md §0 items 3-4")
+@rule("passthrough-disk", "Pass-through disk", BLOCKER, "docs/ASSESS.md §5")
 def passthrough_disk(facts: Facts) -> list[Finding]:
     return [
         Finding(
@@ -54,7 +54,7 @@ def passthrough_disk(facts: Facts) -> list[Finding]:
     ]
 
 
-@rule("iscsi-disk", "iSCSI disk in the guest", WARNING, "hyperv.md §4.3 (live backup fails silently); guest.md §6.6")
+@rule("iscsi-disk", "iSCSI disk in the guest", WARNING, "docs/ASSESS.md §5 (live backup fails silently); docs/GUEST.md §9")
 def iscsi_disk(facts: Facts) -> list[Finding]:
     if facts.guest is None:
         return []
@@ -72,7 +72,7 @@ def iscsi_disk(facts: Facts) -> list[Finding]:
     ]
 
 
-@rule("smb-disk", "Virtual disk on an SMB share", WARNING, "hyperv.md §4.3, §6.2")
+@rule("smb-disk", "Virtual disk on an SMB share", WARNING, "docs/ASSESS.md §5")
 def smb_disk(facts: Facts) -> list[Finding]:
     return [
         Finding(
@@ -87,7 +87,7 @@ def smb_disk(facts: Facts) -> list[Finding]:
     ]
 
 
-@rule("shared-vhdx", "Shared VHDX", BLOCKER, "hyperv.md §4.6, §6.2")
+@rule("shared-vhdx", "Shared VHDX", BLOCKER, "docs/ASSESS.md §5")
 def shared_vhdx(facts: Facts) -> list[Finding]:
     vm = facts.vm
     return [
@@ -109,7 +109,7 @@ def shared_vhdx(facts: Facts) -> list[Finding]:
     ]
 
 
-@rule("vhd-format", "VHD instead of VHDX", WARNING, "hyperv.md §4.6 (no RCT on VHD)")
+@rule("vhd-format", "VHD instead of VHDX", WARNING, "docs/ASSESS.md §5 (no RCT on VHD)")
 def vhd_format(facts: Facts) -> list[Finding]:
     vm = facts.vm
     return [
@@ -131,7 +131,7 @@ def vhd_format(facts: Facts) -> list[Finding]:
     ]
 
 
-@rule("vhdx-block-size", "Dynamic VHDX block size not 1 MiB", ADVICE, "hyperv.md §4.1; users.md §1.8")
+@rule("vhdx-block-size", "Dynamic VHDX block size not 1 MiB", ADVICE, "docs/ASSESS.md §6")
 def vhdx_block_size(facts: Facts) -> list[Finding]:
     vm = facts.vm
     findings = []

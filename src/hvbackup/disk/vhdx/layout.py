@@ -1,4 +1,4 @@
-"""The layout of a new VHDX file (after [MS-VHDX] 2.2 and the qemu recipe in engine.md 4.2).
+"""The layout of a new VHDX file (after [MS-VHDX] 2.2 and the qemu recipe in docs/DISK.md §1).
 
 0        file identifier, headers 1 and 2, region tables 1 and 2 (1 MiB)
 1 MiB    log (1 MiB, empty: LogGuid zero)

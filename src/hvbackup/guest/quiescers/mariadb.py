@@ -1,6 +1,6 @@
 """MariaDB / MySQL: FLUSH TABLES WITH READ LOCK in a session held open across the freeze,
 UNLOCK TABLES after the thaw. The lock belongs to the session, so it also ends if the agent dies
-(reference guest.md §4.3).
+(docs/GUEST.md §7).
 
 While the lock holds no new writes arrive, so InnoDB is then asked to flush every dirty page
 (innodb_max_dirty_pages_pct = 0) and we wait, within the timeout, until its checkpoint has caught

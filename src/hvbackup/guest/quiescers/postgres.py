@@ -2,7 +2,7 @@
 (backup.sgml, "File System Level Backup"); in "backup" mode pg_backup_start (PG 15+) or
 pg_start_backup(label, true, false) (9.6-14) instead, which takes that checkpoint itself, with the
 session held across the freeze, and pg_backup_stop after the thaw, whose backup_label goes into the
-report (reference guest.md §4.3).
+report (docs/GUEST.md §7).
 
 `checkpoint_redo_lsn` is read after the checkpoint the copy will recover from, so it is where the
 copy's redo starts: in backup mode that is pg_backup_start's checkpoint, equal to `start_lsn`.

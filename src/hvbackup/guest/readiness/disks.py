@@ -1,4 +1,4 @@
-"""Disks: I/O scheduler per disk (guest.md §2.9) and fstab by kernel device name (§3.3)."""
+"""Disks: I/O scheduler per disk (docs/GUEST.md §12) and fstab by kernel device name (docs/ASSESS.md §8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What a freeze covers and what it cannot (guest.md §5.2-5.3), and XFS with relatime (§4.4 item 6)."""
+"""What a freeze covers and what it cannot (docs/GUEST.md §5), and XFS with relatime (docs/ASSESS.md §9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Network adapters: synthetic hv_netvsc vs the emulated legacy adapter (tulip), guest.md §2.8, §3.1."""
+"""Network adapters: synthetic hv_netvsc vs the emulated legacy adapter (tulip), docs/GUEST.md §11."""
 
 from __future__ import annotations
 

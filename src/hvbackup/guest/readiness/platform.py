@@ -1,4 +1,4 @@
-"""Hyper-V detection (guest.md §2.3), hv modules (§2.1), the VSS device (§2.4) and daemon (§2.10)."""
+"""Hyper-V detection (docs/GUEST.md §9), hv modules (§8), the VSS device (§9) and daemon (§10)."""
 
 from __future__ import annotations
 

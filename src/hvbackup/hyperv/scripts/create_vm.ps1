@@ -6,7 +6,7 @@
 #   Get-VMScsiController / Add-VMScsiController; Add-VMHardDiskDrive -ControllerType -ControllerNumber
 #   -ControllerLocation -Path; Get-VMNetworkAdapter / Remove-VMNetworkAdapter / Add-VMNetworkAdapter
 #   -SwitchName -IsLegacy -StaticMacAddress; Set-VMNetworkAdapterVlan -Access -VlanId;
-#   Enable-VMIntegrationService -Name; Remove-VM -Force (undo on failure). Restore steps: reference hyperv.md §6.5.
+#   Enable-VMIntegrationService -Name; Remove-VM -Force (undo on failure). Restore steps: docs/HYPERV.md §7.
 #   New-VM always adds one network adapter ("Hyper-V automatically creates a virtual machine with one
 #   virtual network adapter", New-VM.md -SwitchName), so it is removed before the recorded ones are added.
 $config = $HvParams.Config

@@ -3,7 +3,7 @@
 # Parameters: VmId, Prefix.
 # Docs: Get-VMSnapshot -SnapshotType Recovery [windows-powershell-docs docset/winserver2022-ps/hyper-v/
 #   Get-VMSnapshot.md]; Get-VMHardDiskDrive, Get-VHD (ParentPath) [.../Get-VMHardDiskDrive.md, Get-VHD.md];
-#   differencing disks of checkpoints live "in the same folder as their parent" (reference hyperv.md §1.5);
+#   differencing disks of checkpoints live "in the same folder as their parent" (docs/HYPERV.md §3);
 #   Get-ChildItem -LiteralPath -Filter -File [PowerShell-Docs reference/5.1/Microsoft.PowerShell.Management/Get-ChildItem.md].
 $vm = Get-HvVm $HvParams.VmId
 $orphans = New-Object System.Collections.Generic.List[object]
