@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Protocol
 
+from hvbackup.assess.outlook import SAVED_STATES
 from hvbackup.assess.policy import Policy
 from hvbackup.assess.verdict import Verdict, predict
 from hvbackup.disk import open_disk
@@ -36,14 +37,13 @@ from hvbackup.hyperv.errors import ChangeTrackingUnavailable, HyperVError, WmiJo
 from hvbackup.hyperv.host import HyperVHost, checkpoint_name
 from hvbackup.hyperv.model import VM, Checkpoint, ReferencePoint, VirtualDisk
 from hvbackup.repo import Repository, Snapshot
+from hvbackup.vocabulary import BackupMode, Consistency, VmResult
 
-RANK = {"none": 0, "crash": 1, "filesystem": 2, "application": 3, "saved-state": 3, "offline": 3}
-
-RESULT_OK = "ok"
-RESULT_BELOW_POLICY = "below-policy"
-RESULT_PARTIAL = "partial"
-RESULT_FAILED = "failed"
-RESULT_LOCKED = "locked"
+RESULT_OK = VmResult.ok
+RESULT_BELOW_POLICY = VmResult.below_policy
+RESULT_PARTIAL = VmResult.partial
+RESULT_FAILED = VmResult.failed
+RESULT_LOCKED = VmResult.locked
 
 AFTER_A_FAILED_WRITE = ("; the chunks it stored are kept unreferenced for prune's safety window (1 h), "
                         "so the next backup can still use them; `hvbackup prune` reclaims them after that")
@@ -70,9 +70,9 @@ class NoVmProgress(NoProgress):
 class VmBackupResult:
     name: str
     vm_id: str
-    mode: str = "none"
-    consistency: str = "none"
-    result: str = RESULT_FAILED
+    mode: BackupMode = BackupMode.none
+    consistency: Consistency = Consistency.none
+    result: VmResult = VmResult.failed
     snapshot: str | None = None
     short_snapshot: str | None = None
     checkpoint: str | None = None
@@ -90,8 +90,8 @@ class VmBackupResult:
         return dict(self.__dict__)
 
 
-def meets(consistency: str, policy: Policy) -> bool:
-    return RANK.get(consistency, 0) >= RANK[policy.consistency]
+def meets(consistency: Consistency | str, policy: Policy) -> bool:
+    return policy.accepts(consistency)
 
 
 def disk_name(disk: VirtualDisk) -> str:
@@ -141,7 +141,7 @@ class VmBackup:
             self._clean_orphans()
             verdict = predict(self.vm, self.policy, self.guest)
             self.result.predicted = verdict.to_json()
-            if verdict.mode == "none":
+            if verdict.mode == BackupMode.none:
                 raise HvBackupError(verdict.summary)
             self._backup(verdict)
         except Cancelled:
@@ -164,7 +164,7 @@ class VmBackup:
     def _backup(self, verdict: Verdict) -> None:
         self.result.mode = verdict.mode
         previous = self._previous_snapshot()
-        self.progress.phase(_checkpoint_phase(verdict))
+        self.progress.phase(_checkpoint_phase(verdict, self.vm))
         self._take_checkpoint(verdict)
         self.checkpoint_id = self.result.checkpoint = self.checkpoint.id
         faults.point("after-checkpoint")
@@ -183,7 +183,7 @@ class VmBackup:
         self._drop_previous_reference_point(previous)
         self.result.result = self._judge(verdict)
 
-    def _judge(self, verdict: Verdict) -> str:
+    def _judge(self, verdict: Verdict) -> VmResult:
         if verdict.skipped_disks:
             self.result.message = "not backed up (pass-through): " + ", ".join(verdict.skipped_disks)
             return RESULT_PARTIAL
@@ -221,10 +221,10 @@ class VmBackup:
 
     def _take_checkpoint(self, verdict: Verdict) -> None:
         name = self.checkpoint_name = checkpoint_name(datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ"))
-        if verdict.mode in ("saved", "shutdown"):
+        if _pauses(verdict, self.vm):
             self.paused_at = time.monotonic()
             journal.remember_paused(self.host_key, self.vm.id, verdict.mode)
-            if verdict.mode == "saved":
+            if verdict.mode == BackupMode.saved:
                 self.host.save_vm(self.vm)
             else:
                 self.host.shutdown_vm(self.vm)
@@ -234,13 +234,13 @@ class VmBackup:
             self._resume()
             return
         level = (ConsistencyLevel.ApplicationConsistent
-                 if verdict.mode == "live" and verdict.consistency in ("application", "filesystem")
+                 if _freezes(verdict)
                  else ConsistencyLevel.CrashConsistent)
         frozen_from = time.monotonic()
         try:
             self.checkpoint = self.host.create_recovery_checkpoint(self.vm, level, name, skip_unsupported_disks=True)
         except WmiJobError as exc:
-            if level != ConsistencyLevel.ApplicationConsistent or not meets("crash", self.policy):
+            if level != ConsistencyLevel.ApplicationConsistent or not meets(Consistency.crash, self.policy):
                 raise
             self.result.warnings.append(f"the guest could not freeze ({exc.description}); took a crash-consistent checkpoint")
             self.checkpoint = self.host.create_recovery_checkpoint(
@@ -303,17 +303,17 @@ class VmBackup:
         entry["virtual_disk"] = disk.to_json()
         return entry, result
 
-    def _achieved_consistency(self) -> str:
-        if self.result.mode == "offline" or self.result.mode == "shutdown":
-            return "offline"
-        if self.result.mode == "saved" or self.vm.state == VMState.Saved:
-            return "saved-state"
+    def _achieved_consistency(self) -> Consistency:
+        if self.result.mode in (BackupMode.offline, BackupMode.shutdown):
+            return Consistency.offline
+        if self.result.mode == BackupMode.saved or self.vm.state == VMState.Saved:
+            return Consistency.saved_state
         if self.new_rp.consistency_level != ConsistencyLevel.ApplicationConsistent:
-            return "crash"
+            return Consistency.crash
         report = self._guest_report()
-        if report and report.get("consistency") == "application":
-            return "application"
-        return "filesystem"
+        if report and report.get("consistency") == Consistency.application:
+            return Consistency.application
+        return Consistency.filesystem
 
     def _guest_report(self) -> dict | None:
         reader = getattr(self.host, "guest_report", None)
@@ -385,12 +385,21 @@ class _Cancellable:
         self.inner.set_total(total)
 
 
-def _checkpoint_phase(verdict: Verdict) -> str:
-    if verdict.mode == "saved":
-        return "saving the VM for its checkpoint"
-    if verdict.mode == "shutdown":
-        return "shutting the VM down for its checkpoint"
-    if verdict.mode == "live" and verdict.consistency in ("application", "filesystem"):
+def _pauses(verdict: Verdict, vm: VM) -> bool:
+    """Does the run save or shut down the VM? Not a VM that is saved already."""
+    return verdict.mode == BackupMode.shutdown or (verdict.mode == BackupMode.saved and vm.state not in SAVED_STATES)
+
+
+def _freezes(verdict: Verdict) -> bool:
+    """Does the run ask the guest to freeze (an application-consistent checkpoint)?"""
+    return verdict.mode == BackupMode.live and verdict.consistency in (Consistency.application, Consistency.filesystem)
+
+
+def _checkpoint_phase(verdict: Verdict, vm: VM) -> str:
+    if _pauses(verdict, vm):
+        return ("saving the VM for its checkpoint" if verdict.mode == BackupMode.saved
+                else "shutting the VM down for its checkpoint")
+    if _freezes(verdict):
         return "checkpoint (the guest freezes)"
     return "checkpoint"
 
