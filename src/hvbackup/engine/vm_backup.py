@@ -316,10 +316,9 @@ class VmBackup:
         return Consistency.filesystem
 
     def _guest_report(self) -> dict | None:
-        reader = getattr(self.host, "guest_report", None)
-        if reader is None or self.checkpoint_id is None:
+        if self.checkpoint_id is None:
             return None
-        return reader(self.checkpoint_id)
+        return self.host.guest_report(self.checkpoint_id)
 
     def _commit(self, verdict: Verdict, disks: list[tuple[str, dict, DiskBackupResult]]):
         manifest = {
@@ -450,8 +449,7 @@ def select_vms(host: HyperVHost, names: list[str], all_vms: bool) -> list[VM]:
 
 
 def guest_readiness(host: HyperVHost, vm: VM) -> dict | None:
-    reader = getattr(host, "guest_readiness", None)
-    return reader(vm.name) if reader is not None else None
+    return host.guest_readiness(vm.name)
 
 
 def backup_vms(host: HyperVHost, repo: Repository, vms: list[VM], policy: Policy, *, parallel: int = 2,

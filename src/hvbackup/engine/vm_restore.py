@@ -38,13 +38,12 @@ class VmRestoreResult:
 
 def staging_folder(host: HyperVHost) -> Path:
     """Where restored disks are written before the host takes them: local hosts only."""
-    directory = getattr(host, "directory", None)
-    if directory is None:
+    if host.directory is None:
         raise UsageError(
             "restoring a whole VM is supported on the lab host and on the Hyper-V host itself for now; "
             "restore the disks with --disk N --to FILE and attach them with New-VM / Add-VMHardDiskDrive"
         )
-    return Path(directory) / ".restore-staging" / uuid.uuid4().hex[:12]
+    return Path(host.directory) / ".restore-staging" / uuid.uuid4().hex[:12]
 
 
 def restored_config(snapshot: Snapshot, name: str, keep_macs: bool) -> VmConfig:
