@@ -14,6 +14,7 @@ committed manifest, and is destroyed again if the commit fails.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import threading
 import time
@@ -31,6 +32,15 @@ from hvbackup.disk import open_disk
 from hvbackup.engine import faults, journal
 from hvbackup.engine.disk_backup import DiskBackup, DiskBackupResult, NoProgress, Progress
 from hvbackup.engine.image_backup import disk_entry
+from hvbackup.engine.manifest import (
+    CheckpointEntry,
+    DiskEntry,
+    GuestFreezeReport,
+    ReferencePointEntry,
+    VmEntry,
+    VmManifest,
+    manifest_of,
+)
 from hvbackup.errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, HvBackupError, UsageError
 from hvbackup.hyperv.enums import ConsistencyLevel, SnapshotType, VMState
 from hvbackup.hyperv.errors import ChangeTrackingUnavailable, HyperVError, WmiJobError
@@ -215,7 +225,10 @@ class VmBackup:
 
     def _previous_snapshot(self) -> Snapshot | None:
         snap = self.repo.latest_snapshot(self.vm.name)
-        if snap is None or snap.manifest.get("vm", {}).get("id") != self.vm.id:
+        if snap is None:
+            return None
+        manifest = manifest_of(snap)
+        if not isinstance(manifest, VmManifest) or manifest.vm.id != self.vm.id:
             return None
         return snap
 
@@ -256,7 +269,7 @@ class VmBackup:
         self.result.frozen_or_unavailable_s = round(time.monotonic() - self.paused_at, 3)
         self.paused_at = None
 
-    def _read_disks(self, previous: Snapshot | None) -> list[tuple[str, dict, DiskBackupResult]]:
+    def _read_disks(self, previous: Snapshot | None) -> list[tuple[str, DiskEntry, DiskBackupResult]]:
         prev_rp = _reference_point_of(previous)
         known_rps = {rp.id for rp in self.host.list_reference_points(self.vm)} if prev_rp else set()
         out = []
@@ -266,10 +279,11 @@ class VmBackup:
             previous_index, changed, reason = self._incremental_base(disk, previous, prev_rp, known_rps)
             entry, result = self._read_disk(disk, previous_index, changed)
             if reason and result.mode == "full":
-                result.reason = entry["reason"] = reason
+                result.reason = reason
+                entry = dataclasses.replace(entry, reason=reason)
             out.append((disk_name(disk), entry, result))
-            self.result.disks.append({k: v for k, v in entry.items() if k in ("name", "mode", "reason")}
-                                     | {k: v for k, v in entry["stats"].items() if k.startswith("bytes")})
+            self.result.disks.append({"name": entry.name, "mode": entry.mode, "reason": entry.reason}
+                                     | {k: v for k, v in entry.stats.items() if k.startswith("bytes")})
             self.result.bytes_read += result.stats.bytes_read
             self.result.bytes_new += result.stats.bytes_new
             self.result.bytes_unchanged += result.stats.bytes_unchanged
@@ -278,7 +292,7 @@ class VmBackup:
     def _incremental_base(self, disk: VirtualDisk, previous: Snapshot | None, prev_rp: ReferencePoint | None,
                           known_rps: set[str]):
         name = disk_name(disk)
-        if previous is None or name not in {d["name"] for d in previous.manifest.get("disks", [])}:
+        if previous is None or name not in {d.name for d in manifest_of(previous).disks}:
             return None, None, "no earlier snapshot of this disk"
         index = previous.index(name)
         if prev_rp is None:
@@ -293,15 +307,13 @@ class VmBackup:
         except ChangeTrackingUnavailable as exc:
             return index, None, f"change tracking unavailable ({exc}); read the whole disk (deduplicated)"
 
-    def _read_disk(self, disk: VirtualDisk, previous_index, changed) -> tuple[dict, DiskBackupResult]:
+    def _read_disk(self, disk: VirtualDisk, previous_index, changed) -> tuple[DiskEntry, DiskBackupResult]:
         source = self.host.open_disk_source(disk.path)
         with open_disk(source, opener=self.host.open_disk_source) as image:
             backup = DiskBackup(self.repo, image, previous=previous_index, changed=changed)
             result = backup.run(progress=_Cancellable(self.progress, self.cancel))
             entry = disk_entry(disk_name(disk), disk.path, image, result)
-        entry["controller"] = disk.address
-        entry["virtual_disk"] = disk.to_json()
-        return entry, result
+        return dataclasses.replace(entry, controller=disk.address, virtual_disk=disk.to_json()), result
 
     def _achieved_consistency(self) -> Consistency:
         if self.result.mode in (BackupMode.offline, BackupMode.shutdown):
@@ -320,22 +332,22 @@ class VmBackup:
             return None
         return self.host.guest_report(self.checkpoint_id)
 
-    def _commit(self, verdict: Verdict, disks: list[tuple[str, dict, DiskBackupResult]]):
-        manifest = {
-            "kind": "vm",
-            "source": self.vm.name,
-            "vm": {"id": self.vm.id, "name": self.vm.name, "state": self.vm.state.name, "config": self.vm.config().to_json()},
-            "mode": self.result.mode,
-            "consistency": self.result.consistency,
-            "guest_report": self._guest_report(),
-            "predicted": verdict.to_json(),
-            "frozen_or_unavailable_s": self.result.frozen_or_unavailable_s,
-            "checkpoint": {"id": self.checkpoint_id, "name": self.checkpoint_name},
-            "reference_point": self.new_rp.to_json(),
-            "warnings": self.result.warnings,
-            "disks": [entry for _, entry, _ in disks],
-        }
-        return self.repo.commit_snapshot(manifest, {name: result.index for name, _, result in disks})
+    def _commit(self, verdict: Verdict, disks: list[tuple[str, DiskEntry, DiskBackupResult]]):
+        report = self._guest_report()
+        manifest = VmManifest(
+            source=self.vm.name,
+            vm=VmEntry(self.vm.id, self.vm.name, self.vm.state.name, self.vm.config().to_json()),
+            mode=self.result.mode,
+            consistency=self.result.consistency,
+            guest_report=GuestFreezeReport.from_json(report) if report is not None else None,
+            predicted=verdict.to_json(),
+            frozen_or_unavailable_s=self.result.frozen_or_unavailable_s,
+            checkpoint=CheckpointEntry(self.checkpoint_id, self.checkpoint_name),
+            reference_point=ReferencePointEntry(self.new_rp),
+            warnings=tuple(self.result.warnings),
+            disks=tuple(entry for _, entry, _ in disks),
+        )
+        return self.repo.commit_snapshot(manifest.to_json(), {name: result.index for name, _, result in disks})
 
     def _drop_previous_reference_point(self, previous: Snapshot | None) -> None:
         prev_rp = _reference_point_of(previous)
@@ -409,9 +421,12 @@ def _describe_os_error(exc: OSError) -> str:
 
 
 def _reference_point_of(snapshot: Snapshot | None) -> ReferencePoint | None:
-    if snapshot is None or not snapshot.manifest.get("reference_point"):
+    if snapshot is None:
         return None
-    return ReferencePoint.from_json(snapshot.manifest["reference_point"])
+    manifest = manifest_of(snapshot)
+    if not isinstance(manifest, VmManifest) or manifest.reference_point is None:
+        return None
+    return manifest.reference_point.point
 
 
 @dataclass
