@@ -93,8 +93,8 @@ def test_running_vm_matrix(vss, guest, checkpoint_type, policy):
     [
         (VMState.Off, "offline", "offline"),
         (VMState.OffCritical, "offline", "offline"),
-        (VMState.Saved, "live", "saved-state"),
-        (VMState.FastSaved, "live", "saved-state"),
+        (VMState.Saved, "saved", "saved-state"),
+        (VMState.FastSaved, "saved", "saved-state"),
     ],
 )
 @pytest.mark.parametrize("policy", POLICIES)

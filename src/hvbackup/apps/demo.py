@@ -19,6 +19,7 @@ from hvbackup.assess.policy import Policy
 from hvbackup.disk import open_disk, virtual_sha256
 from hvbackup.fs.filesystem import FileSystem
 from hvbackup.engine.files.view import ViewFile
+from hvbackup.engine.manifest import manifest_of
 from hvbackup.fs.volumes import find_volumes
 from hvbackup.engine.vm_backup import RunResult, backup_vms
 from hvbackup.engine.vm_restore import restore_vm
@@ -104,10 +105,10 @@ def _restore_and_check(lab, repo: Repository, run: RunResult, marker: bytes, res
     say(f"restored {DEMO_VM} as new VM {restored.name} ({restored.vm_id}) in {time.monotonic() - t:.1f} s")
     frozen = lab.checkpoint_digests(backed_up.checkpoint)
     new_vm = lab.get_vm(restored.vm_id)
-    for disk, entry in zip(new_vm.disks, snapshot.manifest["disks"]):
-        want = frozen.get(entry["path"])
+    for disk, entry in zip(new_vm.disks, manifest_of(snapshot).disks):
+        want = frozen.get(entry.path)
         same = want is not None and virtual_sha256(disk.path) == want
-        result.checks.append({"check": f"restored disk {entry['name']} equals the frozen disk at the checkpoint",
+        result.checks.append({"check": f"restored disk {entry.name} equals the frozen disk at the checkpoint",
                               "ok": same})
     found = read_guest_file(new_vm.disks[0].path, CHANGED_FILE, len(marker))
     result.checks.append({"check": f"the restored VM's filesystem holds the change to {CHANGED_FILE}",

@@ -11,6 +11,7 @@ from hvbackup.assess.commands import LOAD_HV_UTILS, enable_service, ps, update_v
 from hvbackup.assess.guest_report import GuestReport
 from hvbackup.hyperv.enums import IntegrationServiceStatus, VMState
 from hvbackup.hyperv.model import VM
+from hvbackup.vocabulary import Consistency
 
 PRODUCTION_MIN_VERSION = (6, 2)  # production checkpoints and RCT (docs/ASSESS.md §1)
 RUNNING_STATES = (VMState.Running, VMState.RunningCritical)
@@ -31,7 +32,7 @@ class Obstacle:
 @dataclass(frozen=True)
 class LiveOutlook:
     obstacles: tuple[Obstacle, ...]
-    consistency: str  # what the freeze gives when there is no obstacle: "application" | "filesystem"
+    consistency: Consistency  # what the freeze gives when there is no obstacle: application or filesystem
     note: str = ""  # what was assumed
     upgrade: str | None = None  # how to reach application consistency from filesystem
 
@@ -93,23 +94,23 @@ def live_outlook(vm: VM, guest: GuestReport | None) -> LiveOutlook:
     if guest is None:
         return LiveOutlook(
             tuple(obstacles),
-            "filesystem",
+            Consistency.filesystem,
             note="unknown guest: assumed stock daemon",
             upgrade="in the guest: hvbackup-guest install  # the agent runs hooks and database quiescers",
         )
     if guest.agent_runs:
         steps = guest.quiesce_steps
         if steps is None or steps > 0:
-            return LiveOutlook(tuple(obstacles), "application")
+            return LiveOutlook(tuple(obstacles), Consistency.application)
         return LiveOutlook(
             tuple(obstacles),
-            "filesystem",
+            Consistency.filesystem,
             note="the agent runs no hook or quiescer",
             upgrade="in the guest: enable a quiescer in /etc/hvbackup/guest.toml or add a hook to /etc/hvbackup/hooks.d",
         )
     return LiveOutlook(
         tuple(obstacles),
-        "filesystem",
+        Consistency.filesystem,
         note=f"stock daemon {guest.stock_daemon}" if guest.stock_daemon else "",
         upgrade="in the guest: hvbackup-guest install  # replaces the stock daemon, runs hooks and quiescers",
     )

@@ -5,26 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hvbackup.errors import UsageError
+from hvbackup.vocabulary import Consistency, Downtime, RequiredConsistency
 
-CONSISTENCY_CHOICES = ("application", "filesystem", "crash")
-DOWNTIME_CHOICES = ("never", "save", "shutdown")
-
-# How good a consistency is. "saved-state" and "offline" rank with "application": the
-# administrator accepted downtime to get a point in time nothing was writing to.
-CONSISTENCY_RANK = {
-    "none": 0,
-    "crash": 1,
-    "filesystem": 2,
-    "application": 3,
-    "saved-state": 3,
-    "offline": 3,
-}
+CONSISTENCY_CHOICES = tuple(c.value for c in RequiredConsistency)
+DOWNTIME_CHOICES = tuple(d.value for d in Downtime)
 
 
 @dataclass(frozen=True)
 class Policy:
-    consistency: str = "filesystem"  # weakest acceptable: "application" | "filesystem" | "crash"
-    allow_downtime: str = "never"  # "never" | "save" | "shutdown"
+    consistency: RequiredConsistency = RequiredConsistency.filesystem  # the weakest acceptable
+    allow_downtime: Downtime = Downtime.never
 
     def __post_init__(self) -> None:
         if self.consistency not in CONSISTENCY_CHOICES:
@@ -33,9 +23,11 @@ class Policy:
             raise UsageError(
                 f"unknown downtime setting {self.allow_downtime!r}: use one of {', '.join(DOWNTIME_CHOICES)}"
             )
+        object.__setattr__(self, "consistency", RequiredConsistency(self.consistency))
+        object.__setattr__(self, "allow_downtime", Downtime(self.allow_downtime))
 
-    def accepts(self, consistency: str) -> bool:
-        return CONSISTENCY_RANK[consistency] >= CONSISTENCY_RANK[self.consistency]
+    def accepts(self, consistency: Consistency | str) -> bool:
+        return Consistency(consistency).meets(self.consistency)
 
     def to_json(self) -> dict[str, str]:
-        return {"consistency": self.consistency, "allow_downtime": self.allow_downtime}
+        return {"consistency": self.consistency.value, "allow_downtime": self.allow_downtime.value}

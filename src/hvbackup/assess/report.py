@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,8 +20,6 @@ EXIT_CLEAN = 0  # nothing above advice
 EXIT_WARNINGS = 2
 EXIT_BLOCKERS = 4
 EXIT_BY_SEVERITY = {BLOCKER: EXIT_BLOCKERS, WARNING: EXIT_WARNINGS}
-
-GuestSource = Callable[[str], "dict | None"]
 
 
 @dataclass(frozen=True)
@@ -93,10 +91,7 @@ def assess_host(host: HyperVHost, policy: Policy, names: Sequence[str] = ()) -> 
     vms = [host.get_vm(name) for name in names] if names else sorted(host.inventory(), key=lambda v: v.name.lower())
     if not vms:
         raise UsageError(f"no VMs on {host.host_info().name}")
-    guest_source: GuestSource | None = getattr(host, "guest_readiness", None)
-    assessments = tuple(
-        assess_vm(vm, policy, guest_source(vm.name) if guest_source else None, _orphans_of(host, vm)) for vm in vms
-    )
+    assessments = tuple(assess_vm(vm, policy, host.guest_readiness(vm.name), _orphans_of(host, vm)) for vm in vms)
     return Report(host.host_info().name, policy, assessments)
 
 

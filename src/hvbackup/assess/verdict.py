@@ -15,6 +15,7 @@ from hvbackup.assess.outlook import OFF_STATES, PAUSED_STATES, RUNNING_STATES, S
 from hvbackup.assess.policy import Policy
 from hvbackup.hyperv.enums import CheckpointType
 from hvbackup.hyperv.model import VM
+from hvbackup.vocabulary import BackupMode, Consistency, Downtime
 
 GIB = 1024**3
 SAVE_FIXED_S = 2.0  # the checkpoint itself, plus starting the save and the restore
@@ -24,8 +25,8 @@ SHUTDOWN_BOOT_S = 60.0  # a clean guest shutdown and boot; depends on the guest,
 
 @dataclass(frozen=True)
 class Verdict:
-    mode: str  # "live" | "saved" | "shutdown" | "offline" | "none"
-    consistency: str  # "application" | "filesystem" | "crash" | "saved-state" | "offline" | "none"
+    mode: BackupMode
+    consistency: Consistency
     meets_policy: bool
     summary: str
     downtime_s: float | None
@@ -34,8 +35,8 @@ class Verdict:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "mode": self.mode,
-            "consistency": self.consistency,
+            "mode": str(self.mode),
+            "consistency": str(self.consistency),
             "meets_policy": self.meets_policy,
             "summary": self.summary,
             "downtime_s": self.downtime_s,
@@ -53,16 +54,15 @@ def save_downtime_s(vm: VM) -> float:
 def predict(vm: VM, policy: Policy, guest: dict | None) -> Verdict:
     skipped = tuple(d.address for d in vm.disks if d.is_passthrough)
     if vm.state in OFF_STATES:
-        base = Verdict("offline", "offline", True, "offline (the VM is off)", None, skipped, ())
+        base = Verdict(BackupMode.offline, Consistency.offline, True, "offline (the VM is off)", None, skipped, ())
     elif vm.state in SAVED_STATES:
-        base = Verdict(
-            "live", "saved-state", True, "saved state (the VM is saved), no extra downtime", None, skipped, ()
-        )
+        summary = "saved state (the VM is saved), no extra downtime"
+        base = Verdict(BackupMode.saved, Consistency.saved_state, True, summary, None, skipped, ())
     elif vm.state in RUNNING_STATES or vm.state in PAUSED_STATES:
         base = _running(vm, policy, live_outlook(vm, GuestReport(guest) if guest is not None else None), skipped)
     else:
         summary = f"cannot be backed up now: the VM is {vm.state.name}; run again once it is running, off or saved"
-        base = Verdict("none", "none", False, summary, None, skipped, ())
+        base = Verdict(BackupMode.none, Consistency.none, False, summary, None, skipped, ())
     return _with_skipped_disks(base)
 
 
@@ -70,48 +70,48 @@ def _running(vm: VM, policy: Policy, outlook: LiveOutlook, skipped: tuple[str, .
     live = _live_consistency(vm, outlook)
     improvements = _improvements(outlook, live)
     if live is not None and policy.accepts(live):
-        return Verdict("live", live, True, _live_summary(live, outlook), None, skipped, improvements)
-    if policy.allow_downtime == "shutdown" and _can_shut_down(vm):
+        return Verdict(BackupMode.live, live, True, _live_summary(live, outlook), None, skipped, improvements)
+    if policy.allow_downtime == Downtime.shutdown and _can_shut_down(vm):
         summary = f"needs shutdown: unavailable for about {SHUTDOWN_BOOT_S:.0f} s (guest shutdown and boot)"
-        return Verdict("shutdown", "offline", True, summary, SHUTDOWN_BOOT_S, skipped, improvements)
-    if policy.allow_downtime in ("save", "shutdown"):
+        return Verdict(BackupMode.shutdown, Consistency.offline, True, summary, SHUTDOWN_BOOT_S, skipped, improvements)
+    if policy.allow_downtime in (Downtime.save, Downtime.shutdown):
         downtime = save_downtime_s(vm)
         summary = f"needs saved state: unavailable for about {downtime:.0f} s"
-        if policy.allow_downtime == "shutdown":
+        if policy.allow_downtime == Downtime.shutdown:
             summary += " (no clean shutdown: the Shutdown integration service is off or the guest does not answer)"
             improvements += (f"for a clean shutdown instead — fix: {enable_service(vm.name, 'Shutdown')}",)
-        return Verdict("saved", "saved-state", True, summary, downtime, skipped, improvements)
+        return Verdict(BackupMode.saved, Consistency.saved_state, True, summary, downtime, skipped, improvements)
     downtime_hint = f"or allow downtime: --allow-downtime save (about {save_downtime_s(vm):.0f} s)"
     if live is None:
         reasons = "; ".join(o.reason for o in outlook.obstacles)
         summary = (
             f"cannot be backed up: {reasons}, and checkpoint type ProductionOnly forbids a crash-consistent checkpoint"
         )
-        return Verdict("none", "none", False, summary, None, skipped, improvements + (downtime_hint,))
+        return Verdict(BackupMode.none, Consistency.none, False, summary, None, skipped, improvements + (downtime_hint,))
     summary = f"{_live_summary(live, outlook)} — below policy ({policy.consistency} required)"
-    return Verdict("live", live, False, summary, None, skipped, improvements + (downtime_hint,))
+    return Verdict(BackupMode.live, live, False, summary, None, skipped, improvements + (downtime_hint,))
 
 
-def _live_consistency(vm: VM, outlook: LiveOutlook) -> str | None:
+def _live_consistency(vm: VM, outlook: LiveOutlook) -> Consistency | None:
     """What a live checkpoint gives; None when it fails outright."""
     if outlook.can_freeze:
         return outlook.consistency
     if vm.checkpoint_type == CheckpointType.ProductionOnly:
         return None
-    return "crash"
+    return Consistency.crash
 
 
-def _live_summary(live: str, outlook: LiveOutlook) -> str:
-    if live == "crash":
+def _live_summary(live: Consistency, outlook: LiveOutlook) -> str:
+    if live == Consistency.crash:
         return "crash-consistent: " + "; ".join(o.reason for o in outlook.obstacles)
     summary = f"live, {live}-consistent"
     return f"{summary} ({outlook.note})" if outlook.note else summary
 
 
-def _improvements(outlook: LiveOutlook, live: str | None) -> tuple[str, ...]:
+def _improvements(outlook: LiveOutlook, live: Consistency | None) -> tuple[str, ...]:
     if not outlook.can_freeze:
         return tuple(f"{o.reason} — fix: {o.fix}" for o in outlook.obstacles)
-    if live == "filesystem" and outlook.upgrade:
+    if live == Consistency.filesystem and outlook.upgrade:
         return (f"for application consistency — {outlook.upgrade}",)
     return ()
 

@@ -104,7 +104,7 @@ def volumes_cmd(
         open_repository(repo, password_file, key_file) as repository,
         open_disk(repository, repository.load_snapshot(snapshot, source), disk) as opened,
     ):
-        data = {"disk": opened.disk["name"], "volumes": [v.to_json() for v in opened.volumes]}
+        data = {"disk": opened.disk.name, "volumes": [v.to_json() for v in opened.volumes]}
     emit(data, as_json, _render_volumes)
 
 

@@ -13,7 +13,6 @@ import json
 import os
 import sys
 from contextlib import contextmanager
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Callable, Iterator
 
@@ -31,6 +30,7 @@ from rich.progress import (
 )
 
 from hvbackup.errors import EXIT_INTERRUPTED, HvBackupError, UsageError
+from hvbackup.vocabulary import Downtime, RequiredConsistency
 
 # Piped output (logs, `| tee`) is not hard-wrapped: an error line stays one line.
 stdout = Console(soft_wrap=not sys.stdout.isatty())
@@ -50,11 +50,8 @@ HostOpt = Annotated[
     typer.Option("--host", "-H", envvar="HVBACKUP_HOST", help="lab:DIR, psrp://user@host[:port], or local (or HVBACKUP_HOST)."),
 ]
 
-# The choices of assess/policy.py as enums, so the parser refuses a typo and lists the values.
-# Written out, not imported: importing hvbackup.assess would load it for every command
-# (tests/cli/test_options.py checks they are the same).
-Consistency = Enum("Consistency", {value: value for value in ("application", "filesystem", "crash")}, type=str)
-Downtime = Enum("Downtime", {value: value for value in ("never", "save", "shutdown")}, type=str)
+# The policy's choices, so the parser refuses a typo and lists the values.
+Consistency = RequiredConsistency
 ConsistencyOpt = Annotated[Consistency, typer.Option("--consistency", help="The weakest consistency acceptable.")]
 DowntimeOpt = Annotated[
     Downtime, typer.Option("--allow-downtime", help="May a VM be saved or shut down to reach the policy?")

@@ -21,6 +21,7 @@ from hvbackup.disk import create_vhdx, open_disk
 from hvbackup import directio
 from hvbackup.disk.source import DirectWriter
 from hvbackup.engine.disk_backup import NoProgress, Progress
+from hvbackup.engine.manifest import DiskEntry, manifest_of
 from hvbackup.engine.pipeline import ordered_map
 from hvbackup.errors import HvBackupError, UsageError
 from hvbackup.repo import ZERO_CHUNK_ID, DiskIndex, Repository, Snapshot
@@ -163,17 +164,17 @@ class _BlockDeviceTarget:
 
 
 class _VhdxTarget:
-    def __init__(self, target: Path, disk: dict, block_size: int | None) -> None:
+    def __init__(self, target: Path, disk: DiskEntry, block_size: int | None) -> None:
         self.target = target
         self.tmp = _partial_name(target)
         self.tmp.unlink(missing_ok=True)
         try:
             self.writer = create_vhdx(
                 self.tmp,
-                disk["size"],
+                disk.size,
                 block_size=block_size or _original_vhdx_block(disk),
-                logical_sector_size=disk.get("logical_sector_size") or 512,
-                physical_sector_size=disk.get("physical_sector_size") or 4096,
+                logical_sector_size=disk.logical_sector_size or 512,
+                physical_sector_size=disk.physical_sector_size or 4096,
             )
         except BaseException:
             self.tmp.unlink(missing_ok=True)
@@ -197,9 +198,9 @@ class _VhdxTarget:
             self.tmp.unlink(missing_ok=True)
 
 
-def _original_vhdx_block(disk: dict) -> int:
-    if disk.get("format") in ("vhdx", "vhd") and disk.get("block_size"):
-        return int(disk["block_size"])
+def _original_vhdx_block(disk: DiskEntry) -> int:
+    if disk.format in ("vhdx", "vhd") and disk.block_size:
+        return int(disk.block_size)
     return DEFAULT_VHDX_BLOCK
 
 
@@ -211,31 +212,31 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _open_target(target: Path, fmt: str, disk: dict, block_size: int | None, overwrite: bool) -> _Target:
+def _open_target(target: Path, fmt: str, disk: DiskEntry, block_size: int | None, overwrite: bool) -> _Target:
     if _is_block_device(target):
         if fmt != "raw":
             raise UsageError(f"{target} is a block device: only --format raw can be written to it")
         if not overwrite:
             raise UsageError(f"{target} is a block device: pass --overwrite to write the disk onto it")
-        return _BlockDeviceTarget(target, disk["size"])
+        return _BlockDeviceTarget(target, disk.size)
     if target.exists() and not overwrite:
         raise UsageError(f"{target} exists: choose another path or pass --overwrite")
     if not target.parent.is_dir():
         raise UsageError(f"cannot restore to {target}: folder {target.parent} does not exist")
     if fmt == "vhdx":
         return _VhdxTarget(target, disk, block_size)
-    return _RawFileTarget(target, disk["size"])
+    return _RawFileTarget(target, disk.size)
 
 
-def find_disk(snapshot: Snapshot, name: str | None) -> dict:
-    disks = snapshot.manifest.get("disks", [])
+def find_disk(snapshot: Snapshot, name: str | None) -> DiskEntry:
+    disks = manifest_of(snapshot).disks
     if name is None:
         if len(disks) != 1:
-            names = ", ".join(d["name"] for d in disks)
+            names = ", ".join(d.name for d in disks)
             raise UsageError(f"snapshot {snapshot.info.id[:12]} has {len(disks)} disks ({names}): choose one with --disk")
         return disks[0]
     for n, disk in enumerate(disks):
-        if name in (disk["name"], str(n)):
+        if name in (disk.name, str(n)):
             return disk
     raise UsageError(f"snapshot {snapshot.info.id[:12]} has no disk {name!r}")
 
@@ -326,7 +327,7 @@ def restore_disk(
 ) -> RestoreResult:
     started = time.monotonic()
     disk = find_disk(snapshot, disk_name)
-    index = snapshot.index(disk["name"])
+    index = snapshot.index(disk.name)
     fmt = infer_format(target, fmt)
     restore = DiskRestore(repo, index, workers=workers)
     result = RestoreResult(path=str(target), format=fmt, size=index.size)

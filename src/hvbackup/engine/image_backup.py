@@ -11,10 +11,12 @@ from pathlib import Path
 
 from hvbackup.disk import DiskImage, open_named_disk
 from hvbackup.engine.disk_backup import DiskBackup, DiskBackupResult, Progress
+from hvbackup.engine.manifest import DiskEntry, ImageManifest
 from hvbackup.engine.ranges import Range, load_changed_ranges
 from hvbackup.errors import HvBackupError
 from hvbackup.repo import Repository, SnapshotInfo
 from hvbackup.repo.errors import with_kept_chunks_note
+from hvbackup.vocabulary import Consistency
 
 DISK_NAME = "disk0"
 
@@ -60,16 +62,16 @@ def disk_description(disk: DiskImage) -> dict:
     }
 
 
-def disk_entry(name: str, path: str, disk: DiskImage, result: DiskBackupResult) -> dict:
-    return {
-        "name": name,
-        "path": path,
+def disk_entry(name: str, path: str, disk: DiskImage, result: DiskBackupResult) -> DiskEntry:
+    return DiskEntry(
+        name=name,
+        path=path,
         **disk_description(disk),
-        "chunk_size": result.index.chunk_size,
-        "mode": result.mode,
-        "reason": result.reason,
-        "stats": result.stats.to_json(),
-    }
+        chunk_size=result.index.chunk_size,
+        mode=result.mode,
+        reason=result.reason,
+        stats=result.stats.to_json(),
+    )
 
 
 def backup_image(
@@ -96,18 +98,17 @@ def backup_image(
         backup = DiskBackup(repo, disk, previous=previous, changed=changed, workers=workers)
         with _note_kept_chunks():
             result = backup.run(sample_fraction=sample_fraction, progress=progress)
-            manifest = {
-                "kind": "image",
-                "source": source,
-                "parent": parent.info.id if parent is not None else None,
-                "consistency": "crash",
-                "consistency_note": "an image file read as it was; hvbackup did not quiesce its writer",
-                "started": started.isoformat(),
-                "duration_s": round(time.monotonic() - t0, 3),
-                "disks": [disk_entry(DISK_NAME, str(path), disk, result)],
-            }
-            info = repo.commit_snapshot(manifest, {DISK_NAME: result.index})
-    return ImageBackupResult(snapshot=info, disk=result, parent=manifest["parent"], format=disk.format)
+            manifest = ImageManifest(
+                source=source,
+                parent=parent.info.id if parent is not None else None,
+                consistency=Consistency.crash,
+                consistency_note="an image file read as it was; hvbackup did not quiesce its writer",
+                started=started.isoformat(),
+                duration_s=round(time.monotonic() - t0, 3),
+                disks=(disk_entry(DISK_NAME, str(path), disk, result),),
+            )
+            info = repo.commit_snapshot(manifest.to_json(), {DISK_NAME: result.index})
+    return ImageBackupResult(snapshot=info, disk=result, parent=manifest.parent, format=disk.format)
 
 
 @contextmanager

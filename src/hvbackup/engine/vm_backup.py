@@ -14,6 +14,7 @@ committed manifest, and is destroyed again if the commit fails.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import threading
 import time
@@ -24,12 +25,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Protocol
 
+from hvbackup.assess.outlook import SAVED_STATES
 from hvbackup.assess.policy import Policy
 from hvbackup.assess.verdict import Verdict, predict
 from hvbackup.disk import open_disk
 from hvbackup.engine import faults, journal
 from hvbackup.engine.disk_backup import DiskBackup, DiskBackupResult, NoProgress, Progress
 from hvbackup.engine.image_backup import disk_entry
+from hvbackup.engine.manifest import (
+    CheckpointEntry,
+    DiskEntry,
+    GuestFreezeReport,
+    ReferencePointEntry,
+    VmEntry,
+    VmManifest,
+    manifest_of,
+)
 from hvbackup.errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, HvBackupError, UsageError
 from hvbackup.hyperv.enums import ConsistencyLevel, SnapshotType, VMState
 from hvbackup.hyperv.errors import ChangeTrackingUnavailable, HyperVError, WmiJobError
@@ -37,14 +48,13 @@ from hvbackup.hyperv.host import HyperVHost, checkpoint_name
 from hvbackup.hyperv.model import VM, Checkpoint, ReferencePoint, VirtualDisk
 from hvbackup.repo import Repository, Snapshot
 from hvbackup.repo.errors import RepositoryReadOnly, with_kept_chunks_note
+from hvbackup.vocabulary import BackupMode, Consistency, VmResult
 
-RANK = {"none": 0, "crash": 1, "filesystem": 2, "application": 3, "saved-state": 3, "offline": 3}
-
-RESULT_OK = "ok"
-RESULT_BELOW_POLICY = "below-policy"
-RESULT_PARTIAL = "partial"
-RESULT_FAILED = "failed"
-RESULT_LOCKED = "locked"
+RESULT_OK = VmResult.ok
+RESULT_BELOW_POLICY = VmResult.below_policy
+RESULT_PARTIAL = VmResult.partial
+RESULT_FAILED = VmResult.failed
+RESULT_LOCKED = VmResult.locked
 
 class Cancelled(HvBackupError):
     exit_code = 130
@@ -67,9 +77,9 @@ class NoVmProgress(NoProgress):
 class VmBackupResult:
     name: str
     vm_id: str
-    mode: str = "none"
-    consistency: str = "none"
-    result: str = RESULT_FAILED
+    mode: BackupMode = BackupMode.none
+    consistency: Consistency = Consistency.none
+    result: VmResult = VmResult.failed
     snapshot: str | None = None
     short_snapshot: str | None = None
     checkpoint: str | None = None
@@ -87,8 +97,8 @@ class VmBackupResult:
         return dict(self.__dict__)
 
 
-def meets(consistency: str, policy: Policy) -> bool:
-    return RANK.get(consistency, 0) >= RANK[policy.consistency]
+def meets(consistency: Consistency | str, policy: Policy) -> bool:
+    return policy.accepts(consistency)
 
 
 def disk_name(disk: VirtualDisk) -> str:
@@ -138,7 +148,7 @@ class VmBackup:
             self._clean_orphans()
             verdict = predict(self.vm, self.policy, self.guest)
             self.result.predicted = verdict.to_json()
-            if verdict.mode == "none":
+            if verdict.mode == BackupMode.none:
                 raise HvBackupError(verdict.summary)
             self._backup(verdict)
         except Cancelled:
@@ -161,7 +171,7 @@ class VmBackup:
     def _backup(self, verdict: Verdict) -> None:
         self.result.mode = verdict.mode
         previous = self._previous_snapshot()
-        self.progress.phase(_checkpoint_phase(verdict))
+        self.progress.phase(_checkpoint_phase(verdict, self.vm))
         self._take_checkpoint(verdict)
         self.checkpoint_id = self.result.checkpoint = self.checkpoint.id
         faults.point("after-checkpoint")
@@ -180,7 +190,7 @@ class VmBackup:
         self._drop_previous_reference_point(previous)
         self.result.result = self._judge(verdict)
 
-    def _judge(self, verdict: Verdict) -> str:
+    def _judge(self, verdict: Verdict) -> VmResult:
         if verdict.skipped_disks:
             self.result.message = "not backed up (pass-through): " + ", ".join(verdict.skipped_disks)
             return RESULT_PARTIAL
@@ -212,16 +222,19 @@ class VmBackup:
 
     def _previous_snapshot(self) -> Snapshot | None:
         snap = self.repo.latest_snapshot(self.vm.name)
-        if snap is None or snap.manifest.get("vm", {}).get("id") != self.vm.id:
+        if snap is None:
+            return None
+        manifest = manifest_of(snap)
+        if not isinstance(manifest, VmManifest) or manifest.vm.id != self.vm.id:
             return None
         return snap
 
     def _take_checkpoint(self, verdict: Verdict) -> None:
         name = self.checkpoint_name = checkpoint_name(datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ"))
-        if verdict.mode in ("saved", "shutdown"):
+        if _pauses(verdict, self.vm):
             self.paused_at = time.monotonic()
             journal.remember_paused(self.host_key, self.vm.id, verdict.mode)
-            if verdict.mode == "saved":
+            if verdict.mode == BackupMode.saved:
                 self.host.save_vm(self.vm)
             else:
                 self.host.shutdown_vm(self.vm)
@@ -231,13 +244,13 @@ class VmBackup:
             self._resume()
             return
         level = (ConsistencyLevel.ApplicationConsistent
-                 if verdict.mode == "live" and verdict.consistency in ("application", "filesystem")
+                 if _freezes(verdict)
                  else ConsistencyLevel.CrashConsistent)
         frozen_from = time.monotonic()
         try:
             self.checkpoint = self.host.create_recovery_checkpoint(self.vm, level, name, skip_unsupported_disks=True)
         except WmiJobError as exc:
-            if level != ConsistencyLevel.ApplicationConsistent or not meets("crash", self.policy):
+            if level != ConsistencyLevel.ApplicationConsistent or not meets(Consistency.crash, self.policy):
                 raise
             self.result.warnings.append(f"the guest could not freeze ({exc.description}); took a crash-consistent checkpoint")
             self.checkpoint = self.host.create_recovery_checkpoint(
@@ -253,7 +266,7 @@ class VmBackup:
         self.result.frozen_or_unavailable_s = round(time.monotonic() - self.paused_at, 3)
         self.paused_at = None
 
-    def _read_disks(self, previous: Snapshot | None) -> list[tuple[str, dict, DiskBackupResult]]:
+    def _read_disks(self, previous: Snapshot | None) -> list[tuple[str, DiskEntry, DiskBackupResult]]:
         prev_rp = _reference_point_of(previous)
         known_rps = {rp.id for rp in self.host.list_reference_points(self.vm)} if prev_rp else set()
         out = []
@@ -263,10 +276,11 @@ class VmBackup:
             previous_index, changed, reason = self._incremental_base(disk, previous, prev_rp, known_rps)
             entry, result = self._read_disk(disk, previous_index, changed)
             if reason and result.mode == "full":
-                result.reason = entry["reason"] = reason
+                result.reason = reason
+                entry = dataclasses.replace(entry, reason=reason)
             out.append((disk_name(disk), entry, result))
-            self.result.disks.append({k: v for k, v in entry.items() if k in ("name", "mode", "reason")}
-                                     | {k: v for k, v in entry["stats"].items() if k.startswith("bytes")})
+            self.result.disks.append({"name": entry.name, "mode": entry.mode, "reason": entry.reason}
+                                     | {k: v for k, v in entry.stats.items() if k.startswith("bytes")})
             self.result.bytes_read += result.stats.bytes_read
             self.result.bytes_new += result.stats.bytes_new
             self.result.bytes_unchanged += result.stats.bytes_unchanged
@@ -275,7 +289,7 @@ class VmBackup:
     def _incremental_base(self, disk: VirtualDisk, previous: Snapshot | None, prev_rp: ReferencePoint | None,
                           known_rps: set[str]):
         name = disk_name(disk)
-        if previous is None or name not in {d["name"] for d in previous.manifest.get("disks", [])}:
+        if previous is None or name not in {d.name for d in manifest_of(previous).disks}:
             return None, None, "no earlier snapshot of this disk"
         index = previous.index(name)
         if prev_rp is None:
@@ -290,50 +304,47 @@ class VmBackup:
         except ChangeTrackingUnavailable as exc:
             return index, None, f"change tracking unavailable ({exc}); read the whole disk (deduplicated)"
 
-    def _read_disk(self, disk: VirtualDisk, previous_index, changed) -> tuple[dict, DiskBackupResult]:
+    def _read_disk(self, disk: VirtualDisk, previous_index, changed) -> tuple[DiskEntry, DiskBackupResult]:
         source = self.host.open_disk_source(disk.path)
         with open_disk(source, opener=self.host.open_disk_source) as image:
             backup = DiskBackup(self.repo, image, previous=previous_index, changed=changed)
             result = backup.run(progress=_Cancellable(self.progress, self.cancel))
             entry = disk_entry(disk_name(disk), disk.path, image, result)
-        entry["controller"] = disk.address
-        entry["virtual_disk"] = disk.to_json()
-        return entry, result
+        return dataclasses.replace(entry, controller=disk.address, virtual_disk=disk.to_json()), result
 
-    def _achieved_consistency(self) -> str:
-        if self.result.mode == "offline" or self.result.mode == "shutdown":
-            return "offline"
-        if self.result.mode == "saved" or self.vm.state == VMState.Saved:
-            return "saved-state"
+    def _achieved_consistency(self) -> Consistency:
+        if self.result.mode in (BackupMode.offline, BackupMode.shutdown):
+            return Consistency.offline
+        if self.result.mode == BackupMode.saved or self.vm.state == VMState.Saved:
+            return Consistency.saved_state
         if self.new_rp.consistency_level != ConsistencyLevel.ApplicationConsistent:
-            return "crash"
+            return Consistency.crash
         report = self._guest_report()
-        if report and report.get("consistency") == "application":
-            return "application"
-        return "filesystem"
+        if report and report.get("consistency") == Consistency.application:
+            return Consistency.application
+        return Consistency.filesystem
 
     def _guest_report(self) -> dict | None:
-        reader = getattr(self.host, "guest_report", None)
-        if reader is None or self.checkpoint_id is None:
+        if self.checkpoint_id is None:
             return None
-        return reader(self.checkpoint_id)
+        return self.host.guest_report(self.checkpoint_id)
 
-    def _commit(self, verdict: Verdict, disks: list[tuple[str, dict, DiskBackupResult]]):
-        manifest = {
-            "kind": "vm",
-            "source": self.vm.name,
-            "vm": {"id": self.vm.id, "name": self.vm.name, "state": self.vm.state.name, "config": self.vm.config().to_json()},
-            "mode": self.result.mode,
-            "consistency": self.result.consistency,
-            "guest_report": self._guest_report(),
-            "predicted": verdict.to_json(),
-            "frozen_or_unavailable_s": self.result.frozen_or_unavailable_s,
-            "checkpoint": {"id": self.checkpoint_id, "name": self.checkpoint_name},
-            "reference_point": self.new_rp.to_json(),
-            "warnings": self.result.warnings,
-            "disks": [entry for _, entry, _ in disks],
-        }
-        return self.repo.commit_snapshot(manifest, {name: result.index for name, _, result in disks})
+    def _commit(self, verdict: Verdict, disks: list[tuple[str, DiskEntry, DiskBackupResult]]):
+        report = self._guest_report()
+        manifest = VmManifest(
+            source=self.vm.name,
+            vm=VmEntry(self.vm.id, self.vm.name, self.vm.state.name, self.vm.config().to_json()),
+            mode=self.result.mode,
+            consistency=self.result.consistency,
+            guest_report=GuestFreezeReport.from_json(report) if report is not None else None,
+            predicted=verdict.to_json(),
+            frozen_or_unavailable_s=self.result.frozen_or_unavailable_s,
+            checkpoint=CheckpointEntry(self.checkpoint_id, self.checkpoint_name),
+            reference_point=ReferencePointEntry(self.new_rp),
+            warnings=tuple(self.result.warnings),
+            disks=tuple(entry for _, entry, _ in disks),
+        )
+        return self.repo.commit_snapshot(manifest.to_json(), {name: result.index for name, _, result in disks})
 
     def _drop_previous_reference_point(self, previous: Snapshot | None) -> None:
         prev_rp = _reference_point_of(previous)
@@ -382,12 +393,21 @@ class _Cancellable:
         self.inner.set_total(total)
 
 
-def _checkpoint_phase(verdict: Verdict) -> str:
-    if verdict.mode == "saved":
-        return "saving the VM for its checkpoint"
-    if verdict.mode == "shutdown":
-        return "shutting the VM down for its checkpoint"
-    if verdict.mode == "live" and verdict.consistency in ("application", "filesystem"):
+def _pauses(verdict: Verdict, vm: VM) -> bool:
+    """Does the run save or shut down the VM? Not a VM that is saved already."""
+    return verdict.mode == BackupMode.shutdown or (verdict.mode == BackupMode.saved and vm.state not in SAVED_STATES)
+
+
+def _freezes(verdict: Verdict) -> bool:
+    """Does the run ask the guest to freeze (an application-consistent checkpoint)?"""
+    return verdict.mode == BackupMode.live and verdict.consistency in (Consistency.application, Consistency.filesystem)
+
+
+def _checkpoint_phase(verdict: Verdict, vm: VM) -> str:
+    if _pauses(verdict, vm):
+        return ("saving the VM for its checkpoint" if verdict.mode == BackupMode.saved
+                else "shutting the VM down for its checkpoint")
+    if _freezes(verdict):
         return "checkpoint (the guest freezes)"
     return "checkpoint"
 
@@ -398,9 +418,12 @@ def _describe_os_error(exc: OSError) -> str:
 
 
 def _reference_point_of(snapshot: Snapshot | None) -> ReferencePoint | None:
-    if snapshot is None or not snapshot.manifest.get("reference_point"):
+    if snapshot is None:
         return None
-    return ReferencePoint.from_json(snapshot.manifest["reference_point"])
+    manifest = manifest_of(snapshot)
+    if not isinstance(manifest, VmManifest) or manifest.reference_point is None:
+        return None
+    return manifest.reference_point.point
 
 
 @dataclass
@@ -438,8 +461,7 @@ def select_vms(host: HyperVHost, names: list[str], all_vms: bool) -> list[VM]:
 
 
 def guest_readiness(host: HyperVHost, vm: VM) -> dict | None:
-    reader = getattr(host, "guest_readiness", None)
-    return reader(vm.name) if reader is not None else None
+    return host.guest_readiness(vm.name)
 
 
 def backup_vms(host: HyperVHost, repo: Repository, vms: list[VM], policy: Policy, *, parallel: int = 2,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from hvbackup.engine.disk_backup import Progress
 from hvbackup.engine.disk_restore import RestoreResult, restore_disk
+from hvbackup.engine.manifest import DiskEntry, VmManifest, manifest_of
 from hvbackup.errors import UsageError
 from hvbackup.hyperv.host import HyperVHost
 from hvbackup.hyperv.model import VM, VmConfig, vm_name_problem
@@ -38,20 +39,19 @@ class VmRestoreResult:
 
 def staging_folder(host: HyperVHost) -> Path:
     """Where restored disks are written before the host takes them: local hosts only."""
-    directory = getattr(host, "directory", None)
-    if directory is None:
+    if host.directory is None:
         raise UsageError(
             "restoring a whole VM is supported on the lab host and on the Hyper-V host itself for now; "
             "restore the disks with --disk N --to FILE and attach them with New-VM / Add-VMHardDiskDrive"
         )
-    return Path(directory) / ".restore-staging" / uuid.uuid4().hex[:12]
+    return Path(host.directory) / ".restore-staging" / uuid.uuid4().hex[:12]
 
 
 def restored_config(snapshot: Snapshot, name: str, keep_macs: bool) -> VmConfig:
-    vm = snapshot.manifest.get("vm")
-    if not vm:
+    manifest = manifest_of(snapshot)
+    if not isinstance(manifest, VmManifest):
         raise UsageError(f"snapshot {snapshot.info.short_id} is an image backup, not a VM: use `hvbackup image restore`")
-    config = VmConfig.from_json(vm["config"])
+    config = manifest.vm.vm_config()
     if keep_macs:
         nics = tuple(dataclasses.replace(n, dynamic_mac=False) if n.mac_address else n for n in config.network_adapters)
     else:
@@ -70,7 +70,8 @@ def new_vm_name(snapshot: Snapshot, requested: str | None, existing: list[VM]) -
         if requested.lower() in taken:
             raise UsageError(f"a VM named {requested!r} already exists on this host: choose another --name")
         return requested
-    original = snapshot.manifest.get("vm", {}).get("name", "vm")
+    manifest = manifest_of(snapshot)
+    original = manifest.vm.name if isinstance(manifest, VmManifest) else "vm"
     base = f"{original}-restored-{snapshot.info.short_id}"
     name, n = base, 1
     while name.lower() in taken:
@@ -121,8 +122,8 @@ def restore_vm(host: HyperVHost, repo: Repository, snapshot: Snapshot, *, name: 
     try:
         paths = []
         for entry in disks:
-            target = staging / f"{entry['name']}.vhdx"
-            results.append(restore_disk(repo, snapshot, target, disk_name=entry["name"], fmt="vhdx",
+            target = staging / f"{entry.name}.vhdx"
+            results.append(restore_disk(repo, snapshot, target, disk_name=entry.name, fmt="vhdx",
                                         allow_damaged=allow_damaged, progress=progress))
             paths.append(str(target))
         vm = host.create_vm(config, name, paths)
@@ -133,9 +134,9 @@ def restore_vm(host: HyperVHost, repo: Repository, snapshot: Snapshot, *, name: 
     return VmRestoreResult(vm.id, vm.name, start, results, time.monotonic() - started)
 
 
-def _disk_entries(snapshot: Snapshot, config: VmConfig) -> list[dict]:
+def _disk_entries(snapshot: Snapshot, config: VmConfig) -> list[DiskEntry]:
     """The manifest's disk entry for each disk of the configuration, in its order."""
-    by_address = {d["controller"]: d for d in snapshot.manifest["disks"]}
+    by_address = {d.controller: d for d in manifest_of(snapshot).disks}
     missing = [disk.address for disk in config.disks if disk.address not in by_address]
     if missing:
         raise UsageError(f"snapshot {snapshot.info.short_id} has no data for disk {', '.join(missing)}")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from hvbackup.hyperv.enums import ConsistencyLevel, VMState
 from hvbackup.hyperv.errors import OperationTimeout, VmNotFound
@@ -39,7 +40,16 @@ class ByteSource(Protocol):
 
 
 class HyperVHost(ABC):
-    """One Hyper-V host. Methods raise `hvbackup.hyperv.errors.HyperVError` subclasses."""
+    """One Hyper-V host. Methods raise `hvbackup.hyperv.errors.HyperVError` subclasses.
+
+    Besides the operations every host has, a host may offer three capabilities; each says
+    "not offered by this host" with None (the defaults here), and the engine then does without:
+    `directory` (restore staging), `guest_readiness` (assessment input) and `guest_report`
+    (application consistency)."""
+
+    directory: Path | None = None
+    """A folder on this machine that the host reads VM files from: a whole-VM restore writes its
+    disks below it before `create_vm` takes them. None: not offered (whole-VM restore refused)."""
 
     @abstractmethod
     def host_info(self) -> Host:
@@ -161,6 +171,18 @@ class HyperVHost(ABC):
     @abstractmethod
     def open_disk_source(self, path: str) -> ByteSource:
         """Open a (frozen) disk file of this host for reading while Hyper-V holds it open."""
+
+    def guest_readiness(self, vm_name: str) -> dict[str, Any] | None:
+        """What the guest agent's readiness check (`hvbackup-guest check --json`) says inside the VM,
+        as assess.guest_report.GuestReport reads it. None: not offered by this host, or no
+        report for this VM; the verdict then assumes the stock VSS daemon."""
+        return None
+
+    def guest_report(self, checkpoint_id: str) -> dict[str, Any] | None:
+        """What the guest agent reported about its freeze for this checkpoint (its `consistency`
+        says whether hooks and quiescers ran). None: not offered by this host, or the guest sent
+        no report; the engine then records a frozen checkpoint as filesystem-consistent."""
+        return None
 
     def close(self) -> None:
         """Release connections; the host object is unusable afterwards."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from hvbackup.engine.files.errors import MountpointUnusable, MountRefused, NoFuse
 from hvbackup.engine.files.view import SnapshotDiskView
+from hvbackup.engine.manifest import manifest_of
 from hvbackup.repo import Repository, Snapshot
 
 FUSE_DEVICE = Path("/dev/fuse")
@@ -48,7 +49,7 @@ def check_fuse(device: Path = FUSE_DEVICE) -> None:
 
 def image_names(snapshot: Snapshot) -> dict[str, str]:
     """File name in the mount → disk name in the snapshot."""
-    return {f"{d['name']}.raw": d["name"] for d in snapshot.manifest.get("disks", [])}
+    return {f"{d.name}.raw": d.name for d in manifest_of(snapshot).disks}
 
 
 class SnapshotImages:

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from hvbackup.engine.disk_restore import find_disk
+from hvbackup.engine.manifest import DiskEntry
 from hvbackup.fs.filesystem import FileSystem
 from hvbackup.engine.files.view import SnapshotDiskView, ViewFile
 from hvbackup.fs.volumes import Volume, choose_volume, find_volumes
@@ -16,7 +17,7 @@ from hvbackup.repo import Repository, Snapshot
 @dataclass
 class OpenDisk:
     snapshot: Snapshot
-    disk: dict
+    disk: DiskEntry
     view: SnapshotDiskView
     volumes: list[Volume]
 
@@ -26,8 +27,8 @@ def open_disk(repo: Repository, snapshot: Snapshot, disk_name: str | None = None
     """A disk of the snapshot with its volumes found."""
     disk = find_disk(snapshot, disk_name)
     lease = repo.read_lease(f"file restore from {snapshot.info.id[:12]}")
-    with lease, SnapshotDiskView(repo, snapshot.index(disk["name"])) as view:
-        sector_size = int(disk.get("logical_sector_size") or 512)
+    with lease, SnapshotDiskView(repo, snapshot.index(disk.name)) as view:
+        sector_size = int(disk.logical_sector_size or 512)
         yield OpenDisk(snapshot, disk, view, find_volumes(ViewFile(view), sector_size))
 
 
