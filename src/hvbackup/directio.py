@@ -85,3 +85,35 @@ def pwrite_full(fd: int, view: memoryview, offset: int) -> None:
 def write_full(fd: int, view: memoryview) -> None:
     while view:
         view = view[os.write(fd, view) :]
+
+
+class DirectWriter:
+    """A second, O_DIRECT descriptor on a file, for large aligned writes.
+
+    Pieces that are not block-aligned go through the normal descriptor; the kernel keeps both
+    views coherent.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    @classmethod
+    def open(cls, path: str) -> DirectWriter | None:
+        fd = open_direct(path, os.O_WRONLY)
+        return None if fd is None else cls(fd)
+
+    def fits(self, offset: int, length: int) -> bool:
+        return length >= MIN_DIRECT and offset % ALIGN == 0 and length % ALIGN == 0
+
+    def pwrite(self, offset: int, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        if view.readonly or address(view) % ALIGN:
+            aligned = scratch("direct-write", len(view))
+            aligned[:] = view
+            view = aligned
+        pwrite_full(self.fd, view, offset)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

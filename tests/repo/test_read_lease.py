@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hvbackup.engine.disk_restore import restore_disk
-from hvbackup.engine.files.source import open_disk
+from hvbackup.engine.files.opening import open_snapshot_disk
 from hvbackup.repo import Repository
 from hvbackup.repo.errors import RepositoryLocked
 from hvbackup.repo.prune import prune
@@ -46,7 +46,7 @@ def test_prune_waits_for_a_running_restore(repo: Repository, repo_path: Path, tm
 
 def test_prune_waits_while_a_snapshot_disk_is_open_for_file_restore(repo: Repository, repo_path: Path) -> None:
     snap = make_snapshot(repo, "vm", {"disk0": [chunk_data(3), chunk_data(4)]}, sizes=True)
-    with open_disk(repo, repo.load_snapshot(snap.id)), Repository.open(repo_path, PASSWORD) as other:
+    with open_snapshot_disk(repo, repo.load_snapshot(snap.id)), Repository.open(repo_path, PASSWORD) as other:
         with pytest.raises(RepositoryLocked):
             prune(other, safety_window=0)
 

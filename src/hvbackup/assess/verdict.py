@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hvbackup.assess.commands import enable_service
+from hvbackup.assess.remedies import enable_service
 from hvbackup.assess.guest_report import GuestReport
 from hvbackup.assess.outlook import OFF_STATES, PAUSED_STATES, RUNNING_STATES, SAVED_STATES, LiveOutlook, live_outlook
 from hvbackup.assess.policy import Policy

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from hvbackup.atomic import atomic_write
 from hvbackup.cli.common import (
     Consistency,
     ConsistencyOpt,
@@ -99,21 +98,9 @@ def _check_html_target(path: Path) -> None:
 
 def _write_atomically(path: Path, text: str) -> None:
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        atomic_write(path, text, mode=0o600)
     except OSError as exc:
         raise UsageError(f"cannot write the HTML report to {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        os.unlink(tmp)
-        raise UsageError(f"cannot write the HTML report to {path}: {exc.strerror}") from None
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _badge(severity: str | None) -> Text:

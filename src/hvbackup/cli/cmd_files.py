@@ -52,7 +52,7 @@ def _filesystem(
     disk: str | None,
     volume: str | None,
 ):
-    from hvbackup.engine.files.source import open_filesystem
+    from hvbackup.engine.files.opening import open_filesystem
 
     with (
         open_repository(repo, password_file, key_file) as repository,
@@ -98,11 +98,11 @@ def volumes_cmd(
 
     Example: hvbackup files volumes -r /srv/repo latest
     """
-    from hvbackup.engine.files.source import open_disk
+    from hvbackup.engine.files.opening import open_snapshot_disk
 
     with (
         open_repository(repo, password_file, key_file) as repository,
-        open_disk(repository, repository.load_snapshot(snapshot, source), disk) as opened,
+        open_snapshot_disk(repository, repository.load_snapshot(snapshot, source), disk) as opened,
     ):
         data = {"disk": opened.disk.name, "volumes": [v.to_json() for v in opened.volumes]}
     emit(data, as_json, _render_volumes)

@@ -12,12 +12,12 @@ import random
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
 
 from hvbackup import directio
 from hvbackup.disk import DiskImage
 from hvbackup.engine.pipeline import ordered_map
 from hvbackup.engine.ranges import Range, chunks_touched, merge_ranges
+from hvbackup.progress import NoProgress, Progress
 from hvbackup.repo import ZERO_CHUNK_ID, DiskIndex, Repository
 
 MODE_FULL = "full"
@@ -61,19 +61,6 @@ class _Plan:
     read: list[int] = field(default_factory=list)
     zero: set[int] = field(default_factory=set)
     unchanged: set[int] = field(default_factory=set)
-
-
-class Progress(Protocol):
-    def advance(self, nbytes: int) -> None: ...
-    def set_total(self, total: int) -> None: ...
-
-
-class NoProgress:
-    def advance(self, nbytes: int) -> None:
-        pass
-
-    def set_total(self, total: int) -> None:
-        pass
 
 
 class DiskBackup:

@@ -19,9 +19,10 @@ from typing import Protocol
 
 from hvbackup.disk import create_vhdx, open_disk
 from hvbackup import directio
-from hvbackup.disk.source import DirectWriter
-from hvbackup.engine.disk_backup import NoProgress, Progress
+from hvbackup.atomic import rename_into_place
+from hvbackup.directio import DirectWriter
 from hvbackup.engine.manifest import DiskEntry, manifest_of
+from hvbackup.progress import NoProgress, Progress
 from hvbackup.engine.pipeline import ordered_map
 from hvbackup.errors import HvBackupError, UsageError
 from hvbackup.repo import ZERO_CHUNK_ID, DiskIndex, Repository, Snapshot
@@ -120,8 +121,7 @@ class _RawFileTarget:
     def finish(self) -> None:
         os.fsync(self.fd)
         self._close()
-        os.replace(self.tmp, self.target)
-        _fsync_dir(self.target.parent)
+        rename_into_place(self.tmp, self.target)
 
     def _close(self) -> None:
         if self.fd >= 0:
@@ -186,8 +186,7 @@ class _VhdxTarget:
     def finish(self) -> None:
         self.writer.flush()
         self.writer.close()
-        os.replace(self.tmp, self.target)
-        _fsync_dir(self.target.parent)
+        rename_into_place(self.tmp, self.target)
 
     def abort(self) -> None:
         try:
@@ -202,14 +201,6 @@ def _original_vhdx_block(disk: DiskEntry) -> int:
     if disk.format in ("vhdx", "vhd") and disk.block_size:
         return int(disk.block_size)
     return DEFAULT_VHDX_BLOCK
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _open_target(target: Path, fmt: str, disk: DiskEntry, block_size: int | None, overwrite: bool) -> _Target:

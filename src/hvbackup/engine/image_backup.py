@@ -10,8 +10,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hvbackup.disk import DiskImage, open_named_disk
-from hvbackup.engine.disk_backup import DiskBackup, DiskBackupResult, Progress
+from hvbackup.engine.disk_backup import DiskBackup, DiskBackupResult
 from hvbackup.engine.manifest import DiskEntry, ImageManifest
+from hvbackup.progress import Progress
 from hvbackup.engine.ranges import Range, load_changed_ranges
 from hvbackup.errors import HvBackupError
 from hvbackup.repo import Repository, SnapshotInfo

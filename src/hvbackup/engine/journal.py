@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from hvbackup.atomic import atomic_write
 from hvbackup.errors import EXIT_LOCKED, HvBackupError
 
 
@@ -86,9 +87,7 @@ def _holder(fd: int) -> str:
 def remember_paused(host_key: str, vm_id: str, how: str) -> None:
     folder = _folder(host_key)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{vm_id}.tmp"
-    tmp.write_text(json.dumps({"vm_id": vm_id, "how": how}))
-    os.replace(tmp, folder / f"{vm_id}.json")
+    atomic_write(folder / f"{vm_id}.json", json.dumps({"vm_id": vm_id, "how": how}))
 
 
 def forget_paused(host_key: str, vm_id: str) -> None:

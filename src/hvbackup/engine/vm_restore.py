@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from hvbackup.engine.disk_backup import Progress
+from hvbackup.progress import Progress
 from hvbackup.engine.disk_restore import RestoreResult, restore_disk
 from hvbackup.engine.manifest import DiskEntry, VmManifest, manifest_of
 from hvbackup.errors import UsageError

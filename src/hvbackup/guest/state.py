@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hvbackup.atomic import atomic_write
 from hvbackup.guest import thawrequest
 from hvbackup.guest.freeze import Target
 
@@ -54,12 +55,7 @@ class StateDir:
 
     def _write(self, target: Path, data: dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = target.with_suffix(".tmp")
-        with open(tmp, "w") as fh:
-            json.dump(data, fh, indent=1, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        atomic_write(target, json.dumps(data, indent=1, default=str))
 
     def save(self, state: FreezeState) -> None:
         self._write(self.state_file, state.to_json())

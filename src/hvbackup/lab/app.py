@@ -13,12 +13,13 @@ written by the hook) and `flush.done` (JSON {"token", "seq"} written by the appl
 from __future__ import annotations
 
 import json
-import os
 import random
 import struct
 import time
 from pathlib import Path
 from typing import Any
+
+from hvbackup.atomic import atomic_write
 
 STATE_FILE = "/var/lib/app/state"
 RECORD_SIZE = 4096
@@ -89,9 +90,7 @@ class FlushChannel:
             return False
 
     def answer(self, token: str, seq: int) -> None:
-        tmp = self.done.with_name("flush.done.tmp")
-        tmp.write_text(json.dumps({"token": token, "seq": seq}))
-        os.replace(tmp, self.done)
+        atomic_write(self.done, json.dumps({"token": token, "seq": seq}))
 
 
 HOOK_SCRIPT = """#!/bin/sh

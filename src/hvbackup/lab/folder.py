@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hvbackup.atomic import atomic_write
 from hvbackup.hyperv.errors import HyperVError
 from hvbackup.lab.locks import IO_LOCK, OPERATION_LOCK, held
 from hvbackup.lab.rct import ChangeLog
@@ -48,9 +49,7 @@ def read_lab_file(directory: Path) -> dict[str, Any]:
 
 
 def write_lab_file(directory: Path, data: dict[str, Any]) -> None:
-    tmp = directory / (LAB_FILE + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, directory / LAB_FILE)
+    atomic_write(directory / LAB_FILE, json.dumps(data, indent=2) + "\n")
 
 
 @dataclass(frozen=True)

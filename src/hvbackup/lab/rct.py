@@ -9,12 +9,12 @@ epoch and empties the log, so every older id becomes unanswerable.
 from __future__ import annotations
 
 import json
-import os
 import struct
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from hvbackup.atomic import atomic_write
 from hvbackup.hyperv.errors import ChangeTrackingUnavailable
 
 _RECORD = struct.Struct("<QQ")  # offset, length
@@ -121,6 +121,4 @@ def iterate_changes(
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data))

@@ -15,11 +15,11 @@ Writes are atomic (temporary file, fsync, rename) so the workload always reads a
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hvbackup.atomic import atomic_write
 from hvbackup.hyperv.errors import HyperVError
 from hvbackup.hyperv.model import VM
 
@@ -143,13 +143,7 @@ class VmRecord:
         }
 
     def save(self) -> None:
-        path = self.folder / VM_FILE
-        tmp = path.with_name(VM_FILE + ".tmp")
-        with open(tmp, "w") as out:
-            json.dump(self.to_json(), out, indent=1)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
+        atomic_write(self.folder / VM_FILE, json.dumps(self.to_json(), indent=1))
 
     @classmethod
     def load(cls, folder: Path) -> VmRecord:

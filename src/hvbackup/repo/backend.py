@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator, Protocol
 
 from hvbackup import directio
+from hvbackup.atomic import fsync_dir, publishing
 from hvbackup.errors import HvBackupError
 from hvbackup.repo import layout
 from hvbackup.repo.errors import KEPT_CHUNKS_NOTE, ObjectNotFound, RepositoryFull, RepositoryReadOnly
@@ -100,23 +101,11 @@ class LocalBackend:
                 raise
             self._direct = direct = False  # this filesystem (e.g. tmpfs) has no O_DIRECT
             fd = self._open_new(tmp, flags & ~os.O_DIRECT)
-        try:
+        with publishing(fd, tmp, final):
             if direct:
                 _write_direct(fd, data)
             else:
                 directio.write_full(fd, memoryview(data))
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            tmp.unlink(missing_ok=True)
-            raise
-        os.close(fd)
-        try:
-            os.rename(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(final.parent)
 
     @contextmanager
     def _writing(self, name: str) -> Iterator[None]:
@@ -145,7 +134,7 @@ class LocalBackend:
                 d.mkdir()
             except FileExistsError:
                 continue
-            _fsync_dir(d.parent)
+            fsync_dir(d.parent)
 
     def get(self, name: str) -> bytes:
         try:
@@ -185,7 +174,7 @@ class LocalBackend:
                 path.unlink()
             except FileNotFoundError:
                 return
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
 
     def stat(self, name: str) -> ObjectStat:
         try:
@@ -258,15 +247,4 @@ def _write_error(root: Path, name: str, exc: OSError) -> HvBackupError | None:
     if exc.errno in _FULL:
         return RepositoryFull(f"the repository at {root} is full ({reason}): {KEPT_CHUNKS_NOTE}")
     return None
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    except OSError as exc:  # some filesystems refuse fsync on directories
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
-            raise
-    finally:
-        os.close(fd)
 

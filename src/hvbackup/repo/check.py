@@ -17,19 +17,14 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
 
 from hvbackup.errors import HvBackupError, UsageError
+from hvbackup.progress import Progress
 from hvbackup.repo import layout
 from hvbackup.repo.backend import STALE_TEMPORARY_AGE
 from hvbackup.repo.errors import ChunkError, DamagedObject, MissingObject
 from hvbackup.repo.repository import Repository
 from hvbackup.repo.snapshots import SnapshotInfo, printable
-
-
-class Progress(Protocol):
-    def advance(self, nbytes: int) -> None: ...
-    def set_total(self, total: int) -> None: ...
 
 
 @dataclass

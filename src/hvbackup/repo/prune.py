@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Protocol
 
 from hvbackup.errors import UsageError
+from hvbackup.progress import Progress
 from hvbackup.repo import layout
 from hvbackup.repo.backend import STALE_TEMPORARY_AGE
 from hvbackup.repo.errors import DamagedObject, MissingObject, ObjectNotFound
 from hvbackup.repo.repository import Repository
 
 DEFAULT_SAFETY_WINDOW = 3600.0
-
-
-class Progress(Protocol):
-    def advance(self, nbytes: int) -> None: ...
-    def set_total(self, total: int) -> None: ...
 
 
 @dataclass

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from hvbackup.assess.commands import ps, update_version
+from hvbackup.assess.remedies import ps, update_version
 from hvbackup.assess.finding import ADVICE, BLOCKER, INFO, WARNING, Finding
 from hvbackup.assess.outlook import RUNNING_STATES, live_outlook, version_too_old
 from hvbackup.assess.rules.registry import Facts, rule

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hvbackup.assess.commands import ps, with_vm_off
+from hvbackup.assess.remedies import ps, with_vm_off
 from hvbackup.assess.finding import WARNING, Finding
 from hvbackup.assess.rules.registry import Facts, rule
 

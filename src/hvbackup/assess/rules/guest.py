@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hvbackup.assess.commands import sh
+from hvbackup.assess.remedies import sh
 from hvbackup.assess.finding import ADVICE, ON_GUEST, WARNING, Finding
 from hvbackup.assess.rules.registry import Facts, rule
 

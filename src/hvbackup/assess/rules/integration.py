@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hvbackup.assess.commands import LOAD_HV_UTILS, enable_service
+from hvbackup.assess.remedies import LOAD_HV_UTILS, enable_service
 from hvbackup.assess.finding import ADVICE, BLOCKER, INFO, ON_GUEST, WARNING, Finding
 from hvbackup.assess.outlook import RUNNING_STATES, vss_service_name
 from hvbackup.assess.rules.registry import Facts, rule

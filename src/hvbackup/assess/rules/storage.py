@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ntpath
 
-from hvbackup.assess.commands import ps, with_vm_off
+from hvbackup.assess.remedies import ps, with_vm_off
 from hvbackup.assess.finding import ADVICE, BLOCKER, ON_GUEST, WARNING, Finding
 from hvbackup.assess.rules.registry import Facts, rule
 from hvbackup.hyperv.enums import VhdFormat, VhdType

@@ -15,6 +15,7 @@ import uuid
 from array import array
 from dataclasses import dataclass
 
+from hvbackup.atomic import replacing
 from hvbackup.disk.errors import VhdxError
 from hvbackup.disk.vhdx import structures as s
 
@@ -74,9 +75,7 @@ def write_new_file(path: str, disk: NewDisk) -> None:
             s.Region(s.METADATA_REGION, METADATA_OFFSET, METADATA_LENGTH, True),
         ]
     )
-    temporary = f"{path}.tmp-{os.getpid()}"
-    fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
+    with replacing(path, mode=0o644) as fd:
         os.ftruncate(fd, file_size)
         os.pwrite(fd, s.build_file_identifier(CREATOR), 0)
         for number, offset in enumerate(s.HEADER_OFFSETS, start=1):
@@ -86,13 +85,6 @@ def write_new_file(path: str, disk: NewDisk) -> None:
             os.pwrite(fd, regions, offset)
         os.pwrite(fd, _metadata(disk), METADATA_OFFSET)
         os.pwrite(fd, bat.tobytes(), BAT_OFFSET)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(temporary)
-        raise
-    os.close(fd)
-    os.replace(temporary, path)
 
 
 def _metadata(disk: NewDisk) -> bytes:

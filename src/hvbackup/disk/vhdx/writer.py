@@ -15,7 +15,8 @@ import uuid
 from collections.abc import Callable
 
 from hvbackup.disk.errors import VhdxError
-from hvbackup.disk.source import ByteSource, DirectWriter, FileSource
+from hvbackup.directio import DirectWriter
+from hvbackup.disk.source import ByteSource, FileSource
 from hvbackup.disk.vhdx import structures as s
 from hvbackup.disk.vhdx.bitmap import set_bits
 from hvbackup.disk.vhdx.layout import NewDisk, write_new_file

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hvbackup.engine.files.errors import TargetNotWritable, UnsafeTarget
 from hvbackup.fs.filesystem import Entry, FileSystem, _show
-from hvbackup.disk.source import DirectWriter
+from hvbackup.directio import DirectWriter
 from hvbackup.zeros import is_zero
 
 BLOCK = 4 * 1024 * 1024

@@ -15,7 +15,7 @@ from hvbackup.repo import Repository, Snapshot
 
 
 @dataclass
-class OpenDisk:
+class SnapshotDisk:
     snapshot: Snapshot
     disk: DiskEntry
     view: SnapshotDiskView
@@ -23,13 +23,13 @@ class OpenDisk:
 
 
 @contextmanager
-def open_disk(repo: Repository, snapshot: Snapshot, disk_name: str | None = None) -> Iterator[OpenDisk]:
+def open_snapshot_disk(repo: Repository, snapshot: Snapshot, disk_name: str | None = None) -> Iterator[SnapshotDisk]:
     """A disk of the snapshot with its volumes found."""
     disk = find_disk(snapshot, disk_name)
     lease = repo.read_lease(f"file restore from {snapshot.info.id[:12]}")
     with lease, SnapshotDiskView(repo, snapshot.index(disk.name)) as view:
         sector_size = int(disk.logical_sector_size or 512)
-        yield OpenDisk(snapshot, disk, view, find_volumes(ViewFile(view), sector_size))
+        yield SnapshotDisk(snapshot, disk, view, find_volumes(ViewFile(view), sector_size))
 
 
 @contextmanager
@@ -37,5 +37,5 @@ def open_filesystem(
     repo: Repository, snapshot: Snapshot, *, disk_name: str | None = None, volume_name: str | None = None
 ) -> Iterator[FileSystem]:
     """The filesystem on the named (or only) volume of the named (or only) disk."""
-    with open_disk(repo, snapshot, disk_name) as opened:
+    with open_snapshot_disk(repo, snapshot, disk_name) as opened:
         yield FileSystem(choose_volume(opened.volumes, volume_name))
