@@ -7,6 +7,7 @@ and messages go to stderr, and progress is hidden.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import json
@@ -230,3 +231,15 @@ def open_repository(repo_path: Path, password_file: Path | None, key_file: Path 
             raise UsageError(f"{key_file} is not an exported hvbackup key ({exc})") from None
         return Repository.open(repo_path, key=key)
     return Repository.open(repo_path, read_password(password_file))
+
+
+@dataclasses.dataclass(frozen=True)
+class RepoAccess:
+    """What a command's repository options (RepoOpt, PasswordFileOpt, KeyFileOpt) say."""
+
+    repo: Path
+    password_file: Path | None = None
+    key_file: Path | None = None
+
+    def open(self):
+        return open_repository(self.repo, self.password_file, self.key_file)
