@@ -15,6 +15,7 @@ from hvbackup.cli.common import (
     RepoAccess,
     RepoOpt,
     SourceOpt,
+    add_group,
     emit,
     handle_errors,
     human_bytes,
@@ -34,18 +35,19 @@ from hvbackup.cli.one_disk_restore import (
     restore_one_disk,
 )
 
-image_app = typer.Typer(
-    help="Back up and restore disk images (VHDX, AVHDX chains, VHD, raw files, block devices).\n\n"
-    "Example: hvbackup image backup -r /srv/repo vm.vhdx && hvbackup image restore -r /srv/repo latest --to out.vhdx",
-    no_args_is_help=True,
+HELP = (
+    "Back up and restore disk images (VHDX, AVHDX chains, VHD, raw files, block devices).\n\n"
+    "Example: hvbackup image backup -r /srv/repo vm.vhdx && hvbackup image restore -r /srv/repo latest --to out.vhdx"
 )
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(image_app, name="image")
+    add_group(app, "image", HELP, {
+        "backup": backup_cmd,
+        "restore": restore_cmd,
+    })
 
 
-@image_app.command("backup")
 @handle_errors
 def backup_cmd(
     image: Annotated[Path, typer.Argument(help="VHDX/AVHDX/VHD file, raw image, or block device.")],
@@ -103,7 +105,6 @@ def _render_backup(data: dict) -> None:
     stdout.print(table)
 
 
-@image_app.command("restore")
 @handle_errors
 def restore_cmd(
     snapshot: Annotated[str, typer.Argument(help="Snapshot ID, unique prefix, 'latest' or 'SOURCE:latest'.")],

@@ -17,6 +17,7 @@ from hvbackup.cli.common import (
     JsonOpt,
     PasswordFileOpt,
     RepoOpt,
+    add_group,
     emit,
     handle_errors,
     KeyFileOpt,
@@ -123,10 +124,9 @@ def init_cmd(
     ))
 
 
-key_app = typer.Typer(
-    help="Manage the passphrases (key slots) that open the repository.\n\n"
-         "Example: hvbackup key list --repo /srv/hvbackup",
-    no_args_is_help=True,
+KEY_HELP = (
+    "Manage the passphrases (key slots) that open the repository.\n\n"
+    "Example: hvbackup key list --repo /srv/hvbackup"
 )
 
 
@@ -141,7 +141,6 @@ def _new_password(new_password_file: Path | None) -> str:
     return typer.prompt("New passphrase", hide_input=True, confirmation_prompt=True)
 
 
-@key_app.command("add")
 @handle_errors
 def key_add(
     repo: RepoOpt,
@@ -165,7 +164,6 @@ def key_add(
     emit(slot.to_json(), as_json, lambda d: stdout.print(f"added key slot {d['id']}"))
 
 
-@key_app.command("list")
 @handle_errors
 def key_list(
     repo: RepoOpt, password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None, as_json: JsonOpt = False
@@ -191,7 +189,6 @@ def key_list(
     emit(slots, as_json, render)
 
 
-@key_app.command("remove")
 @handle_errors
 def key_remove(
     slot: Annotated[str, typer.Argument(help="The slot id or a unique prefix of it (see key list).")],
@@ -209,7 +206,6 @@ def key_remove(
     emit({"removed": removed}, as_json, lambda d: stdout.print(f"removed key slot {d['removed']}"))
 
 
-@key_app.command("export")
 @handle_errors
 def key_export(
     repo: RepoOpt,
@@ -501,13 +497,11 @@ def unlock_cmd(
     emit(result, as_json, render)
 
 
-repo_app = typer.Typer(
-    help="Repository maintenance.\n\nExample: hvbackup repo rebuild-cache --repo /srv/hvbackup",
-    no_args_is_help=True,
+REPO_HELP = (
+    "Repository maintenance.\n\nExample: hvbackup repo rebuild-cache --repo /srv/hvbackup"
 )
 
 
-@repo_app.command("rebuild-cache")
 @handle_errors
 def rebuild_cache_cmd(
     repo: RepoOpt, password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None, as_json: JsonOpt = False
@@ -524,7 +518,12 @@ def rebuild_cache_cmd(
 
 def register(app: typer.Typer) -> None:
     app.command("init")(init_cmd)
-    app.add_typer(key_app, name="key")
+    add_group(app, "key", KEY_HELP, {
+        "add": key_add,
+        "list": key_list,
+        "remove": key_remove,
+        "export": key_export,
+    })
     app.command("snapshots")(snapshots_cmd)
     app.command("check")(check_cmd)
     app.command("forget")(forget_cmd)
@@ -532,4 +531,6 @@ def register(app: typer.Typer) -> None:
     app.command("unprotect")(unprotect_cmd)
     app.command("prune")(prune_cmd)
     app.command("unlock")(unlock_cmd)
-    app.add_typer(repo_app, name="repo")
+    add_group(app, "repo", REPO_HELP, {
+        "rebuild-cache": rebuild_cache_cmd,
+    })

@@ -205,6 +205,17 @@ def register_modules(app: typer.Typer, prefix: str, only: str | None = None) -> 
         importlib.import_module(f"hvbackup.cli.{name}").register(app)
 
 
+def add_group(app: typer.Typer, name: str, help: str, commands: dict[str, Callable[..., Any]]) -> None:
+    """`hvbackup NAME COMMAND`: a group of commands, each registered as `app.command` does.
+
+    Every module registers its commands in its `register(app)`: `app.command(NAME)(function)`
+    for a command of its own, `add_group` for a group; the help's `Example:` comes with it."""
+    group = typer.Typer(help=help, no_args_is_help=True)
+    for command, function in commands.items():
+        group.command(command)(function)
+    app.add_typer(group, name=name)
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
