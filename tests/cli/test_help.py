@@ -55,3 +55,17 @@ def test_the_commands_that_open_a_repository_take_repo():
     """The commands that keep data in a repository; a new one belongs here or in the lab/demo rooms."""
     without_repo = {name for name, command in commands() if "--repo" not in _options(command)}
     assert without_repo == {"assess", "benchmark", "demo"} | {n for n, _ in commands() if n.startswith("lab ")}
+
+
+def _guest_commands():
+    import typer.main
+
+    from hvbackup.cli.guest_main import build_app
+
+    return sorted(typer.main.get_command(build_app()).commands.items())
+
+
+@pytest.mark.parametrize(("name", "command"), _guest_commands(), ids=[n for n, _ in _guest_commands()])
+def test_every_guest_agent_command_has_an_example_and_json(name, command):
+    assert "Example:" in (command.help or ""), f"`hvbackup-guest {name} --help` has no Example:"
+    assert _shape(_options(command)["--json"]) == _shape(_options(dict(commands())["snapshots"])["--json"])
