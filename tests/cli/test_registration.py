@@ -1,4 +1,4 @@
-"""One way of registering commands: every `cli/cmd_*` module adds its commands in `register(app)`,
+"""One way of registering commands: every `cli/cmd_*` and `cli/guestcmd_*` module adds its commands in `register(app)`,
 `app.command(NAME)(function)` or `add_group(app, NAME, HELP, {...})`; no module keeps a typer app
 that commands attach themselves to at import."""
 
@@ -16,7 +16,8 @@ from hvbackup.cli.main import COMMAND_MODULES, build_app
 
 from .cli_fixtures import commands
 
-MODULES = sorted(info.name for info in pkgutil.iter_modules(cli_package.__path__) if info.name.startswith("cmd_"))
+MODULES = sorted(info.name for info in pkgutil.iter_modules(cli_package.__path__)
+                 if info.name.startswith(("cmd_", "guestcmd_")))
 
 
 @pytest.mark.parametrize("name", MODULES)
