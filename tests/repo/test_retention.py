@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from hvbackup.errors import UsageError
 from hvbackup.repo import SnapshotInfo
-from hvbackup.repo.retention import Duration, KeepPolicy, decide, parse_duration
+from hvbackup.durations import Duration, parse_duration
+from hvbackup.repo.retention import KeepPolicy, decide
 
 UTC = timezone.utc
 START = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)  # a Thursday; ISO week 1 of 2026 is Dec 29 - Jan 4
@@ -85,8 +86,8 @@ def test_no_rule_refuses_to_forget_everything() -> None:
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("7d", Duration(days=7)), ("2w", Duration(days=14)), ("1y6m", Duration(years=1, months=6)),
-     ("36h", Duration(hours=36)), ("1m2d3h", Duration(months=1, days=2, hours=3))],
+    [("7d", Duration(days=7)), ("2w", Duration(days=14)), ("1y6mo", Duration(years=1, months=6)),
+     ("36h", Duration(hours=36)), ("1mo2d3h", Duration(months=1, days=2, hours=3))],
 )
 def test_parse_duration(text: str, expected: Duration) -> None:
     assert parse_duration(text) == expected

@@ -18,6 +18,7 @@ from hvbackup.cli.common import (
     JsonOpt,
     KeyFileOpt,
     PasswordFileOpt,
+    RepoAccess,
     RepoOpt,
     SourceOpt,
     emit,
@@ -27,6 +28,18 @@ from hvbackup.cli.common import (
     progress,
     stderr,
     stdout,
+)
+from hvbackup.cli.one_disk_restore import (
+    AllowDamagedOpt,
+    BlockSizeOpt,
+    DiskOpt,
+    DiskTarget,
+    FormatOpt,
+    OverwriteOpt,
+    ToOpt,
+    VerifyOpt,
+    print_damaged,
+    restore_one_disk,
 )
 
 def register(app: typer.Typer) -> None:
@@ -201,41 +214,41 @@ def restore_cmd(
     keep_macs: Annotated[bool, typer.Option(
         help="Keep the original MAC addresses (refused while a VM on the host uses one).")] = False,
     no_start: Annotated[bool, typer.Option("--no-start", help="Leave the new VM off.")] = False,
-    disk: Annotated[Optional[str], typer.Option(help="Restore only this disk (name or number) to --to.")] = None,
-    to: Annotated[Optional[Path], typer.Option("--to", help="Target file for --disk (.vhdx → VHDX, else raw).")] = None,
-    allow_damaged: Annotated[bool, typer.Option(
-        help="Zero-fill chunks that are missing or damaged and list them, instead of restoring nothing.")] = False,
-    overwrite: Annotated[bool, typer.Option(
-        help="With --disk --to: replace an existing file, or write onto a block device.")] = False,
+    disk: DiskOpt = None,
+    to: ToOpt = None,
+    fmt: FormatOpt = None,
+    block_size_mib: BlockSizeOpt = None,
+    verify: VerifyOpt = False,
+    allow_damaged: AllowDamagedOpt = False,
+    overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Restore a VM snapshot as a new VM, or one of its disks to a file.
 
-    Exit code 3 when --allow-damaged zero-filled damaged or missing data.
+    One disk (--disk N --to FILE) is restored exactly as `hvbackup image restore` does it, with
+    the same options. Exit code 3 when --allow-damaged zero-filled damaged or missing data.
 
     Example: hvbackup restore web-01:latest --host lab:/srv/lab --repo /srv/repo --name web-01-test
     Example: hvbackup restore latest --source web-01 --disk scsi0-0 --to web-01.vhdx --repo /srv/repo
     """
-    from hvbackup.engine.disk_restore import restore_disk
     from hvbackup.errors import UsageError
 
     one_disk = to is not None or disk is not None
     if one_disk and to is None:
         raise UsageError("--disk needs --to FILE")
-    if overwrite and not one_disk:
-        raise UsageError("--overwrite applies to --disk N --to FILE; a whole VM is always restored as a new VM")
+    disk_only = {"--overwrite": overwrite, "--verify": verify, "--format": fmt, "--block-size-mib": block_size_mib}
+    given = next((option for option, value in disk_only.items() if value), None)
+    if given and not one_disk:
+        raise UsageError(f"{given} applies to --disk N --to FILE; a whole VM is always restored as a new VM")
     if not one_disk and host is None:
         raise UsageError("give --host to restore the whole VM, or --disk N --to FILE for one disk")
+    if one_disk:
+        target = DiskTarget(to=to, disk=disk, fmt=fmt, block_size_mib=block_size_mib, verify=verify,
+                            allow_damaged=allow_damaged, overwrite=overwrite)
+        restore_one_disk(RepoAccess(repo, password_file, key_file), snapshot, source, target, as_json)
+        return
     with open_repository(repo, password_file, key_file) as repository:
         snap = repository.load_snapshot(snapshot, source)
-        if one_disk:
-            with progress("restore", None, as_json) as bar:
-                result = restore_disk(repository, snap, to, disk_name=disk, allow_damaged=allow_damaged,
-                                      overwrite=overwrite, progress=bar)
-            emit({"snapshot": snap.info.id, "short_id": snap.info.short_id, **result.to_json()}, as_json,
-                 _render_disk_restore)
-            _exit_partial_if_damaged([result])
-            return
         from hvbackup.engine.vm_restore import restore_vm
         from hvbackup.connect import connect
 
@@ -255,20 +268,8 @@ def _exit_partial_if_damaged(disks) -> None:
         raise typer.Exit(PartialFailure.exit_code)
 
 
-def _render_disk_restore(data: dict) -> None:
-    stdout.print(f"restored {human_bytes(data['size'])} of snapshot {data['short_id']} to {data['path']} "
-                 f"({data['format']})", highlight=False)
-    _print_damaged(data["damaged"])
-
-
 def _render_vm_restore(data: dict) -> None:
     stdout.print(f"restored snapshot {data['short_id']} as VM {data['name']} ({data['vm_id']}) with "
                  f"{len(data['disks'])} disk(s)" + (", started" if data["started"] else ""), highlight=False)
     for disk in data["disks"]:
-        _print_damaged(disk["damaged"])
-
-
-def _print_damaged(damaged: list[dict]) -> None:
-    for d in damaged:
-        stdout.print(f"[yellow]zero-filled[/] {human_bytes(d['length'])} at offset {d['offset']}: {d['error']}",
-                     highlight=False)
+        print_damaged(disk["damaged"])

@@ -21,6 +21,7 @@ from hvbackup.cli.common import (
     PasswordFileOpt,
     RepoOpt,
     SourceOpt,
+    add_group,
     emit,
     handle_errors,
     open_repository,
@@ -28,10 +29,9 @@ from hvbackup.cli.common import (
     stdout,
 )
 
-files_app = typer.Typer(
-    help="Read files straight out of a snapshot: no restore of the disk, no helper VM.\n\n"
-    "Example: hvbackup files cat -r /srv/repo latest /etc/fstab --volume vg0/root",
-    no_args_is_help=True,
+HELP = (
+    "Read files straight out of a snapshot: no restore of the disk, no helper VM.\n\n"
+    "Example: hvbackup files cat -r /srv/repo latest /etc/fstab --volume vg0/root"
 )
 
 SnapshotArg = Annotated[str, typer.Argument(help="Snapshot ID, unique prefix, 'latest' or 'SOURCE:latest'.")]
@@ -64,7 +64,13 @@ def _filesystem(
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(files_app, name="files")
+    add_group(app, "files", HELP, {
+        "volumes": volumes_cmd,
+        "ls": ls_cmd,
+        "cat": cat_cmd,
+        "extract": extract_cmd,
+        "find": find_cmd,
+    })
 
 
 def _path_bytes(path: str) -> bytes:
@@ -83,7 +89,6 @@ def name_json(name: bytes) -> dict:
         return {"name": show(name), "name_base64": base64.b64encode(name).decode()}
 
 
-@files_app.command("volumes")
 @handle_errors
 def volumes_cmd(
     snapshot: SnapshotArg,
@@ -147,7 +152,6 @@ _TYPE_BITS = {
 }
 
 
-@files_app.command("ls")
 @handle_errors
 def ls_cmd(
     snapshot: SnapshotArg,
@@ -177,7 +181,6 @@ def ls_cmd(
         sys.stdout.write("".join(_ls_line(i) + "\n" for i in items))
 
 
-@files_app.command("cat")
 @handle_errors
 def cat_cmd(
     snapshot: SnapshotArg,
@@ -206,7 +209,6 @@ def cat_cmd(
     sys.stdout.buffer.flush()
 
 
-@files_app.command("extract")
 @handle_errors
 def extract_cmd(
     snapshot: SnapshotArg,
@@ -249,7 +251,6 @@ def _render_extract(data: dict) -> None:
         stdout.print(f"skipped {line}", highlight=False, markup=False)
 
 
-@files_app.command("find")
 @handle_errors
 def find_cmd(
     snapshot: SnapshotArg,

@@ -12,8 +12,10 @@ from hvbackup.cli.common import (
     JsonOpt,
     KeyFileOpt,
     PasswordFileOpt,
+    RepoAccess,
     RepoOpt,
     SourceOpt,
+    add_group,
     emit,
     handle_errors,
     human_bytes,
@@ -21,19 +23,31 @@ from hvbackup.cli.common import (
     progress,
     stdout,
 )
+from hvbackup.cli.one_disk_restore import (
+    AllowDamagedOpt,
+    BlockSizeOpt,
+    DiskOpt,
+    DiskTarget,
+    FormatOpt,
+    OverwriteOpt,
+    ToOpt,
+    VerifyOpt,
+    restore_one_disk,
+)
 
-image_app = typer.Typer(
-    help="Back up and restore disk images (VHDX, AVHDX chains, VHD, raw files, block devices).\n\n"
-    "Example: hvbackup image backup -r /srv/repo vm.vhdx && hvbackup image restore -r /srv/repo latest --to out.vhdx",
-    no_args_is_help=True,
+HELP = (
+    "Back up and restore disk images (VHDX, AVHDX chains, VHD, raw files, block devices).\n\n"
+    "Example: hvbackup image backup -r /srv/repo vm.vhdx && hvbackup image restore -r /srv/repo latest --to out.vhdx"
 )
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(image_app, name="image")
+    add_group(app, "image", HELP, {
+        "backup": backup_cmd,
+        "restore": restore_cmd,
+    })
 
 
-@image_app.command("backup")
 @handle_errors
 def backup_cmd(
     image: Annotated[Path, typer.Argument(help="VHDX/AVHDX/VHD file, raw image, or block device.")],
@@ -91,59 +105,29 @@ def _render_backup(data: dict) -> None:
     stdout.print(table)
 
 
-@image_app.command("restore")
 @handle_errors
 def restore_cmd(
     snapshot: Annotated[str, typer.Argument(help="Snapshot ID, unique prefix, 'latest' or 'SOURCE:latest'.")],
-    to: Annotated[Path, typer.Option("--to", help="Target file (.vhdx → VHDX, else raw) or block device.")],
+    to: ToOpt,
     repo: RepoOpt,
     source: SourceOpt = None,
     password_file: PasswordFileOpt = None,
     key_file: KeyFileOpt = None,
-    disk: Annotated[Optional[str], typer.Option(help="Disk name or number, for snapshots with several disks.")] = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", help="vhdx or raw (default: from the extension).")] = None,
-    block_size_mib: Annotated[
-        Optional[int], typer.Option("--block-size-mib", help="VHDX block size in MiB (default: the original's, else 1).")
-    ] = None,
-    verify: Annotated[bool, typer.Option(help="Re-read what was written and compare it with the snapshot.")] = False,
-    allow_damaged: Annotated[
-        bool, typer.Option(help="Zero-fill damaged or missing chunks instead of failing; lists what was lost.")
-    ] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing file, or write onto a block device.")] = False,
+    disk: DiskOpt = None,
+    fmt: FormatOpt = None,
+    block_size_mib: BlockSizeOpt = None,
+    verify: VerifyOpt = False,
+    allow_damaged: AllowDamagedOpt = False,
+    overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Restore a disk of a snapshot to a dynamic VHDX, a sparse raw file, or a block device.
 
+    The same as `hvbackup restore --disk N --to FILE`. Exit code 3 when --allow-damaged
+    zero-filled damaged or missing data.
+
     Example: hvbackup image restore -r /srv/repo latest --to restored.vhdx --verify
     """
-    from hvbackup.engine.disk_restore import restore_disk
-    from hvbackup.errors import PartialFailure
-
-    with open_repository(repo, password_file, key_file) as repository:
-        snap = repository.load_snapshot(snapshot, source)
-        with progress("restore", None, as_json) as bar:
-            result = restore_disk(
-                repository,
-                snap,
-                to,
-                disk_name=disk,
-                fmt=fmt,
-                block_size=block_size_mib * 1024 * 1024 if block_size_mib else None,
-                verify=verify,
-                allow_damaged=allow_damaged,
-                overwrite=overwrite,
-                progress=bar,
-            )
-    data = {"snapshot": snap.info.id, **result.to_json()}
-    emit(data, as_json, _render_restore)
-    if result.damaged:
-        raise typer.Exit(PartialFailure.exit_code)
-
-
-def _render_restore(data: dict) -> None:
-    stdout.print(
-        f"restored {human_bytes(data['size'])} to {data['path']} ({data['format']}) in {data['duration_s']:.2f} s"
-        + (", verified" if data["verified"] else "")
-    )
-    for d in data["damaged"]:
-        stdout.print(f"[red]lost[/] {human_bytes(d['length'])} at offset {d['offset']}: {d['error']}")
+    target = DiskTarget(to=to, disk=disk, fmt=fmt, block_size_mib=block_size_mib, verify=verify,
+                        allow_damaged=allow_damaged, overwrite=overwrite)
+    restore_one_disk(RepoAccess(repo, password_file, key_file), snapshot, source, target, as_json)

@@ -5,19 +5,18 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Callable
 
 import typer
 from rich.table import Table
 
-from hvbackup.cli.common import JsonOpt, emit, handle_errors, human_bytes, progress, stdout
+from hvbackup.cli.common import JsonOpt, add_group, emit, handle_errors, human_bytes, progress, stdout
 from hvbackup.errors import UsageError
 
-lab_app = typer.Typer(
-    help="The lab host: a folder with VMs whose disks are real VHDX files, for demos and tests.\n\n"
+HELP = (
+    "The lab host: a folder with VMs whose disks are real VHDX files, for demos and tests.\n\n"
     "Every lab command takes the folder as DIR or as --host lab:DIR, the spec the other commands take.\n\n"
-    "Example: hvbackup lab create /srv/lab --sample && hvbackup backup --host lab:/srv/lab --all ...",
-    no_args_is_help=True,
+    "Example: hvbackup lab create /srv/lab --sample && hvbackup backup --host lab:/srv/lab --all ..."
 )
 
 DirArg = Annotated[str | None, typer.Argument(help="The lab folder (or give --host lab:DIR).", show_default=False)]
@@ -28,7 +27,17 @@ HostOpt = Annotated[
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(lab_app, name="lab")
+    add_group(app, "lab", HELP, {
+        "create": create_cmd,
+        "list": list_cmd,
+        "start": start_cmd,
+        "stop": stop_cmd,
+        "save": save_cmd,
+        "shutdown": shutdown_cmd,
+        "write": write_cmd,
+        "reset-rct": reset_rct_cmd,
+        "destroy": destroy_cmd,
+    })
 
 
 def _lab_args(host: str | None, positionals: list[str | None], names: list[str]) -> tuple[Path, list[str]]:
@@ -102,7 +111,6 @@ def _print_vms(rows: list[dict[str, Any]]) -> None:
     stdout.print(table)
 
 
-@lab_app.command("create")
 @handle_errors
 def create_cmd(
     directory: DirArg = None,
@@ -136,7 +144,6 @@ def create_cmd(
     emit({"directory": str(lab.directory), "vms": [_vm_row(lab, vm) for vm in lab.inventory()]}, as_json, render)
 
 
-@lab_app.command("list")
 @handle_errors
 def list_cmd(directory: DirArg = None, host: HostOpt = None, as_json: JsonOpt = False) -> None:
     """List the lab's VMs: state, guest kind (agent, stock daemon, none), checkpoints.
@@ -147,8 +154,7 @@ def list_cmd(directory: DirArg = None, host: HostOpt = None, as_json: JsonOpt = 
     emit([_vm_row(lab, vm) for vm in lab.inventory()], as_json, _print_vms)
 
 
-def _state_command(name: str, verb: str, doc: str) -> None:
-    @lab_app.command(name, help=doc)
+def _state_command(verb: str, doc: str) -> Callable[..., None]:
     @handle_errors
     def command(directory: DirArg = None, vm: VmArg = None, host: HostOpt = None, as_json: JsonOpt = False) -> None:
         folder, (vm,) = _lab_args(host, [directory, vm], ["VM"])
@@ -163,22 +169,24 @@ def _state_command(name: str, verb: str, doc: str) -> None:
         emit({"vm": after.name, "state": after.state.name, "seconds": round(time.monotonic() - started, 3)}, as_json,
              lambda d: stdout.print(f"{d['vm']}: {d['state']}"))  # fmt: skip
 
+    command.__doc__ = doc
+    return command
 
-_state_command(
-    "start", "start_vm", "Start a VM (or resume it from saved state).\n\nExample: hvbackup lab start /srv/lab web-01"
+
+start_cmd = _state_command(
+    "start_vm", "Start a VM (or resume it from saved state).\n\nExample: hvbackup lab start /srv/lab web-01"
 )
-_state_command(
-    "stop", "stop_vm", "Turn a VM off at once (pull the plug).\n\nExample: hvbackup lab stop /srv/lab web-01"
+stop_cmd = _state_command(
+    "stop_vm", "Turn a VM off at once (pull the plug).\n\nExample: hvbackup lab stop /srv/lab web-01"
 )
-_state_command("save", "save_vm", "Save a running VM's memory state.\n\nExample: hvbackup lab save /srv/lab web-01")
-_state_command(
-    "shutdown", "shutdown_vm",
+save_cmd = _state_command("save_vm", "Save a running VM's memory state.\n\nExample: hvbackup lab save /srv/lab web-01")
+shutdown_cmd = _state_command(
+    "shutdown_vm",
     "Shut the guest down through the Shutdown integration service and wait until it is off.\n\n"
     "Example: hvbackup lab shutdown /srv/lab web-01",
 )  # fmt: skip
 
 
-@lab_app.command("write")
 @handle_errors
 def write_cmd(
     text: Annotated[str, typer.Option("--text", help="Bytes to write (UTF-8).")],
@@ -203,7 +211,6 @@ def write_cmd(
     emit(result, as_json, lambda d: stdout.print(f"wrote {human_bytes(d['bytes'])} at {d['offset']} of {path} in {vm}"))
 
 
-@lab_app.command("reset-rct")
 @handle_errors
 def reset_rct_cmd(directory: DirArg = None, vm: VmArg = None, host: HostOpt = None, as_json: JsonOpt = False) -> None:
     """Reset a VM's change tracking, as a host crash does: the next backup reads its disks fully.
@@ -215,7 +222,6 @@ def reset_rct_cmd(directory: DirArg = None, vm: VmArg = None, host: HostOpt = No
     emit({"vm": vm, "change_tracking": "reset"}, as_json, lambda d: stdout.print(f"{vm}: change tracking reset"))
 
 
-@lab_app.command("destroy")
 @handle_errors
 def destroy_cmd(directory: DirArg = None, host: HostOpt = None, as_json: JsonOpt = False) -> None:
     """Stop every lab VM's workload and remove the lab folder.

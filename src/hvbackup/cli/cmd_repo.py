@@ -17,6 +17,7 @@ from hvbackup.cli.common import (
     JsonOpt,
     PasswordFileOpt,
     RepoOpt,
+    add_group,
     emit,
     handle_errors,
     KeyFileOpt,
@@ -27,6 +28,7 @@ from hvbackup.cli.common import (
     stderr,
     stdout,
 )
+from hvbackup.durations import parse_duration, parse_seconds
 from hvbackup.errors import EXIT_FAILED, UsageError
 from hvbackup.repo import Repository
 from hvbackup.repo.check import CheckReport, check
@@ -35,20 +37,13 @@ from hvbackup.repo.crypto import CIPHERS, KeyMaterial
 from hvbackup.repo.forget import forget, forget_snapshots
 from hvbackup.repo.keys import write_key_file
 from hvbackup.repo.prune import DEFAULT_SAFETY_WINDOW, PruneResult, check_wait, prune
-from hvbackup.repo.retention import KeepPolicy, parse_duration
+from hvbackup.repo.retention import KeepPolicy
 
 def parse_size(text: str) -> int:
     match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)(i?B)?\s*", text, re.IGNORECASE)
     if match is None:
         raise UsageError(f"bad size {text!r}; use e.g. 4MiB, 1M, 65536")
     return int(match.group(1)) * 1024 ** " KMG".index(match.group(2).upper() or " ")
-
-
-def parse_seconds(text: str) -> float:
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|min|h|d)?\s*", text)
-    if match is None:
-        raise UsageError(f"bad duration {text!r}; use e.g. 1h, 30min, 90s, 2d")
-    return float(match.group(1)) * {"s": 1, "min": 60, "h": 3600, "d": 86400}[match.group(2) or "s"]
 
 
 @contextmanager
@@ -129,10 +124,9 @@ def init_cmd(
     ))
 
 
-key_app = typer.Typer(
-    help="Manage the passphrases (key slots) that open the repository.\n\n"
-         "Example: hvbackup key list --repo /srv/hvbackup",
-    no_args_is_help=True,
+KEY_HELP = (
+    "Manage the passphrases (key slots) that open the repository.\n\n"
+    "Example: hvbackup key list --repo /srv/hvbackup"
 )
 
 
@@ -147,7 +141,6 @@ def _new_password(new_password_file: Path | None) -> str:
     return typer.prompt("New passphrase", hide_input=True, confirmation_prompt=True)
 
 
-@key_app.command("add")
 @handle_errors
 def key_add(
     repo: RepoOpt,
@@ -171,7 +164,6 @@ def key_add(
     emit(slot.to_json(), as_json, lambda d: stdout.print(f"added key slot {d['id']}"))
 
 
-@key_app.command("list")
 @handle_errors
 def key_list(
     repo: RepoOpt, password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None, as_json: JsonOpt = False
@@ -197,7 +189,6 @@ def key_list(
     emit(slots, as_json, render)
 
 
-@key_app.command("remove")
 @handle_errors
 def key_remove(
     slot: Annotated[str, typer.Argument(help="The slot id or a unique prefix of it (see key list).")],
@@ -215,7 +206,6 @@ def key_remove(
     emit({"removed": removed}, as_json, lambda d: stdout.print(f"removed key slot {d['removed']}"))
 
 
-@key_app.command("export")
 @handle_errors
 def key_export(
     repo: RepoOpt,
@@ -386,7 +376,9 @@ def _render_prune(result: PruneResult) -> None:
                  f"{result.objects_cleaned} leftover objects cleaned")
 
 
-SafetyOpt = Annotated[str, typer.Option(help="Keep unreferenced chunks younger than this (e.g. 1h, 30min).")]
+SafetyOpt = Annotated[str, typer.Option(
+    metavar="DURATION", help="Keep unreferenced chunks younger than this, e.g. 1h, 30min, 90s (units w d h min s; "
+                             "`m` is refused: write min).")]
 WaitOpt = Annotated[float, typer.Option(help="Wait up to this many seconds for running backups to finish.")]
 
 
@@ -408,7 +400,9 @@ def forget_cmd(
     keep_weekly: Annotated[int | None, typer.Option(metavar="N", help="... of each of the last N ISO weeks.")] = None,
     keep_monthly: Annotated[int | None, typer.Option(metavar="N", help="... of each of the last N months.")] = None,
     keep_yearly: Annotated[int | None, typer.Option(metavar="N", help="... of each of the last N years.")] = None,
-    keep_within: Annotated[str | None, typer.Option(help="Keep all within this long of the newest, e.g. 7d.")] = None,
+    keep_within: Annotated[str | None, typer.Option(
+        metavar="DURATION", help="Keep all within this long of the newest, e.g. 7d, 1y6mo (units y mo w d h min s; "
+                                 "`m` is refused: write mo or min).")] = None,
     keep_none: Annotated[bool, typer.Option("--keep-none", help="Forget every unprotected snapshot (of --source, "
                                                                 "if given); no keep rule may be given.")] = False,
     source: Annotated[str | None, typer.Option(help="Only snapshots of this source.")] = None,
@@ -426,10 +420,10 @@ def forget_cmd(
     """
     policy = KeepPolicy.from_options(last=keep_last, hourly=keep_hourly, daily=keep_daily, weekly=keep_weekly,
                                      monthly=keep_monthly, yearly=keep_yearly,
-                                     within=parse_duration(keep_within) if keep_within else None)
+                                     within=parse_duration(keep_within, "--keep-within") if keep_within else None)
     if snapshots and (not policy.is_empty() or keep_none or source is not None):
         raise UsageError("give either snapshot ids or keep rules (--keep-*, --keep-none, --source), not both")
-    window = parse_seconds(safety_window)
+    window = parse_seconds(safety_window, "--safety-window")
     check_wait(wait)
     with open_repository(repo, password_file, key_file) as r:
         if snapshots:
@@ -463,7 +457,7 @@ def prune_cmd(
 
     Example: hvbackup prune --repo /srv/hvbackup --wait 600
     """
-    window = parse_seconds(safety_window) if safety_window else DEFAULT_SAFETY_WINDOW
+    window = parse_seconds(safety_window, "--safety-window") if safety_window else DEFAULT_SAFETY_WINDOW
     with open_repository(repo, password_file, key_file) as r:
         with progress("Deleting chunks", None, as_json) as bar:
             result = prune(r, safety_window=window, wait=wait, dry_run=dry_run, progress=bar)
@@ -503,13 +497,11 @@ def unlock_cmd(
     emit(result, as_json, render)
 
 
-repo_app = typer.Typer(
-    help="Repository maintenance.\n\nExample: hvbackup repo rebuild-cache --repo /srv/hvbackup",
-    no_args_is_help=True,
+REPO_HELP = (
+    "Repository maintenance.\n\nExample: hvbackup repo rebuild-cache --repo /srv/hvbackup"
 )
 
 
-@repo_app.command("rebuild-cache")
 @handle_errors
 def rebuild_cache_cmd(
     repo: RepoOpt, password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None, as_json: JsonOpt = False
@@ -526,7 +518,12 @@ def rebuild_cache_cmd(
 
 def register(app: typer.Typer) -> None:
     app.command("init")(init_cmd)
-    app.add_typer(key_app, name="key")
+    add_group(app, "key", KEY_HELP, {
+        "add": key_add,
+        "list": key_list,
+        "remove": key_remove,
+        "export": key_export,
+    })
     app.command("snapshots")(snapshots_cmd)
     app.command("check")(check_cmd)
     app.command("forget")(forget_cmd)
@@ -534,4 +531,6 @@ def register(app: typer.Typer) -> None:
     app.command("unprotect")(unprotect_cmd)
     app.command("prune")(prune_cmd)
     app.command("unlock")(unlock_cmd)
-    app.add_typer(repo_app, name="repo")
+    add_group(app, "repo", REPO_HELP, {
+        "rebuild-cache": rebuild_cache_cmd,
+    })

@@ -7,6 +7,7 @@ and messages go to stderr, and progress is hidden.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import json
@@ -201,6 +202,17 @@ def register_modules(app: typer.Typer, prefix: str, only: str | None = None) -> 
         importlib.import_module(f"hvbackup.cli.{name}").register(app)
 
 
+def add_group(app: typer.Typer, name: str, help: str, commands: dict[str, Callable[..., Any]]) -> None:
+    """`hvbackup NAME COMMAND`: a group of commands, each registered as `app.command` does.
+
+    Every module registers its commands in its `register(app)`: `app.command(NAME)(function)`
+    for a command of its own, `add_group` for a group; the help's `Example:` comes with it."""
+    group = typer.Typer(help=help, no_args_is_help=True)
+    for command, function in commands.items():
+        group.command(command)(function)
+    app.add_typer(group, name=name)
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
@@ -227,3 +239,15 @@ def open_repository(repo_path: Path, password_file: Path | None, key_file: Path 
             raise UsageError(f"{key_file} is not an exported hvbackup key ({exc})") from None
         return Repository.open(repo_path, key=key)
     return Repository.open(repo_path, read_password(password_file))
+
+
+@dataclasses.dataclass(frozen=True)
+class RepoAccess:
+    """What a command's repository options (RepoOpt, PasswordFileOpt, KeyFileOpt) say."""
+
+    repo: Path
+    password_file: Path | None = None
+    key_file: Path | None = None
+
+    def open(self):
+        return open_repository(self.repo, self.password_file, self.key_file)

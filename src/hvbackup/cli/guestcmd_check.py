@@ -28,18 +28,20 @@ def _render(data: dict[str, Any]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
-    @handle_errors
-    def check(
-        root: Annotated[Path, typer.Option("--root", help="Read /sys, /proc and /etc under this directory.")] = Path(
-            "/"
-        ),
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Check this guest: Hyper-V, hv modules, VSS daemon, NICs, I/O schedulers, fstab, freeze coverage, TRIM, time.
+    app.command("check")(check_cmd)
 
-        Example: hvbackup-guest check --json
-        """
-        if not root.is_dir():
-            raise UsageError(f"--root {root} is not a directory")
-        emit(run_checks(root), as_json, _render)
+
+@handle_errors
+def check_cmd(
+    root: Annotated[Path, typer.Option("--root", help="Read /sys, /proc and /etc under this directory.")] = Path(
+        "/"
+    ),
+    as_json: JsonOpt = False,
+) -> None:
+    """Check this guest: Hyper-V, hv modules, VSS daemon, NICs, I/O schedulers, fstab, freeze coverage, TRIM, time.
+
+    Example: hvbackup-guest check --json
+    """
+    if not root.is_dir():
+        raise UsageError(f"--root {root} is not a directory")
+    emit(run_checks(root), as_json, _render)

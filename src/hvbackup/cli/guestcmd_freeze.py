@@ -58,47 +58,51 @@ def _render_status(data: dict[str, Any]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
-    @handle_errors
-    def freeze(
-        mount: MountOpt = None,
-        config: ConfigOpt = None,
-        hooks_dir: HooksDirOpt = None,
-        state_dir: StateDirOpt = DEFAULT_STATE,
-        max_seconds: MaxSecondsOpt = None,
-        backup_id: BackupIdOpt = None,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Run the freeze hooks, freeze the filesystems and return, leaving a watchdog that thaws at the bound.
+    app.command("freeze")(freeze_cmd)
+    app.command("thaw")(thaw_cmd)
+    app.command("status")(status_cmd)
 
-        Example: hvbackup-guest freeze --mount /srv/data --max-seconds 30 && cp ... && hvbackup-guest thaw
-        """
-        opts = freeze_options(config, hooks_dir, state_dir, mount, max_seconds, backup_id, "freeze")
-        result = freeze_detached(opts)
-        if not result.get("ok"):
-            raise FreezeRefused(f"freeze failed: {result.get('error')}")
-        result.pop("ok")
-        emit(result, as_json, _render_freeze)
 
-    @app.command()
-    @handle_errors
-    def thaw(
-        state_dir: StateDirOpt = DEFAULT_STATE,
-        force: Annotated[bool, typer.Option("--force", help="Thaw even a freeze held by the vssd daemon.")] = False,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Thaw what `freeze` froze, run the thaw hooks, and print the report.
+@handle_errors
+def freeze_cmd(
+    mount: MountOpt = None,
+    config: ConfigOpt = None,
+    hooks_dir: HooksDirOpt = None,
+    state_dir: StateDirOpt = DEFAULT_STATE,
+    max_seconds: MaxSecondsOpt = None,
+    backup_id: BackupIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the freeze hooks, freeze the filesystems and return, leaving a watchdog that thaws at the bound.
 
-        Example: hvbackup-guest thaw --json
-        """
-        report = request_thaw(StateDir(state_dir), force=force, woken_pid=woken_holder(state_dir))
-        emit(report, as_json, _render_report)
+    Example: hvbackup-guest freeze --mount /srv/data --max-seconds 30 && cp ... && hvbackup-guest thaw
+    """
+    opts = freeze_options(config, hooks_dir, state_dir, mount, max_seconds, backup_id, "freeze")
+    result = freeze_detached(opts)
+    if not result.get("ok"):
+        raise FreezeRefused(f"freeze failed: {result.get('error')}")
+    result.pop("ok")
+    emit(result, as_json, _render_freeze)
 
-    @app.command()
-    @handle_errors
-    def status(state_dir: StateDirOpt = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
-        """Say what is frozen, by whom and for how long.
 
-        Example: hvbackup-guest status --json
-        """
-        emit(freeze_status(StateDir(state_dir)), as_json, _render_status)
+@handle_errors
+def thaw_cmd(
+    state_dir: StateDirOpt = DEFAULT_STATE,
+    force: Annotated[bool, typer.Option("--force", help="Thaw even a freeze held by the vssd daemon.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Thaw what `freeze` froze, run the thaw hooks, and print the report.
+
+    Example: hvbackup-guest thaw --json
+    """
+    report = request_thaw(StateDir(state_dir), force=force, woken_pid=woken_holder(state_dir))
+    emit(report, as_json, _render_report)
+
+
+@handle_errors
+def status_cmd(state_dir: StateDirOpt = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
+    """Say what is frozen, by whom and for how long.
+
+    Example: hvbackup-guest status --json
+    """
+    emit(freeze_status(StateDir(state_dir)), as_json, _render_status)

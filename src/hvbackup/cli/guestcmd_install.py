@@ -14,30 +14,33 @@ RootOpt = Annotated[Path, typer.Option("--root", help="Install into this tree (i
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
-    @handle_errors
-    def install(root: RootOpt = Path("/"), as_json: JsonOpt = False) -> None:
-        """Install the hvbackup-guest.service unit and mask hv-vss-daemon / hypervvssd.
+    app.command("install")(install_cmd)
+    app.command("uninstall")(uninstall_cmd)
 
-        Example: sudo hvbackup-guest install
-        """
-        result = do_install(root)
-        emit(
-            result,
-            as_json,
-            lambda r: stdout.print(f"installed {r['unit']}; masked: {', '.join(r['masked']) or 'none'}"),
-        )
 
-    @app.command()
-    @handle_errors
-    def uninstall(root: RootOpt = Path("/"), as_json: JsonOpt = False) -> None:
-        """Remove hvbackup-guest.service and give the stock VSS daemon back.
+@handle_errors
+def install_cmd(root: RootOpt = Path("/"), as_json: JsonOpt = False) -> None:
+    """Install the hvbackup-guest.service unit and mask hv-vss-daemon / hypervvssd.
 
-        Example: sudo hvbackup-guest uninstall
-        """
-        result = do_uninstall(root)
-        emit(
-            result,
-            as_json,
-            lambda r: stdout.print(f"removed {r['removed']}; unmasked: {', '.join(r['unmasked']) or 'none'}"),
-        )
+    Example: sudo hvbackup-guest install
+    """
+    result = do_install(root)
+    emit(
+        result,
+        as_json,
+        lambda r: stdout.print(f"installed {r['unit']}; masked: {', '.join(r['masked']) or 'none'}"),
+    )
+
+
+@handle_errors
+def uninstall_cmd(root: RootOpt = Path("/"), as_json: JsonOpt = False) -> None:
+    """Remove hvbackup-guest.service and give the stock VSS daemon back.
+
+    Example: sudo hvbackup-guest uninstall
+    """
+    result = do_uninstall(root)
+    emit(
+        result,
+        as_json,
+        lambda r: stdout.print(f"removed {r['removed']}; unmasked: {', '.join(r['unmasked']) or 'none'}"),
+    )

@@ -27,37 +27,39 @@ def _say(message: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
-    @handle_errors
-    def vssd(
-        device: Annotated[Path, typer.Option("--device", help="The kernel's VSS device.")] = DEFAULT_DEVICE,
-        socket: Annotated[
-            Path | None, typer.Option("--socket", help="Connect to a lab host's SEQPACKET socket instead.")
-        ] = None,
-        mount: MountOpt = None,
-        config: ConfigOpt = None,
-        hooks_dir: HooksDirOpt = None,
-        state_dir: StateDirOpt = DEFAULT_STATE,
-        max_seconds: MaxSecondsOpt = None,
-        no_freeze: Annotated[
-            bool,
-            typer.Option("--no-freeze", help="Freeze no filesystem (hooks and quiescers still run): the lab host."),
-        ] = False,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Answer Hyper-V's backup requests (HOT_BACKUP, FREEZE, THAW) with hooks around the freeze.
+    app.command("vssd")(vssd_cmd)
 
-        Logs go to stderr only outside the freeze window. With --socket it serves until the lab host
-        closes the socket.
 
-        Example: hvbackup-guest vssd --socket /run/lab/vm1.sock --mount /srv/data
-        """
-        if no_freeze and mount:
-            raise UsageError("--no-freeze and --mount exclude each other")
-        opts = freeze_options(config, hooks_dir, state_dir, mount, max_seconds, None, "vssd")
-        if no_freeze:
-            opts.only = []  # an explicit empty set: never the default mount table
-        daemon = VssDaemon(DaemonOptions(opts, device, socket), say=_say)
-        daemon.run()
-        summary = {"transactions": len(daemon.reports), "reports": daemon.reports}
-        emit(summary, as_json, lambda s: stderr.print(f"served {s['transactions']} backup(s)"))
+@handle_errors
+def vssd_cmd(
+    device: Annotated[Path, typer.Option("--device", help="The kernel's VSS device.")] = DEFAULT_DEVICE,
+    socket: Annotated[
+        Path | None, typer.Option("--socket", help="Connect to a lab host's SEQPACKET socket instead.")
+    ] = None,
+    mount: MountOpt = None,
+    config: ConfigOpt = None,
+    hooks_dir: HooksDirOpt = None,
+    state_dir: StateDirOpt = DEFAULT_STATE,
+    max_seconds: MaxSecondsOpt = None,
+    no_freeze: Annotated[
+        bool,
+        typer.Option("--no-freeze", help="Freeze no filesystem (hooks and quiescers still run): the lab host."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer Hyper-V's backup requests (HOT_BACKUP, FREEZE, THAW) with hooks around the freeze.
+
+    Logs go to stderr only outside the freeze window. With --socket it serves until the lab host
+    closes the socket.
+
+    Example: hvbackup-guest vssd --socket /run/lab/vm1.sock --mount /srv/data
+    """
+    if no_freeze and mount:
+        raise UsageError("--no-freeze and --mount exclude each other")
+    opts = freeze_options(config, hooks_dir, state_dir, mount, max_seconds, None, "vssd")
+    if no_freeze:
+        opts.only = []  # an explicit empty set: never the default mount table
+    daemon = VssDaemon(DaemonOptions(opts, device, socket), say=_say)
+    daemon.run()
+    summary = {"transactions": len(daemon.reports), "reports": daemon.reports}
+    emit(summary, as_json, lambda s: stderr.print(f"served {s['transactions']} backup(s)"))

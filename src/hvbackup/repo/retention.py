@@ -12,44 +12,15 @@ count towards any rule.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from typing import Callable, Iterable
 
+from hvbackup.durations import Duration
 from hvbackup.errors import UsageError
 from hvbackup.repo.snapshots import SnapshotInfo, printable
 
 _KEEP, _REMOVE, _PROTECTED = "keep", "remove", "protected"
-
-
-@dataclass(frozen=True)
-class Duration:
-    years: int = 0
-    months: int = 0
-    days: int = 0
-    hours: int = 0
-
-    def before(self, moment: datetime) -> datetime:
-        """The moment this long before `moment`, months and years by the calendar."""
-        total_months = moment.year * 12 + moment.month - 1 - self.years * 12 - self.months
-        year, month = divmod(total_months, 12)
-        day = min(moment.day, _days_in_month(year, month + 1))
-        shifted = moment.replace(year=year, month=month + 1, day=day)
-        return shifted - timedelta(days=self.days, hours=self.hours)
-
-    def __str__(self) -> str:
-        parts = [(self.years, "y"), (self.months, "m"), (self.days, "d"), (self.hours, "h")]
-        return "".join(f"{n}{u}" for n, u in parts if n) or "0h"
-
-
-def parse_duration(text: str) -> Duration:
-    """`1y2m3w4d5h` style: years, months, weeks, days, hours; each part optional."""
-    match = re.fullmatch(r"(?:(\d+)y)?(?:(\d+)m)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?", text.strip())
-    if not text.strip() or match is None:
-        raise UsageError(f"bad duration {text!r}; use e.g. 7d, 12h, 2w, 1y6m")
-    y, m, w, d, h = (int(g) if g else 0 for g in match.groups())
-    return Duration(years=y, months=m, days=d + 7 * w, hours=h)
 
 
 @dataclass(frozen=True)
@@ -187,9 +158,3 @@ def _mark(
         chosen.add(period)
         label = f"{rule} {len(chosen)}" if rule == "last" else f"{rule} {period}"
         marks[s.id] = (_KEEP, label)
-
-
-def _days_in_month(year: int, month: int) -> int:
-    if month == 12:
-        return 31
-    return (datetime(year, month + 1, 1) - datetime(year, month, 1)).days
