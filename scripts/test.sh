@@ -3,4 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
+# The house rules first (configured in pyproject.toml): lint, then the format check.
+.venv/bin/ruff check src tests
+.venv/bin/ruff format --check src tests
 exec .venv/bin/python -m pytest "$@"

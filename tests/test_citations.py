@@ -70,7 +70,10 @@ def problems(path: Path, text: str) -> list[str]:
 def test_citation_parser_reads_lists_and_ranges() -> None:
     text = 'x (docs/ASSESS.md §2, §3; docs/HYPERV.md §4.1 and §9) "docs/GUEST.md §1-2" docs/GUEST.md "Readiness"'
     assert citations(text) == [
-        ("ASSESS.md", ["2", "3"]), ("HYPERV.md", ["4.1", "9"]), ("GUEST.md", ["1", "2"]), ("GUEST.md", []),
+        ("ASSESS.md", ["2", "3"]),
+        ("HYPERV.md", ["4.1", "9"]),
+        ("GUEST.md", ["1", "2"]),
+        ("GUEST.md", []),
     ]
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-
 import pytest
 
-from hvbackup.errors import HvBackupError, UsageError
 from hvbackup.connect import PASSWORD_ENV, connect, parse_spec, psrp_options
+from hvbackup.errors import HvBackupError, UsageError
 from hvbackup.hyperv.errors import UnsupportedHost
 from hvbackup.hyperv.powershell import PowerShellHost
 from hvbackup.hyperv.smb import SmbDiskOpener

@@ -12,10 +12,19 @@ from hvbackup.errors import UsageError
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("2y", Duration(years=2)), ("6mo", Duration(months=6)), ("3w", Duration(days=21)), ("7d", Duration(days=7)),
-     ("12h", Duration(hours=12)), ("30min", Duration(minutes=30)), ("90s", Duration(seconds=90)),
-     ("1y6mo2w3d4h5min6s", Duration(years=1, months=6, days=17, hours=4, minutes=5, seconds=6)),
-     ("1.5h", Duration(hours=1.5)), ("0", Duration()), (" 7d ", Duration(days=7))],
+    [
+        ("2y", Duration(years=2)),
+        ("6mo", Duration(months=6)),
+        ("3w", Duration(days=21)),
+        ("7d", Duration(days=7)),
+        ("12h", Duration(hours=12)),
+        ("30min", Duration(minutes=30)),
+        ("90s", Duration(seconds=90)),
+        ("1y6mo2w3d4h5min6s", Duration(years=1, months=6, days=17, hours=4, minutes=5, seconds=6)),
+        ("1.5h", Duration(hours=1.5)),
+        ("0", Duration()),
+        (" 7d ", Duration(days=7)),
+    ],
 )
 def test_each_unit(text: str, expected: Duration) -> None:
     assert parse_duration(text) == expected
@@ -23,8 +32,16 @@ def test_each_unit(text: str, expected: Duration) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("0", 0), ("90s", 90), ("30min", 1800), ("1h", 3600), ("1h30min", 5400), ("2d", 172800), ("1w", 604800),
-     ("0.5h", 1800)],
+    [
+        ("0", 0),
+        ("90s", 90),
+        ("30min", 1800),
+        ("1h", 3600),
+        ("1h30min", 5400),
+        ("2d", 172800),
+        ("1w", 604800),
+        ("0.5h", 1800),
+    ],
 )
 def test_fixed_lengths_in_seconds(text: str, seconds: float) -> None:
     assert parse_seconds(text, "--safety-window") == seconds
@@ -50,8 +67,9 @@ def test_calendar_units_have_no_length_in_seconds(text: str) -> None:
 
 def test_months_count_by_the_calendar() -> None:
     assert parse_duration("1mo").before(datetime(2026, 3, 31, tzinfo=UTC)) == datetime(2026, 2, 28, tzinfo=UTC)
-    assert parse_duration("1h30min").before(datetime(2026, 3, 1, tzinfo=UTC)) == datetime(2026, 2, 28, 22, 30,
-                                                                                          tzinfo=UTC)
+    assert parse_duration("1h30min").before(datetime(2026, 3, 1, tzinfo=UTC)) == datetime(
+        2026, 2, 28, 22, 30, tzinfo=UTC
+    )
 
 
 @pytest.mark.parametrize("text", ["7d", "1y6mo", "30min", "1h30min", "90s", "1.5h"])

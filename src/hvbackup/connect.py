@@ -61,12 +61,16 @@ def _parse_psrp(rest: str, spec: str) -> HostSpec:
     options = dict(parse_qsl(query, keep_blank_values=True))
     unknown = set(options) - _QUERY_KEYS
     if unknown:
-        raise UsageError(f"unknown option(s) {', '.join(sorted(unknown))} in {spec!r}: known are {', '.join(sorted(_QUERY_KEYS))}")
+        raise UsageError(
+            f"unknown option(s) {', '.join(sorted(unknown))} in {spec!r}: known are {', '.join(sorted(_QUERY_KEYS))}"
+        )
     auth = options.get("auth", "negotiate")
     if auth not in AUTH_METHODS:
         raise UsageError(f"unknown auth {auth!r} in {spec!r}: use one of {', '.join(AUTH_METHODS)}")
     ssl = _flag(options.get("ssl", "1"), "ssl", spec)
-    return HostSpec("psrp", host=host, port=port or (HTTPS_PORT if ssl else HTTP_PORT), username=username, options=options)
+    return HostSpec(
+        "psrp", host=host, port=port or (HTTPS_PORT if ssl else HTTP_PORT), username=username, options=options
+    )
 
 
 def _host_and_port(location: str, spec: str) -> tuple[str, int]:
@@ -94,7 +98,9 @@ def _flag(value: str, name: str, spec: str) -> bool:
 def psrp_options(spec: HostSpec, password: str | None = None) -> PsrpOptions:
     opts = spec.options
     verify = opts.get("verify", "1")
-    cert_validation: bool | str = verify if verify.lower() not in ("0", "1", "false", "true") else verify.lower() in ("1", "true")
+    cert_validation: bool | str = (
+        verify if verify.lower() not in ("0", "1", "false", "true") else verify.lower() in ("1", "true")
+    )
     _check_files(opts, with_ca=isinstance(cert_validation, str))
     auth = opts.get("auth", "negotiate")
     if auth in ("ntlm", "negotiate") and spec.username and password is None:

@@ -51,8 +51,14 @@ class Duration:
         return self.days * 86400 + self.hours * 3600 + self.minutes * 60 + self.seconds
 
     def __str__(self) -> str:
-        parts = [(self.years, "y"), (self.months, "mo"), (self.days, "d"), (self.hours, "h"),
-                 (self.minutes, "min"), (self.seconds, "s")]
+        parts = [
+            (self.years, "y"),
+            (self.months, "mo"),
+            (self.days, "d"),
+            (self.hours, "h"),
+            (self.minutes, "min"),
+            (self.seconds, "s"),
+        ]
         return "".join(f"{n:g}{u}" for n, u in parts if n) or "0h"
 
 
@@ -80,8 +86,7 @@ def parse_seconds(text: str, option: str = "duration") -> float:
     """A duration of fixed length (no years or months), in seconds."""
     duration = parse_duration(text, option)
     if duration.is_calendar():
-        raise UsageError(f"bad {option} {text!r}: years and months have no fixed length here; "
-                         "use w, d, h, min or s")
+        raise UsageError(f"bad {option} {text!r}: years and months have no fixed length here; use w, d, h, min or s")
     return duration.total_seconds()
 
 
@@ -89,8 +94,9 @@ def _check_part(text: str, option: str, number: str, unit: str | None, amounts: 
     if unit is None:
         raise UsageError(f"bad {option} {text!r}: {number} has no unit; {GRAMMAR_HINT}")
     if unit == "m":
-        raise UsageError(f"bad {option} {text!r}: `m` is ambiguous; write {number}mo for months "
-                         f"or {number}min for minutes")
+        raise UsageError(
+            f"bad {option} {text!r}: `m` is ambiguous; write {number}mo for months or {number}min for minutes"
+        )
     if unit in _CALENDAR_UNITS and "." in number:
         raise UsageError(f"bad {option} {text!r}: years and months are whole numbers")
     if any(UNITS.index(seen) >= UNITS.index(unit) for seen in amounts):

@@ -36,7 +36,9 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
     """The one line on stderr, after checking the JSON error document on stdout carries the exit code."""
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert json.loads(result.stdout) == {"error": {"code": result.returncode, "message": lines[0].removeprefix("error: ")}}
+    assert json.loads(result.stdout) == {
+        "error": {"code": result.returncode, "message": lines[0].removeprefix("error: ")}
+    }
     return lines[0]
 
 
@@ -77,17 +79,31 @@ def test_a_policy_typo_is_refused_by_the_parser_with_the_choices(option, typo, c
 
 
 def test_unreachable_psrp_host_is_one_line_naming_host_and_port():
-    result = run("-H", "psrp://backup@127.0.0.1:1", "--all", "--json", env={**os.environ, "HVBACKUP_HYPERV_PASSWORD": "pw"})
+    result = run(
+        "-H", "psrp://backup@127.0.0.1:1", "--all", "--json", env={**os.environ, "HVBACKUP_HYPERV_PASSWORD": "pw"}
+    )
     assert result.returncode == 1
-    assert one_error_line(result) == "error: connection refused on 127.0.0.1:1 (is the WinRM HTTPS listener on? see docs/HYPERV.md)"
+    assert (
+        one_error_line(result)
+        == "error: connection refused on 127.0.0.1:1 (is the WinRM HTTPS listener on? see docs/HYPERV.md)"
+    )
 
 
 @pytest.mark.parametrize(
     ("target", "message"),
     [
-        ("folder", "cannot write the HTML report to {tmp}/folder: it is a folder; name a file, e.g. {tmp}/folder/report.html"),
-        ("missing/report.html", "cannot write the HTML report to {tmp}/missing/report.html: folder {tmp}/missing does not exist"),
-        ("a-file/report.html", "cannot write the HTML report to {tmp}/a-file/report.html: {tmp}/a-file is not a folder"),
+        (
+            "folder",
+            "cannot write the HTML report to {tmp}/folder: it is a folder; name a file, e.g. {tmp}/folder/report.html",
+        ),
+        (
+            "missing/report.html",
+            "cannot write the HTML report to {tmp}/missing/report.html: folder {tmp}/missing does not exist",
+        ),
+        (
+            "a-file/report.html",
+            "cannot write the HTML report to {tmp}/a-file/report.html: {tmp}/a-file is not a folder",
+        ),
     ],
 )
 def test_html_to_a_place_that_cannot_hold_it_is_refused_before_assessing(tmp_path, target, message):
@@ -118,7 +134,12 @@ def unwritable_folder(tmp_path: Path) -> Path:
 
 def test_html_to_a_folder_that_is_not_writable_is_one_line_and_leaves_nothing(one_vm_lab, unwritable_folder):
     before = set(os.listdir(unwritable_folder))
-    result = run("-H", f"lab:{one_vm_lab.directory}", "--all", "--json", "--html", str(unwritable_folder / "report.html"))
+    result = run(
+        "-H", f"lab:{one_vm_lab.directory}", "--all", "--json", "--html", str(unwritable_folder / "report.html")
+    )
     assert result.returncode == 1
-    assert one_error_line(result) == f"error: cannot write the HTML report to {unwritable_folder}/report.html: Permission denied"
+    assert (
+        one_error_line(result)
+        == f"error: cannot write the HTML report to {unwritable_folder}/report.html: Permission denied"
+    )
     assert set(os.listdir(unwritable_folder)) == before

@@ -103,7 +103,7 @@ def _rgb(hex_colour: str) -> tuple[int, int, int]:
 
 
 def _near(colour: tuple[int, int, int], counts: Counter, tolerance: int = 6) -> int:
-    return sum(n for c, n in counts.items() if all(abs(a - b) <= tolerance for a, b in zip(c, colour)))
+    return sum(n for c, n in counts.items() if all(abs(a - b) <= tolerance for a, b in zip(c, colour, strict=False)))
 
 
 @pytest.mark.slow
@@ -117,7 +117,7 @@ def test_page_renders_in_headless_chromium(tmp_path: Path):
     assert (width, height) == (WIDTH, HEIGHT)
     counts: Counter = Counter()
     for row in rows:
-        counts.update(zip(row[0::4], row[1::4], row[2::4]))
+        counts.update(zip(row[0::4], row[1::4], row[2::4], strict=False))
     assert len(counts) > 50, "the screenshot is (nearly) blank"
     assert max(counts.values()) < 0.95 * WIDTH * HEIGHT
     assert _near(_rgb(SEVERITY_COLOURS["blocker"]), counts) > 500, "no blocker colour on the page"
@@ -135,5 +135,5 @@ def test_blank_page_fails_the_screenshot_check(tmp_path: Path):
     _, _, rows, _ = png.Reader(filename=str(shot)).asRGBA8()
     counts: Counter = Counter()
     for row in rows:
-        counts.update(zip(row[0::4], row[1::4], row[2::4]))
+        counts.update(zip(row[0::4], row[1::4], row[2::4], strict=False))
     assert len(counts) <= 2 and _near(_rgb(SEVERITY_COLOURS["blocker"]), counts) == 0

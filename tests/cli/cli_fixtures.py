@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 import typer.main
 
@@ -31,5 +31,12 @@ def commands(*, groups: bool = False) -> Iterator[tuple[str, object]]:
 
 def run_hvbackup(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """The installed CLI in a child process, its stdout and stderr on pipes."""
-    return subprocess.run([*HVBACKUP, *args], check=False, capture_output=True, text=True, timeout=timeout,
-                          env=env, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [*HVBACKUP, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )

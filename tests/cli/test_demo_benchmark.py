@@ -46,7 +46,9 @@ def test_demo_in_a_folder_that_is_not_writable_is_refused_and_creates_nothing(un
     before = set(os.listdir(unwritable_folder))
     result = run_hvbackup("demo", str(unwritable_folder / "demo" / "run"), "--json")
     message = one_error_line(result)
-    assert message.startswith(f"cannot create demo folder {unwritable_folder}/demo/run: {unwritable_folder} is not writable (")
+    assert message.startswith(
+        f"cannot create demo folder {unwritable_folder}/demo/run: {unwritable_folder} is not writable ("
+    )
     assert set(os.listdir(unwritable_folder)) == before
 
 

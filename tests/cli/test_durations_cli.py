@@ -9,8 +9,11 @@ from .cli_fixtures import run_hvbackup
 
 @pytest.mark.parametrize(
     "args",
-    [["forget", "--keep-within", "1m"], ["forget", "--keep-last", "1", "--safety-window", "1m"],
-     ["prune", "--safety-window", "1m"]],
+    [
+        ["forget", "--keep-within", "1m"],
+        ["forget", "--keep-last", "1", "--safety-window", "1m"],
+        ["prune", "--safety-window", "1m"],
+    ],
     ids=["forget-keep-within", "forget-safety-window", "prune-safety-window"],
 )
 def test_a_bare_m_is_refused_before_the_repository_is_opened(tmp_path, args):

@@ -39,10 +39,18 @@ def failing_arguments(name: str, command, tmp: Path) -> tuple[list[str], set[int
     empty_folder = tmp / "empty"
     empty_folder.mkdir()
     values = {
-        "repo": ["--repo", str(missing_repo)], "host": ["--host", f"lab:{missing_lab}"],
-        "directory": [str(missing_lab)], "snapshot": ["latest"], "vm": ["web-01"], "path": ["/etc/hostname"],
-        "pattern": ["*.conf"], "to": ["--to", str(tmp / "out")], "mountpoint": [str(empty_folder)], "slot": ["1"],
-        "image": [str(tmp / "no-disk.raw")], "text": ["--text", "x"],
+        "repo": ["--repo", str(missing_repo)],
+        "host": ["--host", f"lab:{missing_lab}"],
+        "directory": [str(missing_lab)],
+        "snapshot": ["latest"],
+        "vm": ["web-01"],
+        "path": ["/etc/hostname"],
+        "pattern": ["*.conf"],
+        "to": ["--to", str(tmp / "out")],
+        "mountpoint": [str(empty_folder)],
+        "slot": ["1"],
+        "image": [str(tmp / "no-disk.raw")],
+        "text": ["--text", "x"],
     }
     arguments = []
     for param in command.params:
@@ -51,13 +59,17 @@ def failing_arguments(name: str, command, tmp: Path) -> tuple[list[str], set[int
         assert param.name in values, f"no failing input known for {param.name!r} of `hvbackup {name}`: add one here"
         arguments += values[param.name]
     required = {param.name for param in command.params if param.required}
-    return arguments, ({EXIT_NO_REPOSITORY} if "repo" in required else set()) | ({EXIT_FAILED} if required & {"host", "image"} or "repo" not in required else set())
+    return arguments, ({EXIT_NO_REPOSITORY} if "repo" in required else set()) | (
+        {EXIT_FAILED} if required & {"host", "image"} or "repo" not in required else set()
+    )
 
 
 @pytest.mark.parametrize(("name", "command"), list(commands()), ids=[name for name, _ in commands()])
 def test_a_failing_command_with_json_prints_one_error_document(name, command, tmp_path):
     arguments, expected = failing_arguments(name, command, tmp_path)
-    result = runner.invoke(app, [*name.split(), *arguments, "--json"], env={"HVBACKUP_PASSWORD": "pw", "COLUMNS": "200"})
+    result = runner.invoke(
+        app, [*name.split(), *arguments, "--json"], env={"HVBACKUP_PASSWORD": "pw", "COLUMNS": "200"}
+    )
     assert result.exit_code in expected, (result.stdout, result.stderr)
     document = json.loads(result.stdout)  # exactly one JSON document, nothing else
     assert set(document) == {"error"} and set(document["error"]) == {"code", "message"}

@@ -11,8 +11,20 @@ import pytest
 
 from .cli_fixtures import commands, run_hvbackup
 
-ONE_DISK_OPTIONS = ["disk", "to", "fmt", "block_size_mib", "verify", "allow_damaged", "overwrite", "repo",
-                    "password_file", "key_file", "source", "as_json"]
+ONE_DISK_OPTIONS = [
+    "disk",
+    "to",
+    "fmt",
+    "block_size_mib",
+    "verify",
+    "allow_damaged",
+    "overwrite",
+    "repo",
+    "password_file",
+    "key_file",
+    "source",
+    "as_json",
+]
 MIB = 1024 * 1024
 
 

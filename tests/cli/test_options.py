@@ -29,4 +29,8 @@ def test_an_option_has_the_same_names_and_choices_in_every_command(option):
 
 
 def _choices(annotation) -> list[str] | None:
-    return [member.value for member in annotation] if isinstance(annotation, type) and issubclass(annotation, Enum) else None
+    return (
+        [member.value for member in annotation]
+        if isinstance(annotation, type) and issubclass(annotation, Enum)
+        else None
+    )

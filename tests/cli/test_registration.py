@@ -16,8 +16,9 @@ from hvbackup.cli.main import COMMAND_MODULES, build_app
 
 from .cli_fixtures import commands
 
-MODULES = sorted(info.name for info in pkgutil.iter_modules(cli_package.__path__)
-                 if info.name.startswith(("cmd_", "guestcmd_")))
+MODULES = sorted(
+    info.name for info in pkgutil.iter_modules(cli_package.__path__) if info.name.startswith(("cmd_", "guestcmd_"))
+)
 
 
 @pytest.mark.parametrize("name", MODULES)

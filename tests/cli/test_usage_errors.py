@@ -15,9 +15,11 @@ from .cli_fixtures import run_hvbackup
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("assess", "--consistency", "perfect"),
-         "Invalid value for '--consistency': Value error, 'perfect' is not one of 'application', 'filesystem', 'crash'."
-         " (see `hvbackup assess --help`)"),
+        (
+            ("assess", "--consistency", "perfect"),
+            "Invalid value for '--consistency': Value error, 'perfect' is not one of 'application', 'filesystem', 'crash'."
+            " (see `hvbackup assess --help`)",
+        ),
         (("backup", "--no-such-option"), "No such option: --no-such-option"),
         (("restore",), "Missing argument 'snapshot'. (see `hvbackup restore --help`)"),
         (("no-such-command",), "No such command 'no-such-command'. (see `hvbackup --help`)"),

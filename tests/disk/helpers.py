@@ -32,7 +32,7 @@ def qemu_img(*args: str) -> str:
 def zero_outside(data: bytes, ranges: list[tuple[int, int]]) -> bool:
     """True if every byte outside `ranges` is zero."""
     position = 0
-    for offset, length in ranges + [(len(data), 0)]:
+    for offset, length in [*ranges, (len(data), 0)]:
         if data[position:offset].count(0) != offset - position:
             return False
         position = offset + length

@@ -59,7 +59,7 @@ def test_errors_are_hvbackup_errors_with_exit_code(disk: Path) -> None:
 
 
 def test_missing_file_names_the_path(tmp_path: Path) -> None:
-    with pytest.raises(DiskError, match="nope.vhdx: no such file"):
+    with pytest.raises(DiskError, match=r"nope.vhdx: no such file"):
         open_disk(tmp_path / "nope.vhdx")
 
 
@@ -72,7 +72,7 @@ def test_truncated_files_are_refused(disk: Path, cut: int) -> None:
 
 def test_bat_entry_past_end_of_file(disk: Path) -> None:
     _poke(disk, _bat_offset(disk) + 2 * 8, struct.pack("<Q", 6 | (10_000 << 20)))
-    with pytest.raises(VhdxError, match="payload block 2 at file offset .* past the end of the file"):
+    with pytest.raises(VhdxError, match=r"payload block 2 at file offset .* past the end of the file"):
         open_disk(disk)
 
 
@@ -82,7 +82,7 @@ def test_overlapping_blocks(disk: Path) -> None:
         fh.seek(bat)
         first = fh.read(8)
     _poke(disk, bat + 2 * 8, first)
-    with pytest.raises(VhdxError, match="payload block 2 at file offset .* overlaps payload block 0"):
+    with pytest.raises(VhdxError, match=r"payload block 2 at file offset .* overlaps payload block 0"):
         open_disk(disk)
 
 
@@ -106,7 +106,7 @@ def test_one_bad_header_falls_back_to_the_other(disk: Path) -> None:
         assert image.read(0, 1) == b"\x01"
     other = s.HEADER_OFFSETS[1] if current == s.HEADER_OFFSETS[0] else s.HEADER_OFFSETS[0]
     _poke(disk, other + 200, b"\x01")
-    with pytest.raises(VhdxError, match="no valid header.*CRC-32C mismatch"):
+    with pytest.raises(VhdxError, match=r"no valid header.*CRC-32C mismatch"):
         open_disk(disk)
 
 
@@ -147,7 +147,7 @@ def test_parent_changed_after_child_was_made(tmp_path: Path, disk: Path) -> None
     create_differencing(child, disk).close()
     with open_vhdx_writer(disk) as writer:
         writer.write(0, b"x")
-    with pytest.raises(VhdxError, match="DataWriteGuid .* \\(the parent was modified"):
+    with pytest.raises(VhdxError, match=r"DataWriteGuid .* \(the parent was modified"):
         open_disk(child)
 
 
@@ -164,7 +164,7 @@ def test_loop_in_parent_chain(tmp_path: Path) -> None:
     linkage = s.guid_text(uuid.uuid4())
     _differencing(tmp_path / "a.avhdx", SIZE, {"parent_linkage": linkage, "relative_path": ".\\b.avhdx"})
     _differencing(tmp_path / "b.avhdx", SIZE, {"parent_linkage": linkage, "relative_path": ".\\a.avhdx"})
-    with pytest.raises(VhdxError, match="parent chain loops back to .*a.avhdx"):
+    with pytest.raises(VhdxError, match=r"parent chain loops back to .*a.avhdx"):
         open_disk(tmp_path / "a.avhdx")
 
 

@@ -112,7 +112,7 @@ def test_malformed_vhdx_gives_disk_error_or_reads(
     try:
         with open_disk(MemorySource(mutated, "child.avhdx"), opener=lambda name: MemorySource(parent, name)) as disk:
             for offset, length in disk.allocated_ranges():
-                assert 0 <= offset and offset + length <= disk.size
+                assert offset >= 0 and offset + length <= disk.size
             disk.read(0, min(disk.size, 2 * SIZE))
             disk.read(MiB + 999, min(3, disk.size - MiB - 999))
     except DiskError as error:

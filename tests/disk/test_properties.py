@@ -41,7 +41,7 @@ def _apply(model: bytearray, sequence: list[tuple[int, bytes]]) -> None:
 def _check_ranges(disk, model: bytes) -> None:
     """Everything outside the reported allocated ranges must be zero."""
     position = 0
-    for offset, length in disk.allocated_ranges() + [(len(model), 0)]:
+    for offset, length in [*disk.allocated_ranges(), (len(model), 0)]:
         assert model[position:offset].count(0) == offset - position
         position = offset + length
 

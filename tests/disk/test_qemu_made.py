@@ -55,7 +55,7 @@ def test_qemu_vhdx_reads_like_its_raw_source(raw: tuple[object, bytes], variant:
 
 def test_zero_state_blocks_are_not_allocated(raw: tuple[object, bytes]) -> None:
     """qemu marks all-zero blocks ZERO (state 2) by default; they must read as zeros and count as unallocated."""
-    raw_path, data = raw
+    raw_path, _data = raw
     path = raw_path.parent / "zero-state.vhdx"
     qemu_img("convert", "-f", "raw", "-O", "vhdx", "-o", "block_size=1M", str(raw_path), str(path))
     with open_disk(path) as disk:

@@ -31,8 +31,9 @@ def cli(*args: str, password: str | None = PASSWORD, timeout: float = 300) -> Cl
     env = {k: v for k, v in os.environ.items() if not k.startswith("HVBACKUP_")}
     if password is not None:
         env["HVBACKUP_PASSWORD"] = password
-    proc = subprocess.run([HVBACKUP, *args], capture_output=True, text=True, env=env, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [HVBACKUP, *args], capture_output=True, text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL
+    )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 

@@ -60,8 +60,13 @@ def test_kill_9_during_backup_never_loses_a_snapshot(tmp_path: Path, repo_path: 
     killed_mid_run = 0
     for run in range(RUNS):
         image_for(run, image)
-        proc = subprocess.Popen([HVBACKUP, "image", "backup", "--repo", str(repo_path), "--json", str(image)],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [HVBACKUP, "image", "backup", "--repo", str(repo_path), "--json", str(image)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
         time.sleep(rng.uniform(0.05, 1.5))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)

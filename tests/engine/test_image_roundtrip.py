@@ -42,8 +42,9 @@ def test_raw_image_round_trips_to_raw_and_vhdx(tmp_path: Path, repo_path: Path) 
     assert restore.code == 0, restore.stderr
     assert restore.json()["format"] == "vhdx" and restore.json()["verified"] is True
     assert sha(vhdx) == sha(image)
-    compare = subprocess.run(["qemu-img", "compare", "-f", "vhdx", "-F", "raw", str(vhdx), str(image)],
-                             capture_output=True, text=True)
+    compare = subprocess.run(
+        ["qemu-img", "compare", "-f", "vhdx", "-F", "raw", str(vhdx), str(image)], capture_output=True, text=True
+    )
     assert compare.returncode == 0, compare.stdout + compare.stderr
 
 
@@ -108,8 +109,15 @@ def test_json_output_is_one_document(tmp_path: Path, repo_path: Path) -> None:
     write_pattern(image, 4 * MIB, [(0, b"x" * 100)])
     result = cli("image", "backup", "--repo", str(repo_path), str(image), "--json")
     data = result.json()  # raises if stdout holds anything but one JSON document
-    for key in ("snapshot", "bytes_read", "bytes_new", "bytes_deduplicated", "bytes_zero", "duration_s",
-                "throughput_bytes_per_s"):
+    for key in (
+        "snapshot",
+        "bytes_read",
+        "bytes_new",
+        "bytes_deduplicated",
+        "bytes_zero",
+        "duration_s",
+        "throughput_bytes_per_s",
+    ):
         assert key in data
 
 
@@ -129,8 +137,12 @@ def test_block_device_backup_and_restore(tmp_path: Path, repo_path: Path) -> Non
     target_file = tmp_path / "target.img"
     with open(target_file, "wb") as f:
         f.write(os.urandom(24 * MIB))  # old data that the restore must overwrite, zeros included
-    src = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True, check=True).stdout.strip()
-    dst = subprocess.run(["losetup", "-f", "--show", str(target_file)], capture_output=True, text=True, check=True).stdout.strip()
+    src = subprocess.run(
+        ["losetup", "-f", "--show", str(image)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    dst = subprocess.run(
+        ["losetup", "-f", "--show", str(target_file)], capture_output=True, text=True, check=True
+    ).stdout.strip()
     try:
         assert cli("image", "backup", "--repo", str(repo_path), src).code == 0
         refused = cli("image", "restore", "--repo", str(repo_path), "latest", "--to", dst)

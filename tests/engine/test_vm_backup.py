@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from hvbackup.apps.demo import read_guest_file
 from hvbackup.assess.policy import Policy
 from hvbackup.assess.verdict import predict
 from hvbackup.disk import virtual_sha256
-from hvbackup.apps.demo import read_guest_file
 from hvbackup.engine.vm_backup import RESULT_OK, backup_vms, guest_readiness, meets
 from hvbackup.engine.vm_restore import restore_vm
 from hvbackup.lab import LabHost
@@ -48,7 +48,9 @@ def repo(tmp_path: Path) -> Iterator[Repository]:
         yield repository
 
 
-POLICIES = [Policy(c, d) for c, d in itertools.product(("application", "filesystem", "crash"), ("never", "save", "shutdown"))]
+POLICIES = [
+    Policy(c, d) for c, d in itertools.product(("application", "filesystem", "crash"), ("never", "save", "shutdown"))
+]
 
 
 @pytest.mark.slow
@@ -110,7 +112,10 @@ def test_incremental_reads_only_what_changed_and_restores_as_a_new_vm(tmp_path: 
         copy = lab.get_vm(restored.vm_id)
         assert copy.id != lab.get_vm("web-01").id and copy.name == "web-01-copy"
         frozen = lab.checkpoint_digests(result.checkpoint)
-        assert virtual_sha256(copy.disks[0].path) == frozen[repo.load_snapshot(result.snapshot).manifest["disks"][0]["path"]]
+        assert (
+            virtual_sha256(copy.disks[0].path)
+            == frozen[repo.load_snapshot(result.snapshot).manifest["disks"][0]["path"]]
+        )
         first_block = read_guest_file(copy.disks[0].path, DATA_FILE, 4096)
         assert first_block.startswith(marker) or written_since(first_block, marker, newest_before)
         original_macs = {n.mac_address for n in lab.get_vm("web-01").network_adapters}
@@ -140,8 +145,17 @@ def test_kill_9_at_each_step_leaves_nothing_behind_after_the_next_run(tmp_path: 
     repo_path = tmp_path / "repo"
     try:
         assert cli("init", "--repo", str(repo_path)).code == 0
-        args = ["backup", "--host", f"lab:{lab.directory}", "--repo", str(repo_path), "--all",
-                "--allow-downtime", "save", "--json"]
+        args = [
+            "backup",
+            "--host",
+            f"lab:{lab.directory}",
+            "--repo",
+            str(repo_path),
+            "--all",
+            "--allow-downtime",
+            "save",
+            "--json",
+        ]
         first = cli(*args)
         assert first.code == 0, first.stderr
         earlier = {v["name"]: v["snapshot"] for v in first.json()["vms"]}

@@ -83,13 +83,17 @@ class HoldWhileReading:
 
 # -- item 5: two backups of one VM ------------------------------------------------------------
 
+
 def test_a_second_backup_of_a_vm_being_backed_up_is_refused_and_keeps_the_first_runs_checkpoint(
     lab: LabHost, repo: Repository
 ) -> None:
     hold = HoldWhileReading()
     results = []
-    first = threading.Thread(target=lambda: results.append(
-        backup_vms(lab, repo, [lab.get_vm("web-01")], Policy(), progress_for=lambda vm: hold)))
+    first = threading.Thread(
+        target=lambda: results.append(
+            backup_vms(lab, repo, [lab.get_vm("web-01")], Policy(), progress_for=lambda vm: hold)
+        )
+    )
     first.start()
     try:
         assert hold.reading.wait(120), "the first backup never reached its disk"
@@ -98,7 +102,9 @@ def test_a_second_backup_of_a_vm_being_backed_up_is_refused_and_keeps_the_first_
         assert second.code == 11, second.stdout + second.stderr
         (vm,) = second.json()["vms"]
         assert vm["result"] == RESULT_LOCKED and vm["snapshot"] is None
-        assert vm["message"].startswith(f"web-01 is being backed up by pid {os.getpid()} on {socket.gethostname()} since ")
+        assert vm["message"].startswith(
+            f"web-01 is being backed up by pid {os.getpid()} on {socket.gethostname()} since "
+        )
         assert [o.id for o in our_checkpoints(lab, "web-01")] == [held.id]  # its orphan cleanup left it alone
         human = cli("backup", "--host", f"lab:{lab.directory}", "--repo", str(repo.path), "web-01")
         assert human.code == 11 and "is being backed up by pid" in human.stderr and "Traceback" not in human.stderr
@@ -120,6 +126,7 @@ def test_one_vm_twice_in_one_run_is_backed_up_once_and_refused_once(lab: LabHost
 
 
 # -- item 9: the repository's disk --------------------------------------------------------------
+
 
 def test_a_full_repository_disk_fails_the_backup_in_one_line_and_releases_the_checkpoint(
     lab: LabHost, small_disk: Path
@@ -154,13 +161,20 @@ def test_a_read_only_repository_is_refused_before_any_vm_is_touched(lab: LabHost
 
 # -- friction: what the run shows ---------------------------------------------------------------
 
+
 def test_each_vm_reports_its_phases_and_one_bar_per_disk(lab: LabHost, repo: Repository) -> None:
     hold = HoldWhileReading()
     hold.go_on.set()
     run = backup_vms(lab, repo, [lab.get_vm("app-02")], Policy(), progress_for=lambda vm: hold)
     assert run.vms[0].result == RESULT_OK
-    assert hold.phases == ["planning (leftovers of earlier runs, the mode)", "checkpoint (the guest freezes)", "reading disk 1 of 2", "reading disk 2 of 2",
-                           "converting to a reference point", "committing"]
+    assert hold.phases == [
+        "planning (leftovers of earlier runs, the mode)",
+        "checkpoint (the guest freezes)",
+        "reading disk 1 of 2",
+        "reading disk 2 of 2",
+        "converting to a reference point",
+        "committing",
+    ]
     assert all(total > 0 for total in hold.totals) and hold.advanced == hold.totals  # no bar goes back
 
 
@@ -189,8 +203,9 @@ def test_backup_table_fits_80_columns_with_short_snapshot_ids_and_unchanged_byte
 def test_backup_with_parallel_below_1_is_refused(lab: LabHost, tmp_path: Path, parallel: str) -> None:
     repo = tmp_path / "repo"
     assert cli("init", "--repo", str(repo)).code == 0
-    refused = cli("backup", "--host", f"lab:{lab.directory}", "--repo", str(repo), "web-01", "--parallel", parallel,
-                  "--json")
+    refused = cli(
+        "backup", "--host", f"lab:{lab.directory}", "--repo", str(repo), "web-01", "--parallel", parallel, "--json"
+    )
     assert refused.code == 1
     assert f"--parallel {parallel}" in refused.json()["error"]["message"]
     assert not lab.get_vm("web-01").checkpoints
@@ -201,8 +216,9 @@ def test_the_same_sample_vm_in_two_labs_is_not_one_vm(lab: LabHost, repo: Reposi
     try:
         assert other.get_vm("web-01").id == lab.get_vm("web-01").id  # the sample's ids are fixed
         hold = HoldWhileReading()
-        first = threading.Thread(target=lambda: backup_vms(lab, repo, [lab.get_vm("web-01")], Policy(),
-                                                           progress_for=lambda vm: hold))
+        first = threading.Thread(
+            target=lambda: backup_vms(lab, repo, [lab.get_vm("web-01")], Policy(), progress_for=lambda vm: hold)
+        )
         first.start()
         try:
             assert hold.reading.wait(120)

@@ -35,8 +35,17 @@ def backed_up(lab: LabHost, tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def restore(lab: LabHost, backed_up: dict, *args: str, password: str | None = PASSWORD) -> CliResult:
-    return cli("restore", *args, "--host", f"lab:{lab.directory}", "--repo", str(backed_up["repo"]),
-               "--no-start", "--json", password=password)
+    return cli(
+        "restore",
+        *args,
+        "--host",
+        f"lab:{lab.directory}",
+        "--repo",
+        str(backed_up["repo"]),
+        "--no-start",
+        "--json",
+        password=password,
+    )
 
 
 def vm_names(lab: LabHost) -> list[str]:
@@ -50,6 +59,7 @@ def no_staging_left(lab: LabHost) -> bool:
 
 # -- item 2: `latest` -----------------------------------------------------------------------
 
+
 def test_restore_latest_of_a_repository_with_two_vms_is_refused_with_the_sources(lab: LabHost, backed_up: dict) -> None:
     before = vm_names(lab)
     refused = restore(lab, backed_up, "latest", "--name", "web-01-test")
@@ -60,8 +70,11 @@ def test_restore_latest_of_a_repository_with_two_vms_is_refused_with_the_sources
     assert vm_names(lab) == before
 
 
-@pytest.mark.parametrize("how", [["web-01:latest"], ["latest", "--source", "web-01"], ["latest", "-s", "web-01"]],
-                         ids=["SOURCE:latest", "--source", "-s"])
+@pytest.mark.parametrize(
+    "how",
+    [["web-01:latest"], ["latest", "--source", "web-01"], ["latest", "-s", "web-01"]],
+    ids=["SOURCE:latest", "--source", "-s"],
+)
 def test_restore_latest_of_one_source_restores_that_vm(lab: LabHost, backed_up: dict, how: list[str]) -> None:
     name = f"web-01-test-{len(lab.inventory())}"
     restored = restore(lab, backed_up, *how, "--name", name)
@@ -77,6 +90,7 @@ def test_restore_latest_of_one_source_restores_that_vm(lab: LabHost, backed_up: 
 
 
 # -- item 3: clashes --------------------------------------------------------------------------
+
 
 def test_restore_with_the_name_of_an_existing_vm_is_refused_before_any_disk_is_written(
     lab: LabHost, backed_up: dict
@@ -127,15 +141,27 @@ def test_restore_with_a_name_that_is_not_a_vm_name_is_refused_and_writes_nothing
 
 # -- item 6: an exported key, and the options the messages mention ------------------------------
 
+
 def test_a_vm_is_restored_with_only_an_exported_key(lab: LabHost, backed_up: dict, tmp_path: Path) -> None:
     key = tmp_path / "repo.key"
     assert cli("key", "export", "--repo", str(backed_up["repo"]), "-o", str(key)).code == 0
-    restored = restore(lab, backed_up, "web-01:latest", "--name", "web-01-by-key", "--key-file", str(key),
-                       password=None)
+    restored = restore(
+        lab, backed_up, "web-01:latest", "--name", "web-01-by-key", "--key-file", str(key), password=None
+    )
     assert restored.code == 0, restored.stderr
     assert lab.get_vm("web-01-by-key").id == restored.json()["vm_id"]
-    backup = cli("backup", "--host", f"lab:{lab.directory}", "--repo", str(backed_up["repo"]), "web-01",
-                 "--key-file", str(key), "--json", password=None)
+    backup = cli(
+        "backup",
+        "--host",
+        f"lab:{lab.directory}",
+        "--repo",
+        str(backed_up["repo"]),
+        "web-01",
+        "--key-file",
+        str(key),
+        "--json",
+        password=None,
+    )
     assert backup.code == 0, backup.stdout
 
 
@@ -146,21 +172,53 @@ def test_restore_offers_allow_damaged_as_its_message_says(lab: LabHost, tmp_path
     assert run.code == 0, run.stdout
     chunks = sorted((repo / "chunks").rglob("*"), key=lambda p: p.stat().st_size if p.is_file() else 0)
     chunks[-1].unlink()  # the biggest chunk: a data chunk of the disk
-    damaged = cli("restore", "web-01:latest", "--host", f"lab:{lab.directory}", "--repo", str(repo),
-                  "--name", "web-01-damaged", "--no-start", "--json")
+    damaged = cli(
+        "restore",
+        "web-01:latest",
+        "--host",
+        f"lab:{lab.directory}",
+        "--repo",
+        str(repo),
+        "--name",
+        "web-01-damaged",
+        "--no-start",
+        "--json",
+    )
     assert damaged.code == 1
     assert "--allow-damaged" in damaged.json()["error"]["message"]
     assert "web-01-damaged" not in vm_names(lab)
-    allowed = cli("restore", "web-01:latest", "--host", f"lab:{lab.directory}", "--repo", str(repo),
-                  "--name", "web-01-damaged", "--no-start", "--allow-damaged", "--json")
+    allowed = cli(
+        "restore",
+        "web-01:latest",
+        "--host",
+        f"lab:{lab.directory}",
+        "--repo",
+        str(repo),
+        "--name",
+        "web-01-damaged",
+        "--no-start",
+        "--allow-damaged",
+        "--json",
+    )
     assert allowed.code == 3, allowed.stdout  # partial: something was zero-filled
     assert len(allowed.json()["disks"][0]["damaged"]) == 1
-    human = cli("restore", "web-01:latest", "--repo", str(repo), "--disk", "0", "--to", str(tmp_path / "d.raw"),
-                "--allow-damaged")
+    human = cli(
+        "restore",
+        "web-01:latest",
+        "--repo",
+        str(repo),
+        "--disk",
+        "0",
+        "--to",
+        str(tmp_path / "d.raw"),
+        "--allow-damaged",
+    )
     assert human.code == 3 and "zero-filled" in human.stdout
 
 
-def test_restore_of_one_disk_offers_overwrite_as_its_message_says(lab: LabHost, backed_up: dict, tmp_path: Path) -> None:
+def test_restore_of_one_disk_offers_overwrite_as_its_message_says(
+    lab: LabHost, backed_up: dict, tmp_path: Path
+) -> None:
     target = tmp_path / "web-01.vhdx"
     target.write_bytes(b"an older copy")
     args = ["restore", "web-01:latest", "--repo", str(backed_up["repo"]), "--disk", "0", "--to", str(target)]

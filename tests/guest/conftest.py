@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from guest_helpers import GUEST_CLI, LoopFactory  # noqa: E402
+from guest_helpers import GUEST_CLI, LoopFactory
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator  # noqa: F401
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator  # noqa: F401
 
 import pytest
 

@@ -42,8 +42,9 @@ try:
         w.wait()
         print(
             fstype,
-            "FREEZE reply ms: %s; frozen window ms: %s; THAW reply ms: %s"
-            % tuple(",".join(f"{v[i] * 1000:.0f}" for v in vals) for i in range(3)),
+            "FREEZE reply ms: {}; frozen window ms: {}; THAW reply ms: {}".format(
+                *tuple(",".join(f"{v[i] * 1000:.0f}" for v in vals) for i in range(3))
+            ),
         )
 finally:
     f.cleanup()

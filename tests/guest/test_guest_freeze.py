@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from guest_helpers import GUEST_CLI, LoopFactory, is_frozen, run, writable_within
+
 from hvbackup.guest.state import pid_alive
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from guest_helpers import LoopFactory, is_frozen, writable_within
+
 from hvbackup.guest.hooks import HookRunner, discover
 
 pytestmark = pytest.mark.timeout(240)

@@ -45,7 +45,7 @@ def test_config_defaults_overrides_and_errors(tmp_path: Path) -> None:
     assert default.max_seconds == 60 and default.on_hook_failure == "continue"
     cfg = parse_config('[freeze]\nmax_seconds = 5\n[hooks]\non_failure = "fail"\n[mariadb]\nenabled = true\n')
     assert cfg.max_seconds == 5.0 and cfg.on_hook_failure == "fail" and cfg.mariadb.enabled
-    with pytest.raises(ConfigError, match="on_failure|on_hook_failure"):
+    with pytest.raises(ConfigError, match=r"on_failure|on_hook_failure"):
         parse_config('[hooks]\non_failure = "maybe"\n')
     with pytest.raises(ConfigError, match="unknown key"):
         parse_config("[postgresql]\nenable = true\n")

@@ -7,14 +7,14 @@ import os
 import signal
 import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
-from hvbackup.guest import protocol as p
 from guest_helpers import GUEST_CLI, LoopFactory, is_frozen, writable_within
 from guest_kernel import FakeKernel, start_vssd
+
+from hvbackup.guest import protocol as p
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(180)]
 
@@ -308,7 +308,9 @@ def test_thaw_is_answered_at_once_even_if_a_thaw_hook_hangs(
 
 def test_vssd_with_a_mount_that_is_not_a_mount_point_is_refused_at_start(kernel: FakeKernel, tmp_path: Path) -> None:
     """Issue 11 item 10: `vssd --mount /nonexistent` started and failed only when the host's FREEZE came."""
-    proc = start_vssd(GUEST_CLI, kernel.path, tmp_path / "state", tmp_path / "hooks", "--mount", tmp_path / "nonexistent")
+    proc = start_vssd(
+        GUEST_CLI, kernel.path, tmp_path / "state", tmp_path / "hooks", "--mount", tmp_path / "nonexistent"
+    )
     try:
         _out, err = proc.communicate(timeout=60)
         assert proc.returncode == 1 and "not a mount point" in err and "Traceback" not in err

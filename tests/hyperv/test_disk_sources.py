@@ -22,7 +22,7 @@ def test_local_source_reads_any_range_from_many_threads(tmp_path):
         assert source.size == len(data) and source.name == str(path)
         with ThreadPoolExecutor(4) as pool:
             chunks = list(pool.map(lambda span: source.pread(*span), spans))
-    assert all(chunk == data[o : o + n] for chunk, (o, n) in zip(chunks, spans))
+    assert all(chunk == data[o : o + n] for chunk, (o, n) in zip(chunks, spans, strict=False))
 
 
 def test_local_source_read_past_the_end_is_short(tmp_path):

@@ -74,7 +74,10 @@ def test_vm_config_keeps_what_a_restore_needs_and_round_trips():
     # A pass-through disk cannot be backed up, so a restore does not recreate it.
     legacy_config = legacy.config()
     assert [d.path for d in legacy_config.disks] == ["C:\\ClusterStorage\\Volume1\\legacy01\\legacy01.vhd"]
-    assert [(c.type, c.number) for c in legacy_config.controllers] == [(ControllerType.IDE, 0), (ControllerType.SCSI, 0)]
+    assert [(c.type, c.number) for c in legacy_config.controllers] == [
+        (ControllerType.IDE, 0),
+        (ControllerType.SCSI, 0),
+    ]
 
 
 def test_checkpoint_is_ours_by_prefix():

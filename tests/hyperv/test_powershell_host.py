@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from .hyperv_fixtures import fixture
 
 from hvbackup.hyperv.enums import ConsistencyLevel, SnapshotType
 from hvbackup.hyperv.errors import ChangeTrackingUnavailable, OperationTimeout, VmNotFound, WmiJobError
 from hvbackup.hyperv.model import VmConfig
 from hvbackup.hyperv.powershell import PowerShellHost, clip_ranges
 from hvbackup.hyperv.wire import vm_from_json
+
+from .hyperv_fixtures import fixture
 
 WEB01 = "6a1f3c2e-8b4d-4e5f-9a0b-1c2d3e4f5a6b"
 
@@ -51,7 +52,9 @@ def test_get_vm_unknown_id_is_vm_not_found(ps_host, replay):
 def test_recovery_checkpoint_requests_consistency_and_names_it(ps_host, replay, web01):
     replay.queue("create_checkpoint", "create_checkpoint_done.json")
     replay.queue("name_checkpoint", "name_checkpoint.json")
-    checkpoint = ps_host.create_recovery_checkpoint(web01, ConsistencyLevel.ApplicationConsistent, "hvbackup-20261125T030000Z")
+    checkpoint = ps_host.create_recovery_checkpoint(
+        web01, ConsistencyLevel.ApplicationConsistent, "hvbackup-20261125T030000Z"
+    )
     assert checkpoint.type is SnapshotType.Recovery and checkpoint.is_ours
     (op, params), (op2, params2) = replay.calls
     assert op == "create_checkpoint"
@@ -69,7 +72,9 @@ def test_long_checkpoint_job_is_polled_in_short_calls(ps_host, replay, web01):
     replay.queue("poll_job", "poll_job_running.json")
     replay.queue("poll_job", "create_checkpoint_done.json")
     replay.queue("name_checkpoint", "name_checkpoint.json")
-    checkpoint = ps_host.create_recovery_checkpoint(web01, ConsistencyLevel.CrashConsistent, "hvbackup-20261125T030000Z")
+    checkpoint = ps_host.create_recovery_checkpoint(
+        web01, ConsistencyLevel.CrashConsistent, "hvbackup-20261125T030000Z"
+    )
     assert checkpoint.name == "hvbackup-20261125T030000Z"
     assert replay.operations() == ["create_checkpoint", "poll_job", "poll_job", "name_checkpoint"]
     assert replay.calls[0][1]["ConsistencyLevel"] == 2
@@ -128,7 +133,9 @@ def test_convert_then_destroy_reference_point(ps_host, replay, web01):
     replay.queue("checkpoint_disks", "checkpoint_disks.json")
     replay.queue("convert_to_reference_point", "convert_to_reference_point.json")
     replay.queue("destroy_reference_point", "done.json")
-    checkpoint = ps_host.create_recovery_checkpoint(web01, ConsistencyLevel.ApplicationConsistent, "hvbackup-20261125T030000Z")
+    checkpoint = ps_host.create_recovery_checkpoint(
+        web01, ConsistencyLevel.ApplicationConsistent, "hvbackup-20261125T030000Z"
+    )
     disks = ps_host.checkpoint_disks(checkpoint)
     assert [d.path.rsplit("\\", 1)[1] for d in disks] == ["web01.vhdx", "web01-data.vhdx"]
     point = ps_host.convert_to_reference_point(checkpoint)
@@ -136,7 +143,10 @@ def test_convert_then_destroy_reference_point(ps_host, replay, web01):
     assert point.consistency_level is ConsistencyLevel.CrashConsistent
     assert point.rct_id_for(disks[1]) == "rctX:4c9d2e3f:0001:0000000000000042"
     ps_host.destroy_reference_point(point)
-    assert replay.calls[-1] == ("destroy_reference_point", {"VmId": WEB01, "ReferencePointId": point.id, "WaitSeconds": ps_host.job_wait})
+    assert replay.calls[-1] == (
+        "destroy_reference_point",
+        {"VmId": WEB01, "ReferencePointId": point.id, "WaitSeconds": ps_host.job_wait},
+    )
     assert replay.calls[2][1] == {"VmId": WEB01, "CheckpointId": checkpoint.id}
 
 
@@ -186,7 +196,7 @@ def test_create_vm_sends_the_config_and_disk_paths(ps_host, replay, web01):
     config = web01.config()
     vm = ps_host.create_vm(config, "web01-restored", ["D:\\Restore\\web01.vhdx"])
     assert vm.name == "web01-restored" and vm.id != web01.id
-    (op, params), = replay.calls
+    ((op, params),) = replay.calls
     assert op == "create_vm" and params["DiskPaths"] == ["D:\\Restore\\web01.vhdx"]
     assert VmConfig.from_json(params["Config"]) == config
     with pytest.raises(ValueError):

@@ -136,7 +136,7 @@ def _code_without_comments(source: bytes) -> str:
 def _syntax_errors(source: bytes) -> list[str]:
     tree = PARSER.parse(source)
     bad = [n for n in _walk(tree.root_node) if n.type == "ERROR" or n.is_missing]
-    return [f"line {n.start_point[0] + 1}: {source[n.start_byte:n.end_byte][:60]!r}" for n in bad]
+    return [f"line {n.start_point[0] + 1}: {source[n.start_byte : n.end_byte][:60]!r}" for n in bad]
 
 
 OUR_FUNCTIONS = set(_nodes((SCRIPTS / "_prelude.ps1").read_bytes(), "function_name"))
@@ -167,7 +167,7 @@ def test_the_parser_does_catch_broken_powershell():
 
 def _header(name: str) -> str:
     lines = script_text(name).splitlines()
-    return "\n".join(l for l in lines[: next(i for i, l in enumerate(lines) if not l.startswith("#"))])
+    return "\n".join(lines[: next(i for i, text in enumerate(lines) if not text.startswith("#"))])
 
 
 @pytest.mark.parametrize("name", operation_names())
@@ -260,7 +260,7 @@ def test_wmi_job_failures_carry_error_code_and_description():
 def test_assembled_scripts_parse_and_keep_parameters_in_one_string(params):
     script = assemble("request_shutdown", params).encode()
     assert _syntax_errors(script) == []
-    line = next(l for l in script.decode().splitlines() if l.startswith("$HvParams = "))
+    line = next(text for text in script.decode().splitlines() if text.startswith("$HvParams = "))
     strings = _nodes(line.encode(), "string_literal")
     assert len(strings) == 1 and strings[0] == line[len("$HvParams = ConvertFrom-Json ") :]
     assert line.isascii()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import tree_sitter
 import tree_sitter_powershell
+
 from .hyperv_fixtures import fixture
 
 SCRIPTS = Path(__file__).parents[2] / "src" / "hvbackup" / "hyperv" / "scripts"
@@ -123,7 +124,10 @@ def test_new_vm():
     check_vm(document["VM"])
 
 
-@pytest.mark.parametrize(("name", "script"), [("create_checkpoint_done.json", "create_checkpoint"), ("name_checkpoint.json", "name_checkpoint")])
+@pytest.mark.parametrize(
+    ("name", "script"),
+    [("create_checkpoint_done.json", "create_checkpoint"), ("name_checkpoint.json", "name_checkpoint")],
+)
 def test_checkpoint_from_wmi(name, script):
     document = fixture(name)
     assert_printed_by(document, script)
@@ -173,8 +177,14 @@ def test_done():
 
 
 @pytest.mark.parametrize(
-    "name", ["error_wmi_job.json", "error_method_return.json", "error_vm_not_found.json",
-             "error_change_tracking.json", "error_unexpected.json"],
+    "name",
+    [
+        "error_wmi_job.json",
+        "error_method_return.json",
+        "error_vm_not_found.json",
+        "error_change_tracking.json",
+        "error_unexpected.json",
+    ],
 )
 def test_error_documents(name):
     document = fixture(name)

@@ -83,12 +83,17 @@ def smb_server(tmp_path_factory):
     conf.write_text(CONF.format(port=port, d=root))
     subprocess.run(
         ["pdbedit", "-s", str(conf), "-a", "-u", "root", "-t"],
-        input=f"{PASSWORD}\n{PASSWORD}\n", text=True, check=True, capture_output=True,
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+        text=True,
+        check=True,
+        capture_output=True,
     )
     # In the foreground smbd makes its own session (setsid), so stopping it cannot reach pytest.
     process = subprocess.Popen(
         [smbd, "--foreground", "-s", str(conf)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         _wait_for_port(port, process, time.monotonic() + 30)
@@ -124,7 +129,7 @@ def test_reads_a_file_that_another_handle_holds_open_for_writing(disk):
             spans = [(o, 1024 * 1024) for o in range(0, len(data), 300_000)]
             with ThreadPoolExecutor(4) as pool:
                 chunks = list(pool.map(lambda span: source.pread(*span), spans))
-            assert all(chunk == data[o : o + n] for chunk, (o, n) in zip(chunks, spans))
+            assert all(chunk == data[o : o + n] for chunk, (o, n) in zip(chunks, spans, strict=False))
             # What the holder writes is what the next read returns: nothing is served from a buffer.
             vm_worker.seek(4096)
             vm_worker.write(b"\xaa" * 512)

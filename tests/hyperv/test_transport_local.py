@@ -11,12 +11,13 @@ import stat
 import sys
 
 import pytest
-from .hyperv_fixtures import FIXTURES, operation_of
 
 from hvbackup.hyperv.errors import OperationTimeout, TransportError, UnsupportedHost
 from hvbackup.hyperv.powershell import PowerShellHost
 from hvbackup.hyperv.scripts import assemble
 from hvbackup.hyperv.transport.local import LocalTransport, find_powershell, stdin_line
+
+from .hyperv_fixtures import FIXTURES, operation_of
 
 STAND_IN = """\
 #!{python}
@@ -90,7 +91,7 @@ def test_missing_executable_is_transport_error(tmp_path):
 
 def test_no_powershell_on_path_is_unsupported(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(UnsupportedHost, match="powershell.exe"):
+    with pytest.raises(UnsupportedHost, match=r"powershell.exe"):
         find_powershell()
 
 

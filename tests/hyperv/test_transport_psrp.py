@@ -38,7 +38,7 @@ class _Refuse(http.server.BaseHTTPRequestHandler):
 
     requests = 0
 
-    def do_POST(self):  # noqa: N802 - http.server's naming
+    def do_POST(self):
         type(self).requests += 1
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.send_response(401)
@@ -66,8 +66,17 @@ def serve(handler, tls_context: ssl.SSLContext | None = None):
 
 
 def options(port: int, **kw) -> PsrpOptions:
-    base = dict(host="127.0.0.1", port=port, ssl=False, auth="ntlm", username="backup", password="wrong",
-                connection_timeout=5, operation_timeout=1, read_timeout=3)
+    base = dict(
+        host="127.0.0.1",
+        port=port,
+        ssl=False,
+        auth="ntlm",
+        username="backup",
+        password="wrong",
+        connection_timeout=5,
+        operation_timeout=1,
+        read_timeout=3,
+    )
     return PsrpOptions(**(base | kw))
 
 
@@ -113,9 +122,8 @@ def test_port_that_drops_connections_says_the_connection_timed_out():
         port = listener.getsockname()[1]
         # One connection fills an accept queue of backlog 0; Linux then drops further SYNs,
         # as a firewall that drops the port does.
-        with socket.create_connection(("127.0.0.1", port)):
-            with pytest.raises(OperationTimeout) as caught:
-                PsrpTransport(options(port, ssl=True, connection_timeout=1)).run("Get-VM", timeout=10)
+        with socket.create_connection(("127.0.0.1", port)), pytest.raises(OperationTimeout) as caught:
+            PsrpTransport(options(port, ssl=True, connection_timeout=1)).run("Get-VM", timeout=10)
     assert assert_plain(caught.value).startswith(f"connection to 127.0.0.1:{port} timed out after 1 s")
 
 
@@ -123,7 +131,7 @@ def test_refused_credentials_are_authentication_error_and_the_pool_is_retried():
     _Refuse.requests = 0
     with serve(_Refuse) as port:
         transport = PsrpTransport(options(port))
-        with pytest.raises(AuthenticationError, match="127.0.0.1"):
+        with pytest.raises(AuthenticationError, match=r"127.0.0.1"):
             transport.run("Get-VM", timeout=10)
         first = _Refuse.requests
         with pytest.raises(AuthenticationError):
@@ -135,14 +143,21 @@ def test_refused_credentials_are_authentication_error_and_the_pool_is_retried():
 def _self_signed() -> tuple[bytes, bytes]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
@@ -202,16 +217,17 @@ def test_certificate_for_another_name_says_it_is_not_issued_to_that_host(tmp_pat
 
 
 def test_plain_http_on_the_https_port_says_the_tls_handshake_failed():
-    with serve(_Refuse) as port:
-        with pytest.raises(TransportError) as caught:
-            PsrpTransport(options(port, ssl=True)).run("Get-VM", timeout=10)
+    with serve(_Refuse) as port, pytest.raises(TransportError) as caught:
+        PsrpTransport(options(port, ssl=True)).run("Get-VM", timeout=10)
     text = assert_plain(caught.value)
     assert text.startswith(f"TLS handshake with 127.0.0.1:{port} failed") and "ssl=0" in text
 
 
 def test_https_401_says_authentication_failed_for_which_user(tmp_path):
     with serve(_Refuse, tls_context(tmp_path)) as port:
-        transport = PsrpTransport(options(port, ssl=True, username="CORP\\backup", cert_validation=str(tmp_path / "c.pem")))
+        transport = PsrpTransport(
+            options(port, ssl=True, username="CORP\\backup", cert_validation=str(tmp_path / "c.pem"))
+        )
         with pytest.raises(AuthenticationError) as caught:
             transport.run("Get-VM", timeout=10)
     text = assert_plain(caught.value)
@@ -222,7 +238,7 @@ def test_https_401_says_authentication_failed_for_which_user(tmp_path):
 class _Fail(http.server.BaseHTTPRequestHandler):
     """Answers every WinRM POST with 500 and a body that is not a WSMan fault."""
 
-    def do_POST(self):  # noqa: N802 - http.server's naming
+    def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         body = b"Internal Server Error"
         self.send_response(500)
@@ -240,7 +256,9 @@ def test_http_5xx_says_the_winrm_service_failed(tmp_path):
         transport = PsrpTransport(options(port, ssl=True, cert_validation=str(tmp_path / "c.pem")))
         with pytest.raises(TransportError) as caught:
             transport.run("Get-VM", timeout=10)
-    assert assert_plain(caught.value).startswith(f"127.0.0.1:{port} answered HTTP 500: the WinRM service on the host failed")
+    assert assert_plain(caught.value).startswith(
+        f"127.0.0.1:{port} answered HTTP 500: the WinRM service on the host failed"
+    )
 
 
 def test_silent_server_is_operation_timeout():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from .hyperv_fixtures import fixture, fixture_text
 
 from hvbackup.errors import HvBackupError
 from hvbackup.hyperv.enums import (
@@ -38,6 +37,8 @@ from hvbackup.hyperv.wire import (
     reference_point_from_json,
     vm_from_json,
 )
+
+from .hyperv_fixtures import fixture, fixture_text
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +100,11 @@ def test_integration_services_no_contact_and_lost_communication(vms):
 
 def test_disks_passthrough_format_sizes_and_parents(vms):
     web_disk = vms["web01"].disks[0]
-    assert (web_disk.controller_type, web_disk.controller_number, web_disk.controller_location) == (ControllerType.SCSI, 0, 0)
+    assert (web_disk.controller_type, web_disk.controller_number, web_disk.controller_location) == (
+        ControllerType.SCSI,
+        0,
+        0,
+    )
     assert web_disk.format is VhdFormat.VHDX and web_disk.type is VhdType.Dynamic
     assert web_disk.block_size == 1024 * 1024
     assert (web_disk.logical_sector_size, web_disk.physical_sector_size) == (512, 4096)
@@ -131,7 +136,10 @@ def test_reference_point_rct_ids_per_disk():
     assert point.type is ReferencePointType.RctBased
     assert point.consistency_level is ConsistencyLevel.CrashConsistent
     assert point.vm_id == "6a1f3c2e-8b4d-4e5f-9a0b-1c2d3e4f5a6b"
-    assert [d.rct_id for d in point.disks] == ["rctX:3b8c1d2e:0001:00000000000000a7", "rctX:4c9d2e3f:0001:0000000000000042"]
+    assert [d.rct_id for d in point.disks] == [
+        "rctX:3b8c1d2e:0001:00000000000000a7",
+        "rctX:4c9d2e3f:0001:0000000000000042",
+    ]
     disks = [disk_from_json(d) for d in fixture("checkpoint_disks.json")["HardDrives"]]
     assert [point.rct_id_for(d) for d in disks] == [d.rct_id for d in point.disks]
 
@@ -207,14 +215,14 @@ def test_unexpected_powershell_error_is_a_one_line_hyperv_error():
     assert type(caught.value) is HyperVError
 
 
-@pytest.mark.parametrize("text", ["", "   \r\n", "WARNING: x\n{}", "{} {}", "[1, 2]", "{\"a\": "])
+@pytest.mark.parametrize("text", ["", "   \r\n", "WARNING: x\n{}", "{} {}", "[1, 2]", '{"a": '])
 def test_anything_but_one_json_object_is_refused(text):
     with pytest.raises(ScriptOutputError):
         parse_document(text, "inventory")
 
 
 def test_byte_order_mark_and_crlf_tolerated():
-    assert parse_document("\ufeff{\"Done\": true}\r\n", "x") == {"Done": True}
+    assert parse_document('\ufeff{"Done": true}\r\n', "x") == {"Done": True}
 
 
 def test_as_list_and_parse_time_quirks():

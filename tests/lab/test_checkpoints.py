@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from hvbackup.disk import open_disk
+from hvbackup.disk import open_disk, virtual_sha256
 from hvbackup.hyperv.enums import ConsistencyLevel, SnapshotType, VhdType, VMState
 from hvbackup.hyperv.errors import ChangeTrackingUnavailable, InvalidVmState, ObjectNotFound, WmiJobError
 from hvbackup.lab.app import STATE_FILE, newest_sequence, record_sequence, written_since
-from hvbackup.disk import virtual_sha256
 from hvbackup.lab.sample import DATA_FILE
 from tests.lab.conftest import MakeLab
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from hvbackup.connect import connect
 from hvbackup.disk import create_differencing
 from hvbackup.errors import UsageError
-from hvbackup.connect import connect
 from hvbackup.hyperv.enums import ConsistencyLevel, VMState
 from hvbackup.hyperv.errors import InvalidVmState, VmNotFound
 from hvbackup.lab import LabHost
@@ -94,7 +94,7 @@ def test_create_vm_from_a_saved_configuration(make_lab: MakeLab, tmp_path: Path)
     lab.start_vm(created)
     checkpoint = lab.create_recovery_checkpoint(lab.get_vm(created.id), APP, "hvbackup-new")
     assert lab.guest_report(checkpoint.id)["consistency"] == "filesystem"
-    with pytest.raises(Exception, match="2 paths given|1 disks"):
+    with pytest.raises(Exception, match=r"2 paths given|1 disks"):
         lab.create_vm(config, "bad", [str(copy), str(copy)])
 
 
@@ -112,7 +112,9 @@ def test_the_workload_ends_when_its_lab_folder_is_gone(make_lab: MakeLab) -> Non
 
 
 @pytest.mark.parametrize("bad", ["../../evil", "..", ".", "sub/dir", "C:\\evil", "x" * 101, "", "end."])
-def test_create_vm_never_builds_a_folder_from_a_name_that_is_a_path(make_lab: MakeLab, tmp_path: Path, bad: str) -> None:
+def test_create_vm_never_builds_a_folder_from_a_name_that_is_a_path(
+    make_lab: MakeLab, tmp_path: Path, bad: str
+) -> None:
     lab = make_lab("archive-01")
     copy = tmp_path / "restored-os.vhdx"
     shutil.copyfile(lab.get_vm("archive-01").disks[0].path, copy)

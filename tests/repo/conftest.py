@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hvbackup.repo import DiskIndex, Repository, SnapshotInfo, ZERO_CHUNK_ID
+from hvbackup.repo import ZERO_CHUNK_ID, DiskIndex, Repository, SnapshotInfo
 
 PASSWORD = "correct horse battery staple"
 CHUNK = 64 * 1024
@@ -56,13 +56,17 @@ def store_disk(repo: Repository, chunks: list[bytes | None]) -> DiskIndex:
     return DiskIndex(size=len(chunks) * repo.chunk_size, chunk_size=repo.chunk_size, ids=bytes(ids))
 
 
-def make_snapshot(repo: Repository, source: str, disks: dict[str, list[bytes | None]], *, sizes: bool = False,
-                  **kw) -> SnapshotInfo:
+def make_snapshot(
+    repo: Repository, source: str, disks: dict[str, list[bytes | None]], *, sizes: bool = False, **kw
+) -> SnapshotInfo:
     """A snapshot of made-up disks; with `sizes`, the manifest gives each disk's size (restores need it)."""
     with repo.backup_lease(f"test backup of {source}"):
         indexes = {name: store_disk(repo, chunks) for name, chunks in disks.items()}
-        manifest = {"source": source, "mode": "full",
-                    "disks": [{"name": name} | ({"size": indexes[name].size} if sizes else {}) for name in disks]}
+        manifest = {
+            "source": source,
+            "mode": "full",
+            "disks": [{"name": name} | ({"size": indexes[name].size} if sizes else {}) for name in disks],
+        }
         return repo.commit_snapshot(manifest, indexes, **kw)
 
 
@@ -79,14 +83,15 @@ def age_everything(root: Path, seconds: float = 7200) -> None:
             os.utime(Path(dirpath) / name, (past, past))
 
 
-
-
 PROCS = Path(__file__).with_name("procs.py")
 
 
-def start_proc(role: str, repo_path: Path, *args: str) -> "subprocess.Popen[str]":
+def start_proc(role: str, repo_path: Path, *args: str) -> subprocess.Popen[str]:
     env = dict(os.environ, HVBACKUP_PASSWORD=PASSWORD)
     return subprocess.Popen(
         [sys.executable, str(PROCS), role, str(repo_path), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )

@@ -51,8 +51,9 @@ def backup_loop(repo: Repository, count: int) -> None:
                 ids += cid
             orphan = data(1000 + i + 1)
             repo.put_chunk(repo.chunk_id(orphan), orphan)
-            repo.commit_snapshot({"source": "racer", "disks": [{"name": "d"}]},
-                                 {"d": DiskIndex(2 * CHUNK, CHUNK, bytes(ids))})
+            repo.commit_snapshot(
+                {"source": "racer", "disks": [{"name": "d"}]}, {"d": DiskIndex(2 * CHUNK, CHUNK, bytes(ids))}
+            )
         print(f"snapshot {i}", flush=True)
         time.sleep(0.2)  # a gap between backups, for prune to get in
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hvbackup.repo import Repository, ZERO_CHUNK_ID
+from hvbackup.repo import ZERO_CHUNK_ID, Repository
 from hvbackup.repo.errors import ChunkDamaged, ChunkMissing
 
 from .conftest import CHUNK, FAST_KDF, PASSWORD, chunk_data, chunk_file

@@ -11,12 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from hvbackup.cli.main import build_app
-
-app = build_app()
 from hvbackup.errors import EXIT_FAILED, EXIT_LOCKED, EXIT_NO_REPOSITORY, EXIT_OK, EXIT_WRONG_PASSWORD
 from hvbackup.repo import Repository
 
 from .conftest import PASSWORD, chunk_data, chunk_file, make_snapshot, start_proc
+
+app = build_app()
 
 runner = CliRunner()
 
@@ -52,9 +52,21 @@ def one_line_error(result) -> str:
 
 
 def test_every_command_has_an_example_in_its_help() -> None:
-    for command in (["init"], ["key", "add"], ["key", "list"], ["key", "remove"], ["key", "export"], ["snapshots"],
-                    ["check"], ["forget"], ["protect"], ["unprotect"], ["prune"], ["unlock"],
-                    ["repo", "rebuild-cache"]):
+    for command in (
+        ["init"],
+        ["key", "add"],
+        ["key", "list"],
+        ["key", "remove"],
+        ["key", "export"],
+        ["snapshots"],
+        ["check"],
+        ["forget"],
+        ["protect"],
+        ["unprotect"],
+        ["prune"],
+        ["unlock"],
+        ["repo", "rebuild-cache"],
+    ):
         result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
         assert result.exit_code == 0 and "Example:" in result.stdout, command
 
@@ -81,8 +93,9 @@ def test_newer_format_is_a_one_line_error(cli_repo: Path) -> None:
 
 
 def test_repo_from_the_environment(cli_repo: Path) -> None:
-    result = runner.invoke(app, ["snapshots", "--json"],
-                           env={"HVBACKUP_PASSWORD": PASSWORD, "HVBACKUP_REPO": str(cli_repo)})
+    result = runner.invoke(
+        app, ["snapshots", "--json"], env={"HVBACKUP_PASSWORD": PASSWORD, "HVBACKUP_REPO": str(cli_repo)}
+    )
     assert result.exit_code == 0 and json.loads(result.stdout) == []
 
 
@@ -178,8 +191,9 @@ def test_unlock_force_removes_live_locks(cli_repo: Path) -> None:
 
 
 def test_keys_add_list_export_and_key_file(cli_repo: Path, tmp_path: Path) -> None:
-    added = run_json("key", "add", "--repo", str(cli_repo), "--label", "second admin",
-                     HVBACKUP_NEW_PASSWORD="second passphrase")
+    added = run_json(
+        "key", "add", "--repo", str(cli_repo), "--label", "second admin", HVBACKUP_NEW_PASSWORD="second passphrase"
+    )
     slots = run_json("key", "list", "--repo", str(cli_repo), password="second passphrase")
     assert {s["label"] for s in slots} == {"initial", "second admin"}
     assert [s["id"] for s in slots if s["current"]] == [added["id"]]

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hvbackup.repo import DiskIndex, Repository
-from hvbackup.repo.crypto import KeyMaterial, SealError, Sealer
+from hvbackup.repo.crypto import KeyMaterial, Sealer, SealError
 
 from .conftest import CHUNK, PASSWORD, chunk_data, make_snapshot
 
@@ -32,11 +32,21 @@ class SecondReader:
         self.repo_id = config["id"]
         for slot_path in (root / "keys").iterdir():
             slot = json.loads(slot_path.read_text())
-            kek = hashlib.scrypt(passphrase.encode(), salt=base64.b64decode(slot["salt"]), n=slot["n"], r=slot["r"],
-                                 p=slot["p"], maxmem=2**30, dklen=32)
+            kek = hashlib.scrypt(
+                passphrase.encode(),
+                salt=base64.b64decode(slot["salt"]),
+                n=slot["n"],
+                r=slot["r"],
+                p=slot["p"],
+                maxmem=2**30,
+                dklen=32,
+            )
             try:
-                material = AESGCM(kek).decrypt(base64.b64decode(slot["nonce"]), base64.b64decode(slot["wrapped"]),
-                                               f"hvbackup key slot:{self.repo_id}".encode())
+                material = AESGCM(kek).decrypt(
+                    base64.b64decode(slot["nonce"]),
+                    base64.b64decode(slot["wrapped"]),
+                    f"hvbackup key slot:{self.repo_id}".encode(),
+                )
             except Exception:
                 continue
             self.aead_key, self.id_key = material[:32], material[32:]
@@ -60,7 +70,7 @@ class SecondReader:
         assert magic == b"HVBINDEX"
         out = bytearray()
         for i in range(count):
-            cid = raw[32 + 32 * i: 64 + 32 * i]
+            cid = raw[32 + 32 * i : 64 + 32 * i]
             length = min(chunk_size, size - i * chunk_size)
             if cid == bytes(32):
                 out += bytes(length)

@@ -37,10 +37,9 @@ def test_prune_refuses_while_a_backup_holds_a_lease(repo: Repository) -> None:
 
 
 def test_backup_refused_while_prune_holds_the_lock(repo: Repository) -> None:
-    with repo.exclusive_lock("prune"):
-        with pytest.raises(RepositoryLocked, match="exclusive lock"):
-            with repo.backup_lease("backup"):
-                pass
+    with repo.exclusive_lock("prune"), pytest.raises(RepositoryLocked, match="exclusive lock"):
+        with repo.backup_lease("backup"):
+            pass
     assert lock_files(repo) == []
 
 
@@ -59,8 +58,9 @@ def test_lease_of_another_process_blocks_prune_until_released(repo: Repository, 
         proc.wait()
 
 
-def test_stale_lease_of_a_killed_process_is_removed(repo: Repository, repo_path: Path,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+def test_stale_lease_of_a_killed_process_is_removed(
+    repo: Repository, repo_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     proc = start_proc("hold-lease", repo_path)
     assert proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGKILL)
@@ -75,15 +75,23 @@ def test_stale_lease_of_a_killed_process_is_removed(repo: Repository, repo_path:
 
 def _foreign_lock(repo: Repository, refreshed_ago: float) -> LockInfo:
     now = time.time()
-    info = LockInfo("feedfacecafe0001", SHARED, "another-host.example", 4242, 1.0, now - refreshed_ago,
-                    now - refreshed_ago, "backup on another host")
+    info = LockInfo(
+        "feedfacecafe0001",
+        SHARED,
+        "another-host.example",
+        4242,
+        1.0,
+        now - refreshed_ago,
+        now - refreshed_ago,
+        "backup on another host",
+    )
     repo.locks._write(info)
     return info
 
 
 def test_lock_of_another_host_counts_until_it_is_not_refreshed(repo: Repository) -> None:
     _foreign_lock(repo, refreshed_ago=60)
-    with pytest.raises(RepositoryLocked, match="another-host.example"):
+    with pytest.raises(RepositoryLocked, match=r"another-host.example"):
         prune(repo)
     assert repo.locks.remove_stale() == []
     _foreign_lock(repo, refreshed_ago=STALE_AFTER + 60)
@@ -100,9 +108,8 @@ def test_unreadable_lock_is_treated_as_held(repo: Repository) -> None:
 def test_lease_reopens_a_repository_after_unlock(repo_path: Path, repo: Repository) -> None:
     with repo.exclusive_lock("prune"):
         other = Repository.open(repo_path, PASSWORD)
-        with pytest.raises(RepositoryLocked):
-            with other.backup_lease("x"):
-                pass
+        with pytest.raises(RepositoryLocked), other.backup_lease("x"):
+            pass
     with other.backup_lease("x"):
         assert len(lock_files(repo)) == 1
     other.close()

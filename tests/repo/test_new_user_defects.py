@@ -8,8 +8,8 @@ import os
 import random
 import shutil
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -99,7 +99,7 @@ def damage(path: Path) -> None:
 
 
 def test_check_names_a_snapshot_whose_manifest_is_damaged(cli_repo: Path) -> None:
-    good, bad, _ = three_snapshots(cli_repo)
+    _good, bad, _ = three_snapshots(cli_repo)
     damage(cli_repo / "snapshots" / bad)
     doc = run_json("check", "--repo", str(cli_repo), expect=EXIT_FAILED)
     assert doc["damaged_snapshots"] == [bad]
@@ -239,10 +239,10 @@ def test_check_reports_damage_on_a_read_only_repository(cli_repo: Path, tmpfs: C
 
 
 @pytest.mark.root
-@pytest.mark.parametrize("command", [["prune"], ["forget", "--keep-last", "1"], ["protect", "latest"],
-                                     ["key", "add"]])
-def test_a_command_that_writes_to_a_read_only_repository_says_it_is_read_only(read_only_repo: Path,
-                                                                              command: list[str]) -> None:
+@pytest.mark.parametrize("command", [["prune"], ["forget", "--keep-last", "1"], ["protect", "latest"], ["key", "add"]])
+def test_a_command_that_writes_to_a_read_only_repository_says_it_is_read_only(
+    read_only_repo: Path, command: list[str]
+) -> None:
     result = run(*command, "--repo", str(read_only_repo), HVBACKUP_NEW_PASSWORD="another passphrase")
     assert result.exit_code == EXIT_FAILED
     assert f"the repository at {read_only_repo} is read-only (read-only file system writing" in one_line_error(result)
@@ -251,8 +251,10 @@ def test_a_command_that_writes_to_a_read_only_repository_says_it_is_read_only(re
 @pytest.mark.root
 def test_prune_on_a_read_only_repository_says_it_is_read_only_in_json(read_only_repo: Path) -> None:
     doc = run_json("prune", "--repo", str(read_only_repo), expect=EXIT_FAILED)
-    assert doc["error"]["code"] == EXIT_FAILED and "is read-only (read-only file system writing a lock)" in \
-        doc["error"]["message"]
+    assert (
+        doc["error"]["code"] == EXIT_FAILED
+        and "is read-only (read-only file system writing a lock)" in doc["error"]["message"]
+    )
 
 
 @pytest.mark.root
@@ -321,8 +323,7 @@ def test_a_backup_into_a_full_repository_is_one_line(small_repo: Repository, tmp
 
 @pytest.mark.root
 @pytest.mark.parametrize("pages, what", [(0, "a disk index"), (8, "a snapshot manifest")])
-def test_a_full_repository_while_committing_leaves_no_snapshot(small_repo: Repository, pages: int,
-                                                               what: str) -> None:
+def test_a_full_repository_while_committing_leaves_no_snapshot(small_repo: Repository, pages: int, what: str) -> None:
     big_note = random.Random(2).randbytes(128 * 1024).hex()  # a manifest larger than 8 pages, compressed
     with small_repo.backup_lease("backup"):
         index = store_disk(small_repo, [chunk_data(1)])
@@ -362,8 +363,10 @@ def assert_fits(output: str, width: int = 80) -> None:
 def test_snapshots_at_80_columns_shows_whole_ids_and_sources(cli_repo: Path) -> None:
     sources = ["/srv/hyper-v/images/web01-system-disk.vhdx", "db01.example.internal"]
     with open_repo(cli_repo) as r:
-        infos = [make_snapshot(r, source, {"system disk": [chunk_data(i)], "data disk": [None]})
-                 for i, source in enumerate(sources)]
+        infos = [
+            make_snapshot(r, source, {"system disk": [chunk_data(i)], "data disk": [None]})
+            for i, source in enumerate(sources)
+        ]
     table = run("snapshots", "--repo", str(cli_repo), COLUMNS="80")
     assert table.exit_code == 0
     assert_fits(table.stdout)
@@ -387,8 +390,15 @@ def test_forget_table_at_80_columns_shows_whole_ids_and_sources(cli_repo: Path) 
 
 
 def test_key_list_at_80_columns_shows_whole_slot_ids_and_key_remove_takes_a_prefix(cli_repo: Path) -> None:
-    added = run_json("key", "add", "--repo", str(cli_repo), "--label", "the second administrator, Ops team",
-                     HVBACKUP_NEW_PASSWORD="second passphrase")
+    added = run_json(
+        "key",
+        "add",
+        "--repo",
+        str(cli_repo),
+        "--label",
+        "the second administrator, Ops team",
+        HVBACKUP_NEW_PASSWORD="second passphrase",
+    )
     table = run("key", "list", "--repo", str(cli_repo), COLUMNS="80")
     assert table.exit_code == 0
     assert_fits(table.stdout)
@@ -397,8 +407,9 @@ def test_key_list_at_80_columns_shows_whole_slot_ids_and_key_remove_takes_a_pref
         assert slot["id"] in table.stdout
     removed = run_json("key", "remove", added["id"][:6], "--repo", str(cli_repo))
     assert removed == {"removed": added["id"]}
-    assert [s["id"] for s in run_json("key", "list", "--repo", str(cli_repo))] == \
-        [s["id"] for s in slots if s["id"] != added["id"]]
+    assert [s["id"] for s in run_json("key", "list", "--repo", str(cli_repo))] == [
+        s["id"] for s in slots if s["id"] != added["id"]
+    ]
 
 
 def test_key_remove_with_an_unknown_prefix_is_one_line(cli_repo: Path) -> None:

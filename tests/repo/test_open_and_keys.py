@@ -84,9 +84,8 @@ def test_second_key_slot_opens_and_removal(repo: Repository, repo_path: Path) ->
         r2.remove_key_slot(first)
     with pytest.raises(WrongPassword):
         Repository.open(repo_path, PASSWORD)
-    with Repository.open(repo_path, "another passphrase") as r3:
-        with pytest.raises(UsageError, match="last key slot"):
-            r3.remove_key_slot(second.slot_id)
+    with Repository.open(repo_path, "another passphrase") as r3, pytest.raises(UsageError, match="last key slot"):
+        r3.remove_key_slot(second.slot_id)
 
 
 def test_exported_key_opens_without_any_passphrase(repo: Repository, repo_path: Path) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from hvbackup.repo import Repository
 from hvbackup.repo.check import check
 from hvbackup.repo.errors import IndexMissing, RepositoryLocked
 from hvbackup.repo.forget import forget
 from hvbackup.repo.prune import prune
 from hvbackup.repo.retention import KeepPolicy
-
-import pytest
 
 from .conftest import PASSWORD, age_everything, chunk_data, chunk_file, make_snapshot, start_proc
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hvbackup import directio
-from hvbackup.repo import Repository, ZERO_CHUNK_ID
+from hvbackup.repo import ZERO_CHUNK_ID, Repository
 from hvbackup.repo.errors import ChunkDamaged, ChunkMissing
 
 from .conftest import FAST_KDF, PASSWORD, chunk_data, chunk_file
@@ -33,8 +33,11 @@ def stored(repo: Repository, data: bytes) -> bytes:
 
 @pytest.mark.parametrize("kind", ["compressible", "incompressible", "short tail"])
 def test_read_into_gives_what_get_chunk_gives(big_repo: Repository, kind: str) -> None:
-    data = {"compressible": chunk_data(1, BIG), "incompressible": os.urandom(BIG),
-            "short tail": os.urandom(BIG - 4096 - 77)}[kind]
+    data = {
+        "compressible": chunk_data(1, BIG),
+        "incompressible": os.urandom(BIG),
+        "short tail": os.urandom(BIG - 4096 - 77),
+    }[kind]
     cid = stored(big_repo, data)
     out = directio.scratch("test-out", len(data))
     out[:] = b"\xaa" * len(data)

@@ -52,8 +52,9 @@ def test_prune_waits_while_a_snapshot_disk_is_open_for_file_restore(repo: Reposi
 
 
 @pytest.mark.root
-def test_a_repository_on_a_read_only_filesystem_restores_without_a_lease(repo: Repository, repo_path: Path,
-                                                                        tmp_path: Path) -> None:
+def test_a_repository_on_a_read_only_filesystem_restores_without_a_lease(
+    repo: Repository, repo_path: Path, tmp_path: Path
+) -> None:
     snap = make_snapshot(repo, "vm", {"disk0": [chunk_data(5)]}, sizes=True)
     mountpoint = tmp_path / "ro"
     mountpoint.mkdir()

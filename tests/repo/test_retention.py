@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hvbackup.durations import Duration, parse_duration
 from hvbackup.errors import UsageError
 from hvbackup.repo import SnapshotInfo
-from hvbackup.durations import Duration, parse_duration
 from hvbackup.repo.retention import KeepPolicy, decide
 
-UTC = timezone.utc
+UTC = UTC
 START = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)  # a Thursday; ISO week 1 of 2026 is Dec 29 - Jan 4
 
 
@@ -40,9 +40,20 @@ def kept_times(snaps: list[SnapshotInfo], policy: KeepPolicy, tz=UTC) -> list[st
         (KeepPolicy(weekly=5), ["01-04 18", "01-10 18"]),  # only two ISO weeks have snapshots
         (KeepPolicy(hourly=2), ["01-10 12", "01-10 18"]),
         (KeepPolicy(monthly=1, yearly=3), ["01-10 18"]),
-        (KeepPolicy(within=Duration(days=2)),
-         ["01-08 18", "01-09 00", "01-09 06", "01-09 12", "01-09 18", "01-10 00", "01-10 06", "01-10 12",
-          "01-10 18"]),
+        (
+            KeepPolicy(within=Duration(days=2)),
+            [
+                "01-08 18",
+                "01-09 00",
+                "01-09 06",
+                "01-09 12",
+                "01-09 18",
+                "01-10 00",
+                "01-10 06",
+                "01-10 12",
+                "01-10 18",
+            ],
+        ),
         (KeepPolicy(daily=1, within=parse_duration("12h")), ["01-10 06", "01-10 12", "01-10 18"]),
     ],
 )
@@ -86,8 +97,13 @@ def test_no_rule_refuses_to_forget_everything() -> None:
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("7d", Duration(days=7)), ("2w", Duration(days=14)), ("1y6mo", Duration(years=1, months=6)),
-     ("36h", Duration(hours=36)), ("1mo2d3h", Duration(months=1, days=2, hours=3))],
+    [
+        ("7d", Duration(days=7)),
+        ("2w", Duration(days=14)),
+        ("1y6mo", Duration(years=1, months=6)),
+        ("36h", Duration(hours=36)),
+        ("1mo2d3h", Duration(months=1, days=2, hours=3)),
+    ],
 )
 def test_parse_duration(text: str, expected: Duration) -> None:
     assert parse_duration(text) == expected
@@ -106,14 +122,16 @@ def test_month_arithmetic_clamps_to_month_end() -> None:
 
 times = st.lists(
     st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2027, 1, 1), timezones=st.just(UTC)),
-    min_size=1, max_size=40, unique=True,
+    min_size=1,
+    max_size=40,
+    unique=True,
 )
 
 
 @settings(max_examples=150, deadline=None)
 @given(times, st.lists(st.booleans(), min_size=40, max_size=40), st.integers(1, 5), st.integers(0, 5))
 def test_properties_of_last_and_daily(ts, protected_flags, last, daily) -> None:
-    snaps = [snap(t, protected=p) for t, p in zip(ts, protected_flags)]
+    snaps = [snap(t, protected=p) for t, p in zip(ts, protected_flags, strict=False)]
     decisions = {d.snapshot.id: d for d in decide(snaps, KeepPolicy(last=last, daily=daily), UTC)}
     assert len(decisions) == len(snaps)
     for s in snaps:

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from hvbackup.errors import UsageError
-from hvbackup.repo import DiskIndex, Repository, ZERO_CHUNK_ID
+from hvbackup.repo import ZERO_CHUNK_ID, DiskIndex, Repository
 from hvbackup.repo.backend import LocalBackend
 from hvbackup.repo.errors import ChunkMissing, IndexDamaged, IndexMissing, SnapshotNotFound
 
 from .conftest import CHUNK, PASSWORD, chunk_data, make_snapshot, store_disk
 
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def test_commit_and_load_back(repo: Repository, repo_path: Path) -> None:
@@ -33,11 +33,11 @@ def test_commit_and_load_back(repo: Repository, repo_path: Path) -> None:
 
 
 def test_repository_owns_id_time_hostname_and_version(repo: Repository) -> None:
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     info = make_snapshot(repo, "vm", {"d": [None]})
     m = info.manifest
     assert m["id"] == info.id and m["format_version"] == 1 and m["hostname"]
-    assert before <= info.time <= datetime.now(timezone.utc)
+    assert before <= info.time <= datetime.now(UTC)
     assert datetime.fromisoformat(m["time"]).utcoffset() == timedelta(0)
 
 
@@ -161,8 +161,9 @@ def test_indexes_hold_large_disks_compactly(repo: Repository) -> None:
     ids = ZERO_CHUNK_ID * (count - 1) + repo.chunk_id(chunk_data(1))
     with repo.backup_lease("test"):
         store_disk(repo, [chunk_data(1)])
-        info = repo.commit_snapshot({"source": "vm", "disks": [{"name": "d"}]},
-                                    {"d": DiskIndex(count * CHUNK, CHUNK, ids)})
+        info = repo.commit_snapshot(
+            {"source": "vm", "disks": [{"name": "d"}]}, {"d": DiskIndex(count * CHUNK, CHUNK, ids)}
+        )
     stored = (repo.path / info.manifest["indexes"]["d"]["object"]).stat().st_size
     assert stored < len(ids) / 20  # a mostly-empty disk's index compresses
     assert repo.load_snapshot(info.id).index("d").ids == ids

@@ -11,9 +11,10 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import blake3
 import zstandard
@@ -38,8 +39,13 @@ class Measurement:
         return self.bytes / self.seconds if self.seconds else 0.0
 
     def to_json(self) -> dict:
-        return {"name": self.name, "threads": self.threads, "bytes": self.bytes,
-                "seconds": round(self.seconds, 4), "bytes_per_s": round(self.throughput)}
+        return {
+            "name": self.name,
+            "threads": self.threads,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 4),
+            "bytes_per_s": round(self.throughput),
+        }
 
 
 def sample_data(total: int, seed: int = 1) -> list[bytes]:
@@ -84,10 +90,10 @@ def measure_primitives(total: int, threads: list[int]) -> list[Measurement]:
     aead = AESGCM(key)
     compressed = [zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(b) for b in buffers]
     steps: list[tuple[str, Callable[[], Callable[[bytes], object]], list[bytes]]] = [
-        ("keyed BLAKE3", lambda: (lambda b: blake3.blake3(b, key=key).digest()), buffers),
+        ("keyed BLAKE3", lambda: lambda b: blake3.blake3(b, key=key).digest(), buffers),
         (f"zstd compress (level {ZSTD_LEVEL})", lambda: zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress, buffers),
         ("zstd decompress", lambda: zstandard.ZstdDecompressor().decompress, compressed),
-        ("AES-256-GCM encrypt", lambda: (lambda b: aead.encrypt(os.urandom(12), b, None)), buffers),
+        ("AES-256-GCM encrypt", lambda: lambda b: aead.encrypt(os.urandom(12), b, None), buffers),
     ]
     results = []
     with tempfile.TemporaryDirectory(prefix="hvbackup-bench-") as tmp:
@@ -99,8 +105,9 @@ def measure_primitives(total: int, threads: list[int]) -> list[Measurement]:
         try:
             offsets = [i * CHUNK for i in range(len(buffers))]
             for t in threads:
-                results.append(_timed("read (page cache)", t, offsets, lambda o: os.pread(fd, CHUNK, o),
-                                      size=len(offsets) * CHUNK))
+                results.append(
+                    _timed("read (page cache)", t, offsets, lambda o: os.pread(fd, CHUNK, o), size=len(offsets) * CHUNK)
+                )
         finally:
             os.close(fd)
     plaintext = sum(len(b) for b in buffers)  # every step is rated by the data it stands for

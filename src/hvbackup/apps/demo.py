@@ -10,20 +10,20 @@ file back out of the restored VM's filesystem.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 from hvbackup.assess.policy import Policy
 from hvbackup.disk import open_disk, virtual_sha256
-from hvbackup.fs.filesystem import FileSystem
 from hvbackup.engine.files.view import ViewFile
 from hvbackup.engine.manifest import manifest_of
-from hvbackup.fs.volumes import find_volumes
 from hvbackup.engine.vm_backup import RunResult, backup_vms
 from hvbackup.engine.vm_restore import restore_vm
 from hvbackup.errors import HvBackupError
+from hvbackup.fs.filesystem import FileSystem
+from hvbackup.fs.volumes import find_volumes
 from hvbackup.repo import Repository
 
 DEMO_PASSWORD = "hvbackup-demo"
@@ -77,7 +77,7 @@ def run_demo(folder: Path, say: Callable[[str], None] = lambda s: None) -> DemoR
     try:
         with Repository.init(folder / "repo", DEMO_PASSWORD) as repo:
             result.runs["full"] = _backup(lab, repo, policy, "full backup", say).to_json()
-            marker = f"changed by the hvbackup demo at {datetime.now(timezone.utc).isoformat()}".encode()
+            marker = f"changed by the hvbackup demo at {datetime.now(UTC).isoformat()}".encode()
             lab.write_guest_file(DEMO_VM, CHANGED_FILE, marker)
             say(f"wrote {len(marker)} bytes into {CHANGED_FILE} inside the running VM {DEMO_VM}")
             incremental = _backup(lab, repo, policy, "incremental backup", say)
@@ -95,8 +95,9 @@ def _backup(lab, repo: Repository, policy: Policy, label: str, say: Callable[[st
     return run
 
 
-def _restore_and_check(lab, repo: Repository, run: RunResult, marker: bytes, result: DemoResult,
-                       say: Callable[[str], None]) -> None:
+def _restore_and_check(
+    lab, repo: Repository, run: RunResult, marker: bytes, result: DemoResult, say: Callable[[str], None]
+) -> None:
     backed_up = next(v for v in run.vms if v.name == DEMO_VM)
     snapshot = repo.load_snapshot(backed_up.snapshot)
     t = time.monotonic()
@@ -105,14 +106,20 @@ def _restore_and_check(lab, repo: Repository, run: RunResult, marker: bytes, res
     say(f"restored {DEMO_VM} as new VM {restored.name} ({restored.vm_id}) in {time.monotonic() - t:.1f} s")
     frozen = lab.checkpoint_digests(backed_up.checkpoint)
     new_vm = lab.get_vm(restored.vm_id)
-    for disk, entry in zip(new_vm.disks, manifest_of(snapshot).disks):
+    for disk, entry in zip(new_vm.disks, manifest_of(snapshot).disks, strict=False):
         want = frozen.get(entry.path)
         same = want is not None and virtual_sha256(disk.path) == want
-        result.checks.append({"check": f"restored disk {entry.name} equals the frozen disk at the checkpoint",
-                              "ok": same})
+        result.checks.append(
+            {"check": f"restored disk {entry.name} equals the frozen disk at the checkpoint", "ok": same}
+        )
     found = read_guest_file(new_vm.disks[0].path, CHANGED_FILE, len(marker))
-    result.checks.append({"check": f"the restored VM's filesystem holds the change to {CHANGED_FILE}",
-                          "ok": found == marker, "found": found.decode(errors="replace")})
+    result.checks.append(
+        {
+            "check": f"the restored VM's filesystem holds the change to {CHANGED_FILE}",
+            "ok": found == marker,
+            "found": found.decode(errors="replace"),
+        }
+    )
     lab.start_vm(new_vm)
     result.checks.append({"check": f"{restored.name} starts", "ok": lab.get_vm(restored.vm_id).state.name == "Running"})
     for check in result.checks:

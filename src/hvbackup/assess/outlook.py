@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hvbackup.assess.remedies import LOAD_HV_UTILS, enable_service, ps, update_version
 from hvbackup.assess.guest_report import GuestReport
+from hvbackup.assess.remedies import LOAD_HV_UTILS, enable_service, ps, update_version
 from hvbackup.hyperv.enums import IntegrationServiceStatus, VMState
 from hvbackup.hyperv.model import VM
 from hvbackup.vocabulary import Consistency

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hvbackup.assess.remedies import enable_service
 from hvbackup.assess.guest_report import GuestReport
 from hvbackup.assess.outlook import OFF_STATES, PAUSED_STATES, RUNNING_STATES, SAVED_STATES, LiveOutlook, live_outlook
 from hvbackup.assess.policy import Policy
+from hvbackup.assess.remedies import enable_service
 from hvbackup.hyperv.enums import CheckpointType
 from hvbackup.hyperv.model import VM
 from hvbackup.vocabulary import BackupMode, Consistency, Downtime
@@ -87,9 +87,9 @@ def _running(vm: VM, policy: Policy, outlook: LiveOutlook, skipped: tuple[str, .
         summary = (
             f"cannot be backed up: {reasons}, and checkpoint type ProductionOnly forbids a crash-consistent checkpoint"
         )
-        return Verdict(BackupMode.none, Consistency.none, False, summary, None, skipped, improvements + (downtime_hint,))
+        return Verdict(BackupMode.none, Consistency.none, False, summary, None, skipped, (*improvements, downtime_hint))
     summary = f"{_live_summary(live, outlook)} — below policy ({policy.consistency} required)"
-    return Verdict(BackupMode.live, live, False, summary, None, skipped, improvements + (downtime_hint,))
+    return Verdict(BackupMode.live, live, False, summary, None, skipped, (*improvements, downtime_hint))
 
 
 def _live_consistency(vm: VM, outlook: LiveOutlook) -> Consistency | None:
@@ -132,6 +132,8 @@ def _with_skipped_disks(verdict: Verdict) -> Verdict:
         f"{verdict.summary}; pass-through disk(s) {disks} not backed up",
         verdict.downtime_s,
         verdict.skipped_disks,
-        verdict.improvements
-        + (f"to include {disks}: move the data to a VHDX disk (pass-through disks cannot be checkpointed)",),
+        (
+            *verdict.improvements,
+            f"to include {disks}: move the data to a VHDX disk (pass-through disks cannot be checkpointed)",
+        ),
     )

@@ -89,7 +89,9 @@ def _status(message: str, as_json: bool) -> AbstractContextManager:
 def _check_html_target(path: Path) -> None:
     folder = path.parent
     if path.is_dir():
-        raise UsageError(f"cannot write the HTML report to {path}: it is a folder; name a file, e.g. {path / 'report.html'}")
+        raise UsageError(
+            f"cannot write the HTML report to {path}: it is a folder; name a file, e.g. {path / 'report.html'}"
+        )
     if not folder.exists():
         raise UsageError(f"cannot write the HTML report to {path}: folder {folder} does not exist")
     if not folder.is_dir():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path  # noqa: F401  (typer reads the annotations)
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich import box
@@ -42,6 +42,7 @@ from hvbackup.cli.one_disk_restore import (
     restore_one_disk,
 )
 
+
 def register(app: typer.Typer) -> None:
     app.command("backup")(backup_cmd)
     app.command("restore")(restore_cmd)
@@ -51,12 +52,16 @@ def register(app: typer.Typer) -> None:
 def backup_cmd(
     host: HostOpt,
     repo: RepoOpt,
-    vms: Annotated[Optional[list[str]], typer.Argument(help="VM names or ids.")] = None,
+    vms: Annotated[list[str] | None, typer.Argument(help="VM names or ids.")] = None,
     password_file: PasswordFileOpt = None,
     key_file: KeyFileOpt = None,
     all_vms: Annotated[bool, typer.Option("--all", help="Every VM on the host.")] = False,
-    consistency: Annotated[Consistency, typer.Option(help="The weakest consistency acceptable.")] = Consistency.filesystem,
-    allow_downtime: Annotated[Downtime, typer.Option(help="May a VM be saved or shut down to reach the policy?")] = Downtime.never,
+    consistency: Annotated[
+        Consistency, typer.Option(help="The weakest consistency acceptable.")
+    ] = Consistency.filesystem,
+    allow_downtime: Annotated[
+        Downtime, typer.Option(help="May a VM be saved or shut down to reach the policy?")
+    ] = Downtime.never,
     parallel: Annotated[int, typer.Option(help="VMs backed up at the same time (at least 1).")] = 2,
     as_json: JsonOpt = False,
 ) -> None:
@@ -68,8 +73,8 @@ def backup_cmd(
     Example: hvbackup backup --host lab:/srv/lab --repo /srv/repo --all --consistency application --allow-downtime save
     """
     from hvbackup.assess.policy import Policy
-    from hvbackup.engine.vm_backup import backup_vms, select_vms
     from hvbackup.connect import connect
+    from hvbackup.engine.vm_backup import backup_vms, select_vms
 
     policy = Policy(consistency=consistency.value, allow_downtime=allow_downtime.value)
     with connect(host) as hv, open_repository(repo, password_file, key_file) as repository:
@@ -81,8 +86,9 @@ def backup_cmd(
                 if not as_json:
                     stderr.print(_done_line(result.to_json()), highlight=False)
 
-            run = backup_vms(hv, repository, selected, policy, parallel=parallel, progress_for=bars.for_vm,
-                             on_done=done)
+            run = backup_vms(
+                hv, repository, selected, policy, parallel=parallel, progress_for=bars.for_vm, on_done=done
+            )
     emit(run.to_json(), as_json, _render_run)
     raise typer.Exit(run.exit_code)
 
@@ -114,11 +120,16 @@ class _VmBars:
 
     def __init__(self, enabled: bool) -> None:
         columns = (BarColumn(bar_width=24), DownloadColumn(binary_units=True), TimeRemainingColumn())
-        self.progress = Progress(TextColumn("{task.description}"), *(_WhileReading(c) for c in columns),
-                                 console=stderr, transient=True) if enabled else None
+        self.progress = (
+            Progress(
+                TextColumn("{task.description}"), *(_WhileReading(c) for c in columns), console=stderr, transient=True
+            )
+            if enabled
+            else None
+        )
         self.tasks: dict[str, object] = {}
 
-    def __enter__(self) -> "_VmBars":
+    def __enter__(self) -> _VmBars:
         if self.progress is not None:
             self.progress.start()
         return self
@@ -127,7 +138,7 @@ class _VmBars:
         if self.progress is not None:
             self.progress.stop()
 
-    def for_vm(self, vm) -> "_VmBar":
+    def for_vm(self, vm) -> _VmBar:
         task = self.progress.add_task(vm.name, total=None) if self.progress is not None else None
         self.tasks[vm.id] = task
         return _VmBar(self.progress, task, vm.name)
@@ -172,15 +183,27 @@ class _Summed:
 
 def _render_run(data: dict) -> None:
     """The run as a table that fits 80 columns; each VM's message and warnings below it."""
-    table = Table(title=f"backup run ({data['duration_s']:.1f} s)", box=box.SIMPLE_HEAD, show_edge=False,
-                  padding=(0, 0))
+    table = Table(
+        title=f"backup run ({data['duration_s']:.1f} s)", box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 0)
+    )
     for col in ("VM", "snapshot", "mode", "consistency", "read", "new", "unchanged", "result"):
-        table.add_column(col, justify="right" if col in ("read", "new", "unchanged") else "left",
-                         overflow="fold", no_wrap=col != "VM")
+        table.add_column(
+            col,
+            justify="right" if col in ("read", "new", "unchanged") else "left",
+            overflow="fold",
+            no_wrap=col != "VM",
+        )
     for vm in data["vms"]:
-        table.add_row(vm["name"], vm["short_snapshot"] or "-", vm["mode"], vm["consistency"],
-                      _size(vm["bytes_read"]), _size(vm["bytes_new"]), _size(vm["bytes_unchanged"]),
-                      f"[{_colour(vm)}]{vm['result']}[/]")
+        table.add_row(
+            vm["name"],
+            vm["short_snapshot"] or "-",
+            vm["mode"],
+            vm["consistency"],
+            _size(vm["bytes_read"]),
+            _size(vm["bytes_new"]),
+            _size(vm["bytes_unchanged"]),
+            f"[{_colour(vm)}]{vm['result']}[/]",
+        )
     stdout.print(table)
     for vm in data["vms"]:
         if vm["message"]:
@@ -208,11 +231,16 @@ def restore_cmd(
     password_file: PasswordFileOpt = None,
     key_file: KeyFileOpt = None,
     source: SourceOpt = None,
-    host: Annotated[Optional[str], typer.Option("--host", "-H", help="Restore as a new VM on this host.")] = None,
-    name: Annotated[Optional[str], typer.Option(
-        help="Name of the new VM; refused if a VM has it (default: <name>-restored-<id>, then -2, -3...).")] = None,
-    keep_macs: Annotated[bool, typer.Option(
-        help="Keep the original MAC addresses (refused while a VM on the host uses one).")] = False,
+    host: Annotated[str | None, typer.Option("--host", "-H", help="Restore as a new VM on this host.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="Name of the new VM; refused if a VM has it (default: <name>-restored-<id>, then -2, -3...)."
+        ),
+    ] = None,
+    keep_macs: Annotated[
+        bool, typer.Option(help="Keep the original MAC addresses (refused while a VM on the host uses one).")
+    ] = False,
     no_start: Annotated[bool, typer.Option("--no-start", help="Leave the new VM off.")] = False,
     disk: DiskOpt = None,
     to: ToOpt = None,
@@ -243,20 +271,34 @@ def restore_cmd(
     if not one_disk and host is None:
         raise UsageError("give --host to restore the whole VM, or --disk N --to FILE for one disk")
     if one_disk:
-        target = DiskTarget(to=to, disk=disk, fmt=fmt, block_size_mib=block_size_mib, verify=verify,
-                            allow_damaged=allow_damaged, overwrite=overwrite)
+        target = DiskTarget(
+            to=to,
+            disk=disk,
+            fmt=fmt,
+            block_size_mib=block_size_mib,
+            verify=verify,
+            allow_damaged=allow_damaged,
+            overwrite=overwrite,
+        )
         restore_one_disk(RepoAccess(repo, password_file, key_file), snapshot, source, target, as_json)
         return
     with open_repository(repo, password_file, key_file) as repository:
         snap = repository.load_snapshot(snapshot, source)
-        from hvbackup.engine.vm_restore import restore_vm
         from hvbackup.connect import connect
+        from hvbackup.engine.vm_restore import restore_vm
 
         with connect(host) as hv, progress("restore", None, as_json) as bar:
-            result = restore_vm(hv, repository, snap, name=name, keep_macs=keep_macs, start=not no_start,
-                                allow_damaged=allow_damaged, progress=_Summed(bar))
-    emit({"snapshot": snap.info.id, "short_id": snap.info.short_id, **result.to_json()}, as_json,
-         _render_vm_restore)
+            result = restore_vm(
+                hv,
+                repository,
+                snap,
+                name=name,
+                keep_macs=keep_macs,
+                start=not no_start,
+                allow_damaged=allow_damaged,
+                progress=_Summed(bar),
+            )
+    emit({"snapshot": snap.info.id, "short_id": snap.info.short_id, **result.to_json()}, as_json, _render_vm_restore)
     _exit_partial_if_damaged(result.disks)
 
 
@@ -269,7 +311,10 @@ def _exit_partial_if_damaged(disks) -> None:
 
 
 def _render_vm_restore(data: dict) -> None:
-    stdout.print(f"restored snapshot {data['short_id']} as VM {data['name']} ({data['vm_id']}) with "
-                 f"{len(data['disks'])} disk(s)" + (", started" if data["started"] else ""), highlight=False)
+    stdout.print(
+        f"restored snapshot {data['short_id']} as VM {data['name']} ({data['vm_id']}) with "
+        f"{len(data['disks'])} disk(s)" + (", started" if data["started"] else ""),
+        highlight=False,
+    )
     for disk in data["disks"]:
         print_damaged(disk["damaged"])

@@ -6,7 +6,7 @@ import os
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -21,7 +21,9 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def demo_cmd(
-    folder: Annotated[Optional[Path], typer.Argument(help="A new folder for the demo (default: ./demo-run/<time>).")] = None,
+    folder: Annotated[
+        Path | None, typer.Argument(help="A new folder for the demo (default: ./demo-run/<time>).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Back up the lab's sample Linux VMs, change a file in one, back up again, restore it as a new VM, prove it.
@@ -58,8 +60,7 @@ def _render(data: dict) -> None:
     full = {vm["name"]: vm for vm in data["runs"]["full"]["vms"]}
     for vm in data["runs"]["incremental"]["vms"]:
         first = full[vm["name"]]
-        table.add_row(vm["name"], vm["mode"], vm["consistency"],
-                      _read_new(first), _read_new(vm), vm["result"])
+        table.add_row(vm["name"], vm["mode"], vm["consistency"], _read_new(first), _read_new(vm), vm["result"])
     stdout.print(table)
     for label in ("full", "incremental"):
         for vm in data["runs"][label]["vms"]:
@@ -68,8 +69,11 @@ def _render(data: dict) -> None:
     stdout.print(f"restored {data['restore'].get('name')} ({data['restore'].get('vm_id')})", highlight=False)
     for check in data["checks"]:
         stdout.print(("[green]✓[/] " if check["ok"] else "[red]✗[/] ") + check["check"], highlight=False)
-    stdout.print(f"everything is in {data['folder']}: try `hvbackup snapshots -r {data['folder']}/repo` "
-                 "(passphrase: hvbackup-demo)", highlight=False)
+    stdout.print(
+        f"everything is in {data['folder']}: try `hvbackup snapshots -r {data['folder']}/repo` "
+        "(passphrase: hvbackup-demo)",
+        highlight=False,
+    )
 
 
 def _read_new(vm: dict) -> str:

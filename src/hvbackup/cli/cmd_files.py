@@ -64,13 +64,18 @@ def _filesystem(
 
 
 def register(app: typer.Typer) -> None:
-    add_group(app, "files", HELP, {
-        "volumes": volumes_cmd,
-        "ls": ls_cmd,
-        "cat": cat_cmd,
-        "extract": extract_cmd,
-        "find": find_cmd,
-    })
+    add_group(
+        app,
+        "files",
+        HELP,
+        {
+            "volumes": volumes_cmd,
+            "ls": ls_cmd,
+            "cat": cat_cmd,
+            "extract": extract_cmd,
+            "find": find_cmd,
+        },
+    )
 
 
 def _path_bytes(path: str) -> bytes:
@@ -215,7 +220,9 @@ def extract_cmd(
     path: Annotated[str, typer.Argument(help="File or directory to extract ('/' for everything).")],
     to: Annotated[
         Path,
-        typer.Option("--to", help="Folder to extract into (created if missing); nothing is written if a file is in the way."),
+        typer.Option(
+            "--to", help="Folder to extract into (created if missing); nothing is written if a file is in the way."
+        ),
     ],
     repo: RepoOpt,
     source: SourceOpt = None,

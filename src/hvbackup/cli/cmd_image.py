@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -42,10 +42,15 @@ HELP = (
 
 
 def register(app: typer.Typer) -> None:
-    add_group(app, "image", HELP, {
-        "backup": backup_cmd,
-        "restore": restore_cmd,
-    })
+    add_group(
+        app,
+        "image",
+        HELP,
+        {
+            "backup": backup_cmd,
+            "restore": restore_cmd,
+        },
+    )
 
 
 @handle_errors
@@ -55,11 +60,11 @@ def backup_cmd(
     password_file: PasswordFileOpt = None,
     key_file: KeyFileOpt = None,
     changed_ranges: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(help="JSON list of [offset, length] byte ranges changed since the last snapshot of this source."),
     ] = None,
     source: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--source", "-s", help="Name that groups snapshots of this image (default: its path)."),
     ] = None,
     sample_percent: Annotated[
@@ -76,16 +81,15 @@ def backup_cmd(
     """
     from hvbackup.engine.image_backup import backup_image
 
-    with open_repository(repo, password_file, key_file) as repository:
-        with progress("backup", None, as_json) as bar:
-            result = backup_image(
-                repository,
-                image,
-                source=source,
-                changed_ranges_file=changed_ranges,
-                sample_fraction=sample_percent / 100,
-                progress=bar,
-            )
+    with open_repository(repo, password_file, key_file) as repository, progress("backup", None, as_json) as bar:
+        result = backup_image(
+            repository,
+            image,
+            source=source,
+            changed_ranges_file=changed_ranges,
+            sample_fraction=sample_percent / 100,
+            progress=bar,
+        )
     emit(result.to_json(), as_json, _render_backup)
 
 
@@ -128,6 +132,13 @@ def restore_cmd(
 
     Example: hvbackup image restore -r /srv/repo latest --to restored.vhdx --verify
     """
-    target = DiskTarget(to=to, disk=disk, fmt=fmt, block_size_mib=block_size_mib, verify=verify,
-                        allow_damaged=allow_damaged, overwrite=overwrite)
+    target = DiskTarget(
+        to=to,
+        disk=disk,
+        fmt=fmt,
+        block_size_mib=block_size_mib,
+        verify=verify,
+        allow_damaged=allow_damaged,
+        overwrite=overwrite,
+    )
     restore_one_disk(RepoAccess(repo, password_file, key_file), snapshot, source, target, as_json)

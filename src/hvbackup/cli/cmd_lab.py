@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -22,22 +23,28 @@ HELP = (
 DirArg = Annotated[str | None, typer.Argument(help="The lab folder (or give --host lab:DIR).", show_default=False)]
 VmArg = Annotated[str | None, typer.Argument(help="VM name or id.", show_default=False)]
 HostOpt = Annotated[
-    str | None, typer.Option("--host", "-H", help="The lab as a host spec, lab:DIR, instead of DIR.", show_default=False)
+    str | None,
+    typer.Option("--host", "-H", help="The lab as a host spec, lab:DIR, instead of DIR.", show_default=False),
 ]
 
 
 def register(app: typer.Typer) -> None:
-    add_group(app, "lab", HELP, {
-        "create": create_cmd,
-        "list": list_cmd,
-        "start": start_cmd,
-        "stop": stop_cmd,
-        "save": save_cmd,
-        "shutdown": shutdown_cmd,
-        "write": write_cmd,
-        "reset-rct": reset_rct_cmd,
-        "destroy": destroy_cmd,
-    })
+    add_group(
+        app,
+        "lab",
+        HELP,
+        {
+            "create": create_cmd,
+            "list": list_cmd,
+            "start": start_cmd,
+            "stop": stop_cmd,
+            "save": save_cmd,
+            "shutdown": shutdown_cmd,
+            "write": write_cmd,
+            "reset-rct": reset_rct_cmd,
+            "destroy": destroy_cmd,
+        },
+    )
 
 
 def _lab_args(host: str | None, positionals: list[str | None], names: list[str]) -> tuple[Path, list[str]]:

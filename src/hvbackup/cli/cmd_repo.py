@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Iterator
+from typing import Annotated, Any
 
 import typer
 from rich.cells import cell_len
@@ -15,12 +16,12 @@ from rich.table import Table
 
 from hvbackup.cli.common import (
     JsonOpt,
+    KeyFileOpt,
     PasswordFileOpt,
     RepoOpt,
     add_group,
     emit,
     handle_errors,
-    KeyFileOpt,
     human_bytes,
     open_repository,
     progress,
@@ -33,11 +34,12 @@ from hvbackup.errors import EXIT_FAILED, UsageError
 from hvbackup.repo import Repository
 from hvbackup.repo.check import CheckReport, check
 from hvbackup.repo.config import DEFAULT_CHUNK_SIZE
-from hvbackup.repo.crypto import CIPHERS, KeyMaterial
+from hvbackup.repo.crypto import CIPHERS
 from hvbackup.repo.forget import forget, forget_snapshots
 from hvbackup.repo.keys import write_key_file
 from hvbackup.repo.prune import DEFAULT_SAFETY_WINDOW, PruneResult, check_wait, prune
 from hvbackup.repo.retention import KeepPolicy
+
 
 def parse_size(text: str) -> int:
     match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)(i?B)?\s*", text, re.IGNORECASE)
@@ -118,15 +120,18 @@ def init_cmd(
         raise UsageError("the passphrase must not be empty")
     with Repository.init(repo, password, chunk_size=size, cipher=cipher) as r:
         result = {"repository": str(repo), "id": r.id, "chunk_size": r.chunk_size, "cipher": r.config.cipher}
-    emit(result, as_json, lambda d: stdout.print(
-        f"created repository {d['id']} at {d['repository']} ({human_bytes(d['chunk_size'])} chunks, {d['cipher']}).\n"
-        "Without the passphrase or an exported key (hvbackup key export) the backups cannot be read."
-    ))
+    emit(
+        result,
+        as_json,
+        lambda d: stdout.print(
+            f"created repository {d['id']} at {d['repository']} ({human_bytes(d['chunk_size'])} chunks, {d['cipher']}).\n"
+            "Without the passphrase or an exported key (hvbackup key export) the backups cannot be read."
+        ),
+    )
 
 
 KEY_HELP = (
-    "Manage the passphrases (key slots) that open the repository.\n\n"
-    "Example: hvbackup key list --repo /srv/hvbackup"
+    "Manage the passphrases (key slots) that open the repository.\n\nExample: hvbackup key list --repo /srv/hvbackup"
 )
 
 
@@ -178,8 +183,16 @@ def key_list(
     def render(rows: list[dict]) -> None:
         _print_table(
             ["id", "created", "host", "label", "kdf"],
-            [[row["id"], _local_time(row["created"]) if row["created"] else "", row["hostname"], row["label"],
-              row["kdf"]] for row in rows],
+            [
+                [
+                    row["id"],
+                    _local_time(row["created"]) if row["created"] else "",
+                    row["hostname"],
+                    row["label"],
+                    row["kdf"],
+                ]
+                for row in rows
+            ],
             drop_order=["kdf", "host"],
         )
         current = next((row["id"] for row in rows if row["current"]), None)
@@ -252,9 +265,18 @@ def snapshots_cmd(
     def render(rows: list[dict]) -> None:
         _print_table(
             ["id", "time", "source", "disks", "mode", "consistency", "protected"],
-            [[row["short_id"], _local_time(row["time"]), row["source"], ", ".join(row["disks"]),
-              str(row["manifest"].get("mode", "")), str(row["manifest"].get("consistency", "")),
-              "yes" if row["protected"] else ""] for row in rows],
+            [
+                [
+                    row["short_id"],
+                    _local_time(row["time"]),
+                    row["source"],
+                    ", ".join(row["disks"]),
+                    str(row["manifest"].get("mode", "")),
+                    str(row["manifest"].get("consistency", "")),
+                    "yes" if row["protected"] else "",
+                ]
+                for row in rows
+            ],
             drop_order=["consistency", "mode", "disks"],
         )
         stdout.print(f"{len(rows)} snapshots")
@@ -262,13 +284,17 @@ def snapshots_cmd(
     emit(infos, as_json, render)
 
 
-def _set_protected(repo: Path, password_file: Path | None, key_file: Path | None, ref: str, on: bool,
-                   as_json: bool) -> None:
+def _set_protected(
+    repo: Path, password_file: Path | None, key_file: Path | None, ref: str, on: bool, as_json: bool
+) -> None:
     with open_repository(repo, password_file, key_file) as r:
         info = r.set_protected(ref, on)
     state = "protected" if on else "no longer protected"
-    emit({"id": info.id, "protected": info.protected}, as_json,
-         lambda d: stdout.print(f"snapshot {d['id'][:8]} is {state}"))
+    emit(
+        {"id": info.id, "protected": info.protected},
+        as_json,
+        lambda d: stdout.print(f"snapshot {d['id'][:8]} is {state}"),
+    )
 
 
 @handle_errors
@@ -328,25 +354,29 @@ def check_cmd(
     if subset and not read_data:
         raise UsageError("--subset chooses the chunks --read-data reads; give --read-data too")
     share = parse_subset(subset) if subset else None
-    with open_repository(repo, password_file, key_file) as r:
-        with progress("Reading chunks", None, as_json) as bar:
-            report = check(r, read_data=read_data, subset=share, workers=workers, progress=bar)
+    with open_repository(repo, password_file, key_file) as r, progress("Reading chunks", None, as_json) as bar:
+        report = check(r, read_data=read_data, subset=share, workers=workers, progress=bar)
     emit(report.to_json(), as_json, lambda _: _render_check(report))
     if not report.ok:
         raise typer.Exit(EXIT_FAILED)
 
 
 def _render_check(report: CheckReport) -> None:
-    stdout.print(f"{report.snapshots} snapshots, {report.indexes} disk indexes, "
-                 f"{report.chunks_referenced} chunks referenced" +
-                 (f", {report.chunks_read} read and verified" if report.read_data else ""))
+    stdout.print(
+        f"{report.snapshots} snapshots, {report.indexes} disk indexes, "
+        f"{report.chunks_referenced} chunks referenced"
+        + (f", {report.chunks_read} read and verified" if report.read_data else "")
+    )
     for error in report.errors:
         stdout.print(f"[red]error:[/] {escape(error)}", highlight=False)
     for problem in report.chunks:
         stdout.print(f"[red]{problem.problem} chunk[/] {problem.chunk_id}: {escape(problem.reason)}", highlight=False)
         for use in problem.used_by:
-            stdout.print(f"  used by snapshot {use.snapshot[:8]} ({escape(use.source)}, {_local_time(use.time)}) "
-                         f"disk {use.disk} at {len(use.offsets)} offset(s), first {use.offsets[0]}", highlight=False)
+            stdout.print(
+                f"  used by snapshot {use.snapshot[:8]} ({escape(use.source)}, {_local_time(use.time)}) "
+                f"disk {use.disk} at {len(use.offsets)} offset(s), first {use.offsets[0]}",
+                highlight=False,
+            )
     if report.ok:
         stdout.print("[green]no errors found[/]")
     else:
@@ -361,24 +391,38 @@ def _render_forget(rows: list[dict], dry_run: bool) -> None:
     removed = "would remove" if dry_run else "removed"
     _print_table(
         ["id", "time", "source", "action", "reason"],
-        [[row["short_id"], _local_time(row["time"]) if row["time"] else "?",
-          row["source"] if row["source"] is not None else "(manifest unreadable)",
-          "keep" if row["keep"] else removed, "; ".join(row["reasons"])] for row in rows],
+        [
+            [
+                row["short_id"],
+                _local_time(row["time"]) if row["time"] else "?",
+                row["source"] if row["source"] is not None else "(manifest unreadable)",
+                "keep" if row["keep"] else removed,
+                "; ".join(row["reasons"]),
+            ]
+            for row in rows
+        ],
         drop_order=["reason"],
     )
 
 
 def _render_prune(result: PruneResult) -> None:
     verb = "would delete" if result.dry_run else "deleted"
-    stdout.print(f"{result.snapshots} snapshots reference {result.chunks_referenced} of {result.chunks_total} chunks; "
-                 f"{verb} {result.chunks_deleted} chunks ({human_bytes(result.bytes_deleted)}); "
-                 f"kept {result.chunks_kept_young} unreferenced chunks younger than the safety window; "
-                 f"{result.objects_cleaned} leftover objects cleaned")
+    stdout.print(
+        f"{result.snapshots} snapshots reference {result.chunks_referenced} of {result.chunks_total} chunks; "
+        f"{verb} {result.chunks_deleted} chunks ({human_bytes(result.bytes_deleted)}); "
+        f"kept {result.chunks_kept_young} unreferenced chunks younger than the safety window; "
+        f"{result.objects_cleaned} leftover objects cleaned"
+    )
 
 
-SafetyOpt = Annotated[str, typer.Option(
-    metavar="DURATION", help="Keep unreferenced chunks younger than this, e.g. 1h, 30min, 90s (units w d h min s; "
-                             "`m` is refused: write min).")]
+SafetyOpt = Annotated[
+    str,
+    typer.Option(
+        metavar="DURATION",
+        help="Keep unreferenced chunks younger than this, e.g. 1h, 30min, 90s (units w d h min s; "
+        "`m` is refused: write min).",
+    ),
+]
 WaitOpt = Annotated[float, typer.Option(help="Wait up to this many seconds for running backups to finish.")]
 
 
@@ -387,24 +431,37 @@ def forget_cmd(
     repo: RepoOpt,
     snapshots: Annotated[
         list[str] | None,
-        typer.Argument(metavar="[ID]...", show_default=False,
-                       help="Forget exactly these snapshots (id or unique prefix), also ones whose manifest "
-                            "is damaged, instead of applying keep rules."),
+        typer.Argument(
+            metavar="[ID]...",
+            show_default=False,
+            help="Forget exactly these snapshots (id or unique prefix), also ones whose manifest "
+            "is damaged, instead of applying keep rules.",
+        ),
     ] = None,
     password_file: PasswordFileOpt = None,
     key_file: KeyFileOpt = None,
     keep_last: Annotated[int | None, typer.Option(metavar="N", help="Keep the newest N snapshots.")] = None,
-    keep_hourly: Annotated[int | None, typer.Option(metavar="N", help="Keep the newest snapshot of each of the "
-                                                                      "last N hours.")] = None,
+    keep_hourly: Annotated[
+        int | None, typer.Option(metavar="N", help="Keep the newest snapshot of each of the last N hours.")
+    ] = None,
     keep_daily: Annotated[int | None, typer.Option(metavar="N", help="... of each of the last N days.")] = None,
     keep_weekly: Annotated[int | None, typer.Option(metavar="N", help="... of each of the last N ISO weeks.")] = None,
     keep_monthly: Annotated[int | None, typer.Option(metavar="N", help="... of each of the last N months.")] = None,
     keep_yearly: Annotated[int | None, typer.Option(metavar="N", help="... of each of the last N years.")] = None,
-    keep_within: Annotated[str | None, typer.Option(
-        metavar="DURATION", help="Keep all within this long of the newest, e.g. 7d, 1y6mo (units y mo w d h min s; "
-                                 "`m` is refused: write mo or min).")] = None,
-    keep_none: Annotated[bool, typer.Option("--keep-none", help="Forget every unprotected snapshot (of --source, "
-                                                                "if given); no keep rule may be given.")] = False,
+    keep_within: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DURATION",
+            help="Keep all within this long of the newest, e.g. 7d, 1y6mo (units y mo w d h min s; "
+            "`m` is refused: write mo or min).",
+        ),
+    ] = None,
+    keep_none: Annotated[
+        bool,
+        typer.Option(
+            "--keep-none", help="Forget every unprotected snapshot (of --source, if given); no keep rule may be given."
+        ),
+    ] = False,
     source: Annotated[str | None, typer.Option(help="Only snapshots of this source.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Show what would be removed.")] = False,
     then_prune: Annotated[bool, typer.Option("--prune", help="Run prune afterwards.")] = False,
@@ -418,9 +475,15 @@ def forget_cmd(
     Example: hvbackup forget --repo /srv/hvbackup --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
     Example: hvbackup forget 3080099f --repo /srv/hvbackup --prune
     """
-    policy = KeepPolicy.from_options(last=keep_last, hourly=keep_hourly, daily=keep_daily, weekly=keep_weekly,
-                                     monthly=keep_monthly, yearly=keep_yearly,
-                                     within=parse_duration(keep_within, "--keep-within") if keep_within else None)
+    policy = KeepPolicy.from_options(
+        last=keep_last,
+        hourly=keep_hourly,
+        daily=keep_daily,
+        weekly=keep_weekly,
+        monthly=keep_monthly,
+        yearly=keep_yearly,
+        within=parse_duration(keep_within, "--keep-within") if keep_within else None,
+    )
     if snapshots and (not policy.is_empty() or keep_none or source is not None):
         raise UsageError("give either snapshot ids or keep rules (--keep-*, --keep-none, --source), not both")
     window = parse_seconds(safety_window, "--safety-window")
@@ -458,9 +521,8 @@ def prune_cmd(
     Example: hvbackup prune --repo /srv/hvbackup --wait 600
     """
     window = parse_seconds(safety_window, "--safety-window") if safety_window else DEFAULT_SAFETY_WINDOW
-    with open_repository(repo, password_file, key_file) as r:
-        with progress("Deleting chunks", None, as_json) as bar:
-            result = prune(r, safety_window=window, wait=wait, dry_run=dry_run, progress=bar)
+    with open_repository(repo, password_file, key_file) as r, progress("Deleting chunks", None, as_json) as bar:
+        result = prune(r, safety_window=window, wait=wait, dry_run=dry_run, progress=bar)
     emit(result.to_json(), as_json, lambda _: _render_prune(result))
 
 
@@ -497,9 +559,7 @@ def unlock_cmd(
     emit(result, as_json, render)
 
 
-REPO_HELP = (
-    "Repository maintenance.\n\nExample: hvbackup repo rebuild-cache --repo /srv/hvbackup"
-)
+REPO_HELP = "Repository maintenance.\n\nExample: hvbackup repo rebuild-cache --repo /srv/hvbackup"
 
 
 @handle_errors
@@ -518,12 +578,17 @@ def rebuild_cache_cmd(
 
 def register(app: typer.Typer) -> None:
     app.command("init")(init_cmd)
-    add_group(app, "key", KEY_HELP, {
-        "add": key_add,
-        "list": key_list,
-        "remove": key_remove,
-        "export": key_export,
-    })
+    add_group(
+        app,
+        "key",
+        KEY_HELP,
+        {
+            "add": key_add,
+            "list": key_list,
+            "remove": key_remove,
+            "export": key_export,
+        },
+    )
     app.command("snapshots")(snapshots_cmd)
     app.command("check")(check_cmd)
     app.command("forget")(forget_cmd)
@@ -531,6 +596,11 @@ def register(app: typer.Typer) -> None:
     app.command("unprotect")(unprotect_cmd)
     app.command("prune")(prune_cmd)
     app.command("unlock")(unlock_cmd)
-    add_group(app, "repo", REPO_HELP, {
-        "rebuild-cache": rebuild_cache_cmd,
-    })
+    add_group(
+        app,
+        "repo",
+        REPO_HELP,
+        {
+            "rebuild-cache": rebuild_cache_cmd,
+        },
+    )

@@ -13,9 +13,10 @@ import functools
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -44,11 +45,17 @@ RepoOpt = Annotated[
 ]
 SourceOpt = Annotated[
     str | None,
-    typer.Option("--source", "-s", help="The VM or image the snapshot must be of (needed for `latest` when the repository holds several)."),
+    typer.Option(
+        "--source",
+        "-s",
+        help="The VM or image the snapshot must be of (needed for `latest` when the repository holds several).",
+    ),
 ]
 HostOpt = Annotated[
     str,
-    typer.Option("--host", "-H", envvar="HVBACKUP_HOST", help="lab:DIR, psrp://user@host[:port], or local (or HVBACKUP_HOST)."),
+    typer.Option(
+        "--host", "-H", envvar="HVBACKUP_HOST", help="lab:DIR, psrp://user@host[:port], or local (or HVBACKUP_HOST)."
+    ),
 ]
 
 # The policy's choices, so the parser refuses a typo and lists the values.
@@ -165,7 +172,7 @@ class ProgressReporter:
             )
             self._task = self._progress.add_task(description, total=total)
 
-    def __enter__(self) -> "ProgressReporter":
+    def __enter__(self) -> ProgressReporter:
         if self._progress is not None:
             self._progress.start()
         return self

@@ -33,9 +33,7 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def check_cmd(
-    root: Annotated[Path, typer.Option("--root", help="Read /sys, /proc and /etc under this directory.")] = Path(
-        "/"
-    ),
+    root: Annotated[Path, typer.Option("--root", help="Read /sys, /proc and /etc under this directory.")] = Path("/"),
     as_json: JsonOpt = False,
 ) -> None:
     """Check this guest: Hyper-V, hv modules, VSS daemon, NICs, I/O schedulers, fstab, freeze coverage, TRIM, time.

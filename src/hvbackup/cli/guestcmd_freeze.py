@@ -18,7 +18,8 @@ from hvbackup.cli.guestcmd_options import (
     freeze_options,
 )
 from hvbackup.errors import HvBackupError
-from hvbackup.guest.holder import freeze_detached, request_thaw, status as freeze_status
+from hvbackup.guest.holder import freeze_detached, request_thaw
+from hvbackup.guest.holder import status as freeze_status
 from hvbackup.guest.state import StateDir
 from hvbackup.guest.thawrequest import woken_holder
 

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from hvbackup.cli.common import JsonOpt, emit, handle_errors, stdout
-from hvbackup.guest.systemd import install as do_install, uninstall as do_uninstall
+from hvbackup.guest.systemd import install as do_install
+from hvbackup.guest.systemd import uninstall as do_uninstall
 
 RootOpt = Annotated[Path, typer.Option("--root", help="Install into this tree (image building, tests).")]
 

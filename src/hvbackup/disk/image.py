@@ -107,4 +107,3 @@ class DiskImage:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.format} {self.name!r} size={self.size}>"
-

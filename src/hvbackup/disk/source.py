@@ -52,4 +52,3 @@ _OPEN_FAILURES: dict[type[OSError], str] = {
     IsADirectoryError: "is a folder, not a disk image",
     PermissionError: "permission denied",
 }
-

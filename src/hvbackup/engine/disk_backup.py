@@ -151,12 +151,16 @@ class DiskBackup:
         for i in self.plan.zero:
             ids[i * 32 : (i + 1) * 32] = ZERO_CHUNK_ID
             self.stats.bytes_zero += self.chunk_len(i)
-        for i, cid in zip(self.plan.read, ordered_map(self._store_chunk, self.plan.read, workers=self.workers)):
+        for i, cid in zip(
+            self.plan.read, ordered_map(self._store_chunk, self.plan.read, workers=self.workers), strict=False
+        ):
             ids[i * 32 : (i + 1) * 32] = cid
             progress.advance(self.chunk_len(i))
         self.stats.duration_s = time.monotonic() - started
         index = DiskIndex(size=self.disk.size, chunk_size=self.chunk_size, ids=bytes(ids))
-        return DiskBackupResult(index=index, mode=self.mode, reason=self.reason, stats=self.stats, sampled_chunks=sampled)
+        return DiskBackupResult(
+            index=index, mode=self.mode, reason=self.reason, stats=self.stats, sampled_chunks=sampled
+        )
 
     def _verify_sample(self, fraction: float, minimum: int) -> tuple[int, int | None]:
         """Re-read a sample of the chunks the ranges call unchanged; the first mismatch, if any."""
@@ -172,7 +176,7 @@ class DiskBackup:
                 self.stats.bytes_read += len(data)
             return self._id_of(data) == previous[i]
 
-        for i, ok in zip(sample, ordered_map(matches, sample, workers=self.workers)):
+        for i, ok in zip(sample, ordered_map(matches, sample, workers=self.workers), strict=False):
             if not ok:
                 return len(sample), i
         return len(sample), None

@@ -17,14 +17,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from hvbackup.disk import create_vhdx, open_disk
 from hvbackup import directio
 from hvbackup.atomic import rename_into_place
 from hvbackup.directio import DirectWriter
+from hvbackup.disk import create_vhdx, open_disk
 from hvbackup.engine.manifest import DiskEntry, manifest_of
-from hvbackup.progress import NoProgress, Progress
 from hvbackup.engine.pipeline import ordered_map
 from hvbackup.errors import HvBackupError, UsageError
+from hvbackup.progress import NoProgress, Progress
 from hvbackup.repo import ZERO_CHUNK_ID, DiskIndex, Repository, Snapshot
 from hvbackup.repo.errors import ChunkError
 
@@ -224,7 +224,9 @@ def find_disk(snapshot: Snapshot, name: str | None) -> DiskEntry:
     if name is None:
         if len(disks) != 1:
             names = ", ".join(d.name for d in disks)
-            raise UsageError(f"snapshot {snapshot.info.id[:12]} has {len(disks)} disks ({names}): choose one with --disk")
+            raise UsageError(
+                f"snapshot {snapshot.info.id[:12]} has {len(disks)} disks ({names}): choose one with --disk"
+            )
         return disks[0]
     for n, disk in enumerate(disks):
         if name in (disk.name, str(n)):
@@ -255,8 +257,9 @@ class DiskRestore:
         target.write(i * self.index.chunk_size, data)
         return None
 
-    def write_to(self, target: _Target, result: RestoreResult, *, allow_damaged: bool, holes_are_zero: bool,
-                 progress: Progress) -> None:
+    def write_to(
+        self, target: _Target, result: RestoreResult, *, allow_damaged: bool, holes_are_zero: bool, progress: Progress
+    ) -> None:
         """Write every data chunk, from the worker threads; zero chunks (and zero-filled damaged
         ones) are written only where the target's unwritten space does not already read as zeros."""
         wanted = self.data_chunks()
@@ -267,7 +270,7 @@ class DiskRestore:
             for i in zero_chunks:
                 target.write(i * self.index.chunk_size, bytes(self.chunk_len(i)))
         restored = ordered_map(lambda i: self._restore_chunk(i, target), wanted, workers=self.workers)
-        for i, error in zip(wanted, restored):
+        for i, error in zip(wanted, restored, strict=False):
             length = self.chunk_len(i)
             if error is not None:
                 if not allow_damaged:
@@ -295,7 +298,7 @@ class DiskRestore:
                     return data == zero[: len(data)]
                 return self.repo.chunk_id(data) == self.index[i]
 
-            for i, ok in zip(check, ordered_map(matches, check, workers=self.workers)):
+            for i, ok in zip(check, ordered_map(matches, check, workers=self.workers), strict=False):
                 if not ok:
                     raise VerifyFailed(
                         f"{path} does not read back as the snapshot at offset {i * self.index.chunk_size}"
@@ -327,8 +330,13 @@ def restore_disk(
         with _write_errors_named(target, is_device):
             out = _open_target(target, fmt, disk, block_size, overwrite)
             try:
-                restore.write_to(out, result, allow_damaged=allow_damaged, holes_are_zero=not is_device,
-                                 progress=progress or NoProgress())
+                restore.write_to(
+                    out,
+                    result,
+                    allow_damaged=allow_damaged,
+                    holes_are_zero=not is_device,
+                    progress=progress or NoProgress(),
+                )
                 out.finish()
             except BaseException:
                 out.abort()

@@ -6,15 +6,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from hvbackup.disk import DiskImage, open_named_disk
 from hvbackup.engine.disk_backup import DiskBackup, DiskBackupResult
 from hvbackup.engine.manifest import DiskEntry, ImageManifest
-from hvbackup.progress import Progress
 from hvbackup.engine.ranges import Range, load_changed_ranges
 from hvbackup.errors import HvBackupError
+from hvbackup.progress import Progress
 from hvbackup.repo import Repository, SnapshotInfo
 from hvbackup.repo.errors import with_kept_chunks_note
 from hvbackup.vocabulary import Consistency
@@ -88,7 +88,7 @@ def backup_image(
     """Back up the image at `path`; incremental from the latest snapshot of the same source when
     changed ranges are given, otherwise a full read deduplicated against the repository."""
     source = source or str(path.resolve())
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     t0 = time.monotonic()
     with repo.backup_lease(f"image backup of {source}"), open_named_disk(path) as disk:
         changed: list[Range] | None = None

@@ -14,15 +14,15 @@ so a run killed with -9 leaves no stale lock. It serializes the runs of this mac
 from __future__ import annotations
 
 import errno
-import hashlib
 import fcntl
+import hashlib
 import json
 import os
 import re
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from hvbackup.atomic import atomic_write
@@ -64,7 +64,7 @@ def backing_up(host_key: str, vm_id: str, vm_name: str) -> Iterator[None]:
             if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
                 raise
             raise VmBusy(f"{vm_name} is being backed up by {_holder(fd)}: wait for that run to end") from None
-        since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        since = datetime.now(UTC).isoformat(timespec="seconds")
         holder = {"pid": os.getpid(), "machine": socket.gethostname(), "since": since}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)

@@ -165,8 +165,11 @@ class VmManifest(_Record):
     """A whole VM's snapshot (`hvbackup backup`)."""
 
     NESTED: ClassVar[dict[str, Any]] = {
-        "vm": VmEntry, "guest_report": GuestFreezeReport, "checkpoint": CheckpointEntry,
-        "reference_point": ReferencePointEntry, "disks": DiskEntry,
+        "vm": VmEntry,
+        "guest_report": GuestFreezeReport,
+        "checkpoint": CheckpointEntry,
+        "reference_point": ReferencePointEntry,
+        "disks": DiskEntry,
     }
     ENUMS: ClassVar[dict[str, type[StrEnum]]] = {"mode": BackupMode, "consistency": Consistency}
 

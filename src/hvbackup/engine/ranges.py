@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from hvbackup.disk.extents import merge_extents
 from hvbackup.errors import UsageError

@@ -18,12 +18,12 @@ import dataclasses
 import errno
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable, Protocol
+from datetime import UTC, datetime
+from typing import Protocol
 
 from hvbackup.assess.outlook import SAVED_STATES
 from hvbackup.assess.policy import Policy
@@ -55,6 +55,7 @@ RESULT_BELOW_POLICY = VmResult.below_policy
 RESULT_PARTIAL = VmResult.partial
 RESULT_FAILED = VmResult.failed
 RESULT_LOCKED = VmResult.locked
+
 
 class Cancelled(HvBackupError):
     exit_code = 130
@@ -108,9 +109,17 @@ def disk_name(disk: VirtualDisk) -> str:
 class VmBackup:
     """One VM's backup run."""
 
-    def __init__(self, host: HyperVHost, repo: Repository, vm: VM, policy: Policy, *,
-                 guest: dict | None = None, progress: VmProgress | None = None,
-                 cancel: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        host: HyperVHost,
+        repo: Repository,
+        vm: VM,
+        policy: Policy,
+        *,
+        guest: dict | None = None,
+        progress: VmProgress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
         self.host = host
         self.repo = repo
         self.vm = vm
@@ -204,8 +213,9 @@ class VmBackup:
     def _clean_orphans(self) -> None:
         for orphan in self.host.list_orphans(self.vm):
             if orphan.is_ours and orphan.kind in ("recovery-checkpoint", "checkpoint") and orphan.id:
-                self.host.destroy_checkpoint(Checkpoint(id=orphan.id, name=orphan.name or "", vm_id=self.vm.id,
-                                                        type=SnapshotType.Recovery))
+                self.host.destroy_checkpoint(
+                    Checkpoint(id=orphan.id, name=orphan.name or "", vm_id=self.vm.id, type=SnapshotType.Recovery)
+                )
                 self.result.warnings.append(f"removed checkpoint {orphan.name} left by an interrupted run of hvbackup")
             else:
                 owner = "hvbackup" if orphan.is_ours else "another tool or an administrator"
@@ -230,7 +240,7 @@ class VmBackup:
         return snap
 
     def _take_checkpoint(self, verdict: Verdict) -> None:
-        name = self.checkpoint_name = checkpoint_name(datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ"))
+        name = self.checkpoint_name = checkpoint_name(datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ"))
         if _pauses(verdict, self.vm):
             self.paused_at = time.monotonic()
             journal.remember_paused(self.host_key, self.vm.id, verdict.mode)
@@ -240,21 +250,23 @@ class VmBackup:
                 self.host.shutdown_vm(self.vm)
             faults.point("while-paused")
             self.checkpoint = self.host.create_recovery_checkpoint(
-                self.vm, ConsistencyLevel.CrashConsistent, name, skip_unsupported_disks=True)
+                self.vm, ConsistencyLevel.CrashConsistent, name, skip_unsupported_disks=True
+            )
             self._resume()
             return
-        level = (ConsistencyLevel.ApplicationConsistent
-                 if _freezes(verdict)
-                 else ConsistencyLevel.CrashConsistent)
+        level = ConsistencyLevel.ApplicationConsistent if _freezes(verdict) else ConsistencyLevel.CrashConsistent
         frozen_from = time.monotonic()
         try:
             self.checkpoint = self.host.create_recovery_checkpoint(self.vm, level, name, skip_unsupported_disks=True)
         except WmiJobError as exc:
             if level != ConsistencyLevel.ApplicationConsistent or not meets(Consistency.crash, self.policy):
                 raise
-            self.result.warnings.append(f"the guest could not freeze ({exc.description}); took a crash-consistent checkpoint")
+            self.result.warnings.append(
+                f"the guest could not freeze ({exc.description}); took a crash-consistent checkpoint"
+            )
             self.checkpoint = self.host.create_recovery_checkpoint(
-                self.vm, ConsistencyLevel.CrashConsistent, name, skip_unsupported_disks=True)
+                self.vm, ConsistencyLevel.CrashConsistent, name, skip_unsupported_disks=True
+            )
         if self.vm.state == VMState.Running and level == ConsistencyLevel.ApplicationConsistent:
             self.result.frozen_or_unavailable_s = round(time.monotonic() - frozen_from, 3)
 
@@ -279,15 +291,18 @@ class VmBackup:
                 result.reason = reason
                 entry = dataclasses.replace(entry, reason=reason)
             out.append((disk_name(disk), entry, result))
-            self.result.disks.append({"name": entry.name, "mode": entry.mode, "reason": entry.reason}
-                                     | {k: v for k, v in entry.stats.items() if k.startswith("bytes")})
+            self.result.disks.append(
+                {"name": entry.name, "mode": entry.mode, "reason": entry.reason}
+                | {k: v for k, v in entry.stats.items() if k.startswith("bytes")}
+            )
             self.result.bytes_read += result.stats.bytes_read
             self.result.bytes_new += result.stats.bytes_new
             self.result.bytes_unchanged += result.stats.bytes_unchanged
         return out
 
-    def _incremental_base(self, disk: VirtualDisk, previous: Snapshot | None, prev_rp: ReferencePoint | None,
-                          known_rps: set[str]):
+    def _incremental_base(
+        self, disk: VirtualDisk, previous: Snapshot | None, prev_rp: ReferencePoint | None, known_rps: set[str]
+    ):
         name = disk_name(disk)
         if previous is None or name not in {d.name for d in manifest_of(previous).disks}:
             return None, None, "no earlier snapshot of this disk"
@@ -405,8 +420,11 @@ def _freezes(verdict: Verdict) -> bool:
 
 def _checkpoint_phase(verdict: Verdict, vm: VM) -> str:
     if _pauses(verdict, vm):
-        return ("saving the VM for its checkpoint" if verdict.mode == BackupMode.saved
-                else "shutting the VM down for its checkpoint")
+        return (
+            "saving the VM for its checkpoint"
+            if verdict.mode == BackupMode.saved
+            else "shutting the VM down for its checkpoint"
+        )
     if _freezes(verdict):
         return "checkpoint (the guest freezes)"
     return "checkpoint"
@@ -444,8 +462,11 @@ class RunResult:
         return EXIT_PARTIAL
 
     def to_json(self) -> dict:
-        return {"vms": [v.to_json() for v in self.vms], "duration_s": round(self.duration_s, 3),
-                "ok": self.exit_code == 0}
+        return {
+            "vms": [v.to_json() for v in self.vms],
+            "duration_s": round(self.duration_s, 3),
+            "ok": self.exit_code == 0,
+        }
 
 
 def select_vms(host: HyperVHost, names: list[str], all_vms: bool) -> list[VM]:
@@ -464,9 +485,16 @@ def guest_readiness(host: HyperVHost, vm: VM) -> dict | None:
     return host.guest_readiness(vm.name)
 
 
-def backup_vms(host: HyperVHost, repo: Repository, vms: list[VM], policy: Policy, *, parallel: int = 2,
-               progress_for: Callable[[VM], VmProgress] | None = None,
-               on_done: Callable[[VmBackupResult], None] = lambda r: None) -> RunResult:
+def backup_vms(
+    host: HyperVHost,
+    repo: Repository,
+    vms: list[VM],
+    policy: Policy,
+    *,
+    parallel: int = 2,
+    progress_for: Callable[[VM], VmProgress] | None = None,
+    on_done: Callable[[VmBackupResult], None] = lambda r: None,
+) -> RunResult:
     """Back up `vms`, up to `parallel` at a time, under one backup lease; `progress_for(vm)`
     gives each VM its own progress."""
     if parallel < 1:
@@ -476,8 +504,9 @@ def backup_vms(host: HyperVHost, repo: Repository, vms: list[VM], policy: Policy
 
     def one(vm: VM) -> VmBackupResult:
         progress = progress_for(vm) if progress_for is not None else None
-        result = VmBackup(host, repo, vm, policy, guest=guest_readiness(host, vm), progress=progress,
-                          cancel=cancel).run()
+        result = VmBackup(
+            host, repo, vm, policy, guest=guest_readiness(host, vm), progress=progress, cancel=cancel
+        ).run()
         on_done(result)
         return result
 
@@ -506,7 +535,9 @@ def _lease(repo: Repository, description: str) -> Iterator[None]:
     except OSError as exc:
         if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
             raise
-        raise HvBackupError(f"cannot write to the repository ({_describe_os_error(exc)}): "
-                            "a backup needs a writable repository; no VM was touched") from None
+        raise HvBackupError(
+            f"cannot write to the repository ({_describe_os_error(exc)}): "
+            "a backup needs a writable repository; no VM was touched"
+        ) from None
     with stack:
         yield

@@ -15,12 +15,12 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from hvbackup.progress import Progress
 from hvbackup.engine.disk_restore import RestoreResult, restore_disk
 from hvbackup.engine.manifest import DiskEntry, VmManifest, manifest_of
 from hvbackup.errors import UsageError
 from hvbackup.hyperv.host import HyperVHost
 from hvbackup.hyperv.model import VM, VmConfig, vm_name_problem
+from hvbackup.progress import Progress
 from hvbackup.repo import Repository, Snapshot
 
 
@@ -33,8 +33,13 @@ class VmRestoreResult:
     duration_s: float
 
     def to_json(self) -> dict:
-        return {"vm_id": self.vm_id, "name": self.name, "started": self.started,
-                "disks": [d.to_json() for d in self.disks], "duration_s": round(self.duration_s, 3)}
+        return {
+            "vm_id": self.vm_id,
+            "name": self.name,
+            "started": self.started,
+            "disks": [d.to_json() for d in self.disks],
+            "duration_s": round(self.duration_s, 3),
+        }
 
 
 def staging_folder(host: HyperVHost) -> Path:
@@ -50,7 +55,9 @@ def staging_folder(host: HyperVHost) -> Path:
 def restored_config(snapshot: Snapshot, name: str, keep_macs: bool) -> VmConfig:
     manifest = manifest_of(snapshot)
     if not isinstance(manifest, VmManifest):
-        raise UsageError(f"snapshot {snapshot.info.short_id} is an image backup, not a VM: use `hvbackup image restore`")
+        raise UsageError(
+            f"snapshot {snapshot.info.short_id} is an image backup, not a VM: use `hvbackup image restore`"
+        )
     config = manifest.vm.vm_config()
     if keep_macs:
         nics = tuple(dataclasses.replace(n, dynamic_mac=False) if n.mac_address else n for n in config.network_adapters)
@@ -104,9 +111,17 @@ def _same_mac(a: str, b: str) -> bool:
     return bool(a and b) and plain(a) == plain(b)
 
 
-def restore_vm(host: HyperVHost, repo: Repository, snapshot: Snapshot, *, name: str | None = None,
-               keep_macs: bool = False, start: bool = True, allow_damaged: bool = False,
-               progress: Progress | None = None) -> VmRestoreResult:
+def restore_vm(
+    host: HyperVHost,
+    repo: Repository,
+    snapshot: Snapshot,
+    *,
+    name: str | None = None,
+    keep_macs: bool = False,
+    start: bool = True,
+    allow_damaged: bool = False,
+    progress: Progress | None = None,
+) -> VmRestoreResult:
     """Restore `snapshot` as a new VM; every clash (name, MAC, an image snapshot) is refused
     before any disk is written."""
     started = time.monotonic()
@@ -123,8 +138,17 @@ def restore_vm(host: HyperVHost, repo: Repository, snapshot: Snapshot, *, name: 
         paths = []
         for entry in disks:
             target = staging / f"{entry.name}.vhdx"
-            results.append(restore_disk(repo, snapshot, target, disk_name=entry.name, fmt="vhdx",
-                                        allow_damaged=allow_damaged, progress=progress))
+            results.append(
+                restore_disk(
+                    repo,
+                    snapshot,
+                    target,
+                    disk_name=entry.name,
+                    fmt="vhdx",
+                    allow_damaged=allow_damaged,
+                    progress=progress,
+                )
+            )
             paths.append(str(target))
         vm = host.create_vm(config, name, paths)
         if start:

@@ -172,7 +172,9 @@ class PowerShellHost(HyperVHost):
 
     def create_vm(self, config: VmConfig, name: str, disk_paths: Sequence[str]) -> VM:
         if len(disk_paths) != len(config.disks):
-            raise ValueError(f"create_vm: {len(config.disks)} disks in the configuration, {len(disk_paths)} paths given")
+            raise ValueError(
+                f"create_vm: {len(config.disks)} disks in the configuration, {len(disk_paths)} paths given"
+            )
         document = self.call("create_vm", Name=name, Config=config.to_json(), DiskPaths=list(disk_paths))
         return vm_from_json(document["VM"])
 

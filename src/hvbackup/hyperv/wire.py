@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from hvbackup.hyperv.enums import (
@@ -85,7 +85,9 @@ def error_from_json(error: Any, operation: str) -> HyperVError:
     if kind == "WmiJobError":
         code = error.get("code")
         description = str(error.get("description") or message)
-        return WmiJobError(op, int(code) if code is not None else None, description, _int_or_none(error.get("job_state")))
+        return WmiJobError(
+            op, int(code) if code is not None else None, description, _int_or_none(error.get("job_state"))
+        )
     cls = _ERROR_KINDS.get(kind, HyperVError)
     return cls(f"{op}: {message}")
 
@@ -111,7 +113,7 @@ def parse_time(value: Any) -> str:
     text = str(value)
     match = _MS_DATE.match(text)
     if match:
-        return datetime.fromtimestamp(int(match.group(1)) / 1000, tz=timezone.utc).isoformat()
+        return datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC).isoformat()
     return text
 
 
@@ -225,7 +227,9 @@ def disk_from_json(d: dict[str, Any]) -> VirtualDisk:
         controller_location=int(d.get("ControllerLocation") or 0),
         path=str(d.get("Path") or ""),
         passthrough_disk_number=int(disk_number) if disk_number is not None else None,
-        format=parse_enum(VhdFormat, vhd["VhdFormat"], default=VhdFormat.Unknown) if vhd.get("VhdFormat") is not None else None,
+        format=parse_enum(VhdFormat, vhd["VhdFormat"], default=VhdFormat.Unknown)
+        if vhd.get("VhdFormat") is not None
+        else None,
         type=parse_enum(VhdType, vhd["VhdType"], default=VhdType.Unknown) if vhd.get("VhdType") is not None else None,
         size=int(vhd.get("Size") or 0),
         file_size=int(vhd.get("FileSize") or 0),
@@ -262,7 +266,7 @@ def reference_point_from_json(d: dict[str, Any]) -> ReferencePoint:
         vm_id=str(d.get("VirtualSystemIdentifier") or "").lower(),
         type=parse_enum(ReferencePointType, d["ReferencePointType"]),
         consistency_level=parse_enum(ConsistencyLevel, d.get("ConsistencyLevel"), default=ConsistencyLevel.Unknown),
-        disks=tuple(ChangeTrackingId(a, b) for a, b in zip(disk_ids, rct_ids)),
+        disks=tuple(ChangeTrackingId(a, b) for a, b in zip(disk_ids, rct_ids, strict=False)),
         created=parse_time(d.get("CreationTime")),
     )
 
@@ -289,9 +293,9 @@ def changes_from_json(d: dict[str, Any]) -> tuple[int, list[tuple[int, int]]]:
     if len(offsets) != len(lengths):
         raise ScriptOutputError(f"GetVirtualDiskChanges: {len(offsets)} offsets but {len(lengths)} lengths")
     processed = int(d["ProcessedByteLength"])
-    if processed < 0 or any(start < 0 or length < 0 for start, length in zip(offsets, lengths)):
+    if processed < 0 or any(start < 0 or length < 0 for start, length in zip(offsets, lengths, strict=False)):
         raise ScriptOutputError("GetVirtualDiskChanges: negative offset or length")
-    return processed, list(zip(offsets, lengths))
+    return processed, list(zip(offsets, lengths, strict=False))
 
 
 def _lower_or_none(value: Any) -> str | None:

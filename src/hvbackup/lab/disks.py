@@ -33,7 +33,7 @@ def drive_instance_id(
 
 def with_owner(instance_id: str, owner_id: str, suffix: str | None = None) -> str:
     """The same device's instance id under another owner (a snapshot) or with another suffix."""
-    head, _, rest = instance_id.partition("\\")
+    _head, _, rest = instance_id.partition("\\")
     parts = rest.split("\\")
     if suffix is not None:
         parts[-1] = suffix

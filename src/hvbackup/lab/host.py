@@ -30,6 +30,18 @@ from hvbackup.hyperv.enums import (
 from hvbackup.hyperv.errors import InvalidVmState, ObjectNotFound, VmNotFound, WmiJobError
 from hvbackup.hyperv.filesource import LocalFileSource
 from hvbackup.hyperv.host import ByteSource, HyperVHost
+from hvbackup.hyperv.model import (
+    ORPHAN_AVHDX,
+    ORPHAN_RECOVERY_CHECKPOINT,
+    VM,
+    ChangeTrackingId,
+    Checkpoint,
+    Host,
+    Orphan,
+    ReferencePoint,
+    VirtualDisk,
+    VmConfig,
+)
 from hvbackup.lab import disks as chain
 from hvbackup.lab.folder import (
     LAB_FORMAT,
@@ -46,18 +58,6 @@ from hvbackup.lab.rct import iterate_changes
 from hvbackup.lab.record import CheckpointRecord, VmRecord
 from hvbackup.lab.sample import build_sample
 from hvbackup.lab.view import checkpoint_model, vm_model
-from hvbackup.hyperv.model import (
-    ORPHAN_AVHDX,
-    ORPHAN_RECOVERY_CHECKPOINT,
-    VM,
-    ChangeTrackingId,
-    Checkpoint,
-    Host,
-    Orphan,
-    ReferencePoint,
-    VirtualDisk,
-    VmConfig,
-)
 
 JOB_FAILED = 32768  # Msvm_ConcreteJob.ErrorCode "Failed" (docs/HYPERV.md §1)
 JOB_EXCEPTION = 10  # Msvm_ConcreteJob.JobState "Exception"

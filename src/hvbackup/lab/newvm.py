@@ -12,11 +12,11 @@ from pathlib import Path
 
 from hvbackup.errors import UsageError
 from hvbackup.hyperv.enums import IntegrationServiceStatus, VMState
+from hvbackup.hyperv.model import VM, IntegrationService, NetworkAdapter, VirtualDisk, VmConfig, vm_name_problem
 from hvbackup.lab.disks import drive_instance_id
 from hvbackup.lab.folder import DISKS_DIR, VmFolder
 from hvbackup.lab.rct import ChangeLog
 from hvbackup.lab.record import GUEST_KINDS, VmRecord, WritableFile
-from hvbackup.hyperv.model import VM, IntegrationService, NetworkAdapter, VirtualDisk, VmConfig, vm_name_problem
 
 SERVICE_NAMES = (
     "Guest Service Interface",

@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Protocol
 
 from hvbackup.hyperv.enums import CheckpointType, ControllerType, IntegrationServiceStatus, VMState
+from hvbackup.hyperv.model import VM, Firmware, Memory, NetworkAdapter, VirtualDisk
 from hvbackup.lab import app, images
 from hvbackup.lab.disks import drive_instance_id
 from hvbackup.lab.guesttree import GuestFacts, readiness
 from hvbackup.lab.newvm import DEFAULT_ENABLED, make_vm_folder, services
 from hvbackup.lab.record import WritableFile
-from hvbackup.hyperv.model import VM, Firmware, Memory, NetworkAdapter, VirtualDisk
 
 NAMESPACE = uuid.UUID("6c1f27a4-52a7-4f6e-9b0e-3d1c6b0e7a10")
 OS_DISK_SIZE = 256 * images.MiB

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from hvbackup.hyperv.enums import HeartbeatStatus, IntegrationServiceStatus, OperationalStatus, SnapshotType, VMState
+from hvbackup.hyperv.model import VM, Checkpoint
 from hvbackup.lab.disks import describe
 from hvbackup.lab.folder import VmFolder
 from hvbackup.lab.record import CheckpointRecord, VmRecord
-from hvbackup.hyperv.model import VM, Checkpoint
 
 
 def checkpoint_model(record: VmRecord, checkpoint: CheckpointRecord) -> Checkpoint:

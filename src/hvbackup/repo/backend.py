@@ -12,10 +12,11 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 from hvbackup import directio
 from hvbackup.atomic import fsync_dir, publishing
@@ -247,4 +248,3 @@ def _write_error(root: Path, name: str, exc: OSError) -> HvBackupError | None:
     if exc.errno in _FULL:
         return RepositoryFull(f"the repository at {root} is full ({reason}): {KEPT_CHUNKS_NOTE}")
     return None
-

@@ -151,8 +151,12 @@ def _check_snapshots(repo: Repository, report: CheckReport) -> _Usage:
                 usage.ids |= snapshot.index(disk).stored_ids()
                 report.indexes += 1
             except (MissingObject, DamagedObject, KeyError) as exc:
-                _snapshot_damaged(report, snapshot_id, "index", f"snapshot {snapshot.info.short_id} "
-                                                                f"({printable(snapshot.info.source)}): {exc}")
+                _snapshot_damaged(
+                    report,
+                    snapshot_id,
+                    "index",
+                    f"snapshot {snapshot.info.short_id} ({printable(snapshot.info.source)}): {exc}",
+                )
     return usage
 
 

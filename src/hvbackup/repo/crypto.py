@@ -112,7 +112,9 @@ class Sealer:
         header = MAGIC + bytes((OBJECT_VERSION, flags, self.cipher_id, 0)) + nonce
         blob = bytearray(HEADER_SIZE + len(payload) + TAG_SIZE)
         blob[:HEADER_SIZE] = header
-        self._aead(self.cipher_id).encrypt_into(nonce, payload, header + context.encode(), memoryview(blob)[HEADER_SIZE:])
+        self._aead(self.cipher_id).encrypt_into(
+            nonce, payload, header + context.encode(), memoryview(blob)[HEADER_SIZE:]
+        )
         return blob
 
     def open(self, blob: bytes | memoryview, context: str) -> bytes:

@@ -29,7 +29,9 @@ class DiskIndex:
             raise ValueError("disk size must be >= 0 and chunk size > 0")
         count = -(-size // chunk_size)
         if len(ids) != count * ID_SIZE:
-            raise ValueError(f"a {size}-byte disk in {chunk_size}-byte chunks needs {count} ids, got {len(ids) / ID_SIZE}")
+            raise ValueError(
+                f"a {size}-byte disk in {chunk_size}-byte chunks needs {count} ids, got {len(ids) / ID_SIZE}"
+            )
         self.size = size
         self.chunk_size = chunk_size
         self.ids = bytes(ids)
@@ -50,9 +52,10 @@ class DiskIndex:
             yield ids[start : start + ID_SIZE]
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, DiskIndex)
-            and (self.size, self.chunk_size, self.ids) == (other.size, other.chunk_size, other.ids)
+        return isinstance(other, DiskIndex) and (self.size, self.chunk_size, self.ids) == (
+            other.size,
+            other.chunk_size,
+            other.ids,
         )
 
     def chunk_length(self, i: int) -> int:

@@ -53,8 +53,16 @@ def leaf(name: str) -> str:
     return name.rsplit("/", 1)[-1]
 
 
-_KINDS = {CHUNKS: "a chunk", INDEXES: "a disk index", SNAPSHOTS: "a snapshot manifest", KEYS: "a key slot",
-          PROTECTED: "a protection mark", LOCKS: "a lock", GENERATION: "the generation file", CONFIG: "the config"}
+_KINDS = {
+    CHUNKS: "a chunk",
+    INDEXES: "a disk index",
+    SNAPSHOTS: "a snapshot manifest",
+    KEYS: "a key slot",
+    PROTECTED: "a protection mark",
+    LOCKS: "a lock",
+    GENERATION: "the generation file",
+    CONFIG: "the config",
+}
 
 
 def kind(name: str) -> str:

@@ -278,7 +278,9 @@ class Repository:
             indexes=index_entries,
         )
         name = layout.snapshot(snapshot_id)
-        self.backend.put(name, memoryview(self.sealer.seal(json.dumps(manifest).encode(), _snapshot_context(snapshot_id))))
+        self.backend.put(
+            name, memoryview(self.sealer.seal(json.dumps(manifest).encode(), _snapshot_context(snapshot_id)))
+        )
         self.known.save()
         return _info(manifest, protected=False)
 
@@ -544,4 +546,3 @@ def _info(manifest: dict, protected: bool) -> SnapshotInfo:
         return SnapshotInfo(str(manifest["id"]), time, str(manifest["source"]), protected, manifest)
     except (KeyError, ValueError) as exc:
         raise DamagedObject(f"manifest lacks a valid {exc}") from None
-

@@ -12,9 +12,9 @@ count towards any rule.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import Callable, Iterable
 
 from hvbackup.durations import Duration
 from hvbackup.errors import UsageError
@@ -49,19 +49,24 @@ class KeepPolicy:
         monthly: int | None = None,
         yearly: int | None = None,
         within: Duration | None = None,
-    ) -> "KeepPolicy":
+    ) -> KeepPolicy:
         """The policy of the keep options a user gave (None: not given). A count of zero or less
         is refused: it would keep nothing, and a rule that keeps nothing is no rule."""
-        given = {"last": last, "hourly": hourly, "daily": daily, "weekly": weekly, "monthly": monthly,
-                 "yearly": yearly}
+        given = {"last": last, "hourly": hourly, "daily": daily, "weekly": weekly, "monthly": monthly, "yearly": yearly}
         for rule, count in given.items():
             if count is not None and count < 1:
                 raise UsageError(f"--keep-{rule} {count}: a keep count must be 1 or more")
         return cls(**{rule: count or 0 for rule, count in given.items()}, within=within)
 
     def counts(self) -> list[tuple[str, int]]:
-        return [("last", self.last), ("hourly", self.hourly), ("daily", self.daily), ("weekly", self.weekly),
-                ("monthly", self.monthly), ("yearly", self.yearly)]
+        return [
+            ("last", self.last),
+            ("hourly", self.hourly),
+            ("daily", self.daily),
+            ("weekly", self.weekly),
+            ("monthly", self.monthly),
+            ("yearly", self.yearly),
+        ]
 
     def is_empty(self) -> bool:
         return not any(count for _rule, count in self.counts()) and self.within is None
@@ -95,8 +100,10 @@ def decide(
     if keep_none and not policy.is_empty():
         raise UsageError("--keep-none forgets every unprotected snapshot; it cannot be combined with keep rules")
     if policy.is_empty() and not keep_none:
-        raise UsageError("no keep rule given; refusing to forget every snapshot "
-                         "(use e.g. --keep-last 1, or --keep-none to forget them all)")
+        raise UsageError(
+            "no keep rule given; refusing to forget every snapshot "
+            "(use e.g. --keep-last 1, or --keep-none to forget them all)"
+        )
     groups: dict[str, list[SnapshotInfo]] = {}
     for info in snapshots:
         groups.setdefault(info.source, []).append(info)
@@ -105,8 +112,9 @@ def decide(
         group = sorted(groups[source], key=lambda s: s.time, reverse=True)
         decided = _decide_group(group, policy, tz)
         if not keep_none and not any(d.keep for d in decided):
-            raise UsageError(f"the keep rules would keep no snapshot of {source!r}; refusing "
-                             "(use --keep-none to forget them all)")
+            raise UsageError(
+                f"the keep rules would keep no snapshot of {source!r}; refusing (use --keep-none to forget them all)"
+            )
         decisions.extend(decided)
     return decisions
 
@@ -117,7 +125,7 @@ def _decide_group(group: list[SnapshotInfo], policy: KeepPolicy, tz: tzinfo | No
         ("last", policy.last, lambda t: ""),
         ("hourly", policy.hourly, lambda t: t.strftime("%Y-%m-%d %H:00")),
         ("daily", policy.daily, lambda t: t.strftime("%Y-%m-%d")),
-        ("weekly", policy.weekly, lambda t: "%04d-W%02d" % t.isocalendar()[:2]),
+        ("weekly", policy.weekly, lambda t: "{:04d}-W{:02d}".format(*t.isocalendar()[:2])),
         ("monthly", policy.monthly, lambda t: t.strftime("%Y-%m")),
         ("yearly", policy.yearly, lambda t: t.strftime("%Y")),
     ]

@@ -119,7 +119,7 @@ def test_mount_onto_an_unusable_mount_point_says_why(two_sources: Path, tmp_path
 
 
 def test_no_fuse_device_is_named(tmp_path: Path) -> None:
-    with pytest.raises(NoFuse, match="FUSE is not available: .*fuse is missing"):
+    with pytest.raises(NoFuse, match=r"FUSE is not available: .*fuse is missing"):
         check_fuse(tmp_path / "fuse")
 
 

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from hvbackup.assess.remedies import ps, update_version
 from hvbackup.assess.finding import ADVICE, BLOCKER, INFO, WARNING, Finding
 from hvbackup.assess.outlook import RUNNING_STATES, live_outlook, version_too_old
+from hvbackup.assess.remedies import ps, update_version
 from hvbackup.assess.rules.registry import Facts, rule
 from hvbackup.hyperv.enums import CheckpointType
 from hvbackup.hyperv.model import ORPHAN_AVHDX, Orphan
@@ -121,7 +121,10 @@ def user_checkpoints(facts: Facts) -> list[Finding]:
 
 
 @rule(
-    "vm-busy", "VM busy (merging, backing up, migrating)", WARNING, "docs/ASSESS.md §7 (do not touch a chain while merging)"
+    "vm-busy",
+    "VM busy (merging, backing up, migrating)",
+    WARNING,
+    "docs/ASSESS.md §7 (do not touch a chain while merging)",
 )
 def vm_busy(facts: Facts) -> list[Finding]:
     vm = facts.vm

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hvbackup.assess.remedies import ps, with_vm_off
 from hvbackup.assess.finding import WARNING, Finding
+from hvbackup.assess.remedies import ps, with_vm_off
 from hvbackup.assess.rules.registry import Facts, rule
 
 UEFI_CA_TEMPLATE = "MicrosoftUEFICertificateAuthority"
@@ -11,7 +11,10 @@ UEFI_CA_TEMPLATE_ID = "272e7447-90a4-4563-a4b9-8e4ab00526ce"
 
 
 @rule(
-    "secure-boot-template", 'Secure Boot template not "Microsoft UEFI Certificate Authority"', WARNING, "docs/ASSESS.md §8"
+    "secure-boot-template",
+    'Secure Boot template not "Microsoft UEFI Certificate Authority"',
+    WARNING,
+    "docs/ASSESS.md §8",
 )
 def secure_boot_template(facts: Facts) -> list[Finding]:
     vm, firmware = facts.vm, facts.vm.firmware

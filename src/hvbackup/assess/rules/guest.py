@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hvbackup.assess.remedies import sh
 from hvbackup.assess.finding import ADVICE, ON_GUEST, WARNING, Finding
+from hvbackup.assess.remedies import sh
 from hvbackup.assess.rules.registry import Facts, rule
 
 GOOD_SCHEDULERS = ("none", "noop")

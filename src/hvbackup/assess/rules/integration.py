@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hvbackup.assess.remedies import LOAD_HV_UTILS, enable_service
 from hvbackup.assess.finding import ADVICE, BLOCKER, INFO, ON_GUEST, WARNING, Finding
 from hvbackup.assess.outlook import RUNNING_STATES, vss_service_name
+from hvbackup.assess.remedies import LOAD_HV_UTILS, enable_service
 from hvbackup.assess.rules.registry import Facts, rule
 from hvbackup.hyperv.enums import HeartbeatStatus, IntegrationServiceStatus
 
@@ -34,7 +34,10 @@ def vss_ic_disabled(facts: Facts) -> list[Finding]:
 
 
 @rule(
-    "vss-ic-unreachable", "Backup (VSS) integration service: No Contact / Lost Communication", BLOCKER, "docs/ASSESS.md §3"
+    "vss-ic-unreachable",
+    "Backup (VSS) integration service: No Contact / Lost Communication",
+    BLOCKER,
+    "docs/ASSESS.md §3",
 )
 def vss_ic_unreachable(facts: Facts) -> list[Finding]:
     service = facts.vm.vss_service
@@ -52,7 +55,9 @@ def vss_ic_unreachable(facts: Facts) -> list[Finding]:
     ]
 
 
-@rule("vss-ic-protocol-mismatch", "Backup (VSS) integration service protocol version mismatch", INFO, "docs/ASSESS.md §3")
+@rule(
+    "vss-ic-protocol-mismatch", "Backup (VSS) integration service protocol version mismatch", INFO, "docs/ASSESS.md §3"
+)
 def vss_ic_protocol_mismatch(facts: Facts) -> list[Finding]:
     service = facts.vm.vss_service
     if service is None or not service.enabled:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hvbackup.assess.remedies import ps, with_vm_off
 from hvbackup.assess.finding import WARNING, Finding
+from hvbackup.assess.remedies import ps, with_vm_off
 from hvbackup.assess.rules.registry import Facts, rule
 from hvbackup.hyperv.model import NetworkAdapter
 

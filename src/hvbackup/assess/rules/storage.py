@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ntpath
 
-from hvbackup.assess.remedies import ps, with_vm_off
 from hvbackup.assess.finding import ADVICE, BLOCKER, ON_GUEST, WARNING, Finding
+from hvbackup.assess.remedies import ps, with_vm_off
 from hvbackup.assess.rules.registry import Facts, rule
 from hvbackup.hyperv.enums import VhdFormat, VhdType
 from hvbackup.hyperv.model import VM, VirtualDisk
@@ -54,7 +54,9 @@ def passthrough_disk(facts: Facts) -> list[Finding]:
     ]
 
 
-@rule("iscsi-disk", "iSCSI disk in the guest", WARNING, "docs/ASSESS.md §5 (live backup fails silently); docs/GUEST.md §9")
+@rule(
+    "iscsi-disk", "iSCSI disk in the guest", WARNING, "docs/ASSESS.md §5 (live backup fails silently); docs/GUEST.md §9"
+)
 def iscsi_disk(facts: Facts) -> list[Finding]:
     if facts.guest is None:
         return []

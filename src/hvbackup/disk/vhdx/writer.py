@@ -14,8 +14,8 @@ import threading
 import uuid
 from collections.abc import Callable
 
-from hvbackup.disk.errors import VhdxError
 from hvbackup.directio import DirectWriter
+from hvbackup.disk.errors import VhdxError
 from hvbackup.disk.source import ByteSource, FileSource
 from hvbackup.disk.vhdx import structures as s
 from hvbackup.disk.vhdx.bitmap import set_bits

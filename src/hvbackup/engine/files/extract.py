@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hvbackup.directio import DirectWriter
 from hvbackup.engine.files.errors import TargetNotWritable, UnsafeTarget
 from hvbackup.fs.filesystem import Entry, FileSystem, _show
-from hvbackup.directio import DirectWriter
 from hvbackup.zeros import is_zero
 
 BLOCK = 4 * 1024 * 1024

@@ -104,7 +104,7 @@ class SnapshotImages:
             raise _fuse_error(errno.ENOENT)
         try:
             return bytes(view.read(offset, size))
-        except Exception:  # noqa: BLE001 - a damaged chunk is an I/O error to the kernel, not a crash
+        except Exception:
             raise _fuse_error(errno.EIO) from None
 
     def statfs(self, path: str) -> dict[str, int]:

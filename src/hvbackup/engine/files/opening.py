@@ -7,9 +7,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from hvbackup.engine.disk_restore import find_disk
+from hvbackup.engine.files.view import SnapshotDiskView, ViewFile
 from hvbackup.engine.manifest import DiskEntry
 from hvbackup.fs.filesystem import FileSystem
-from hvbackup.engine.files.view import SnapshotDiskView, ViewFile
 from hvbackup.fs.volumes import Volume, choose_volume, find_volumes
 from hvbackup.repo import Repository, Snapshot
 

@@ -93,7 +93,7 @@ class SnapshotDiskView:
         last = min((offset + length - 1) // self.chunk_size, len(self.index) - 1)
         wanted = [i for i in range(first, last + 1) if not self.is_zero(i) and not self._cached(i)]
         wanted = wanted[: self.cache_chunks // 2]
-        for i, data in zip(wanted, ordered_map(self._fetch, wanted, workers=self.prefetch_workers)):
+        for i, data in zip(wanted, ordered_map(self._fetch, wanted, workers=self.prefetch_workers), strict=False):
             self._store(i, data)
 
     def _cached(self, i: int) -> bool:

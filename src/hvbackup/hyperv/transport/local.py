@@ -23,10 +23,7 @@ ARGUMENTS = ("-NoProfile", "-NonInteractive", "-Command", "-")
 def stdin_line(script: str) -> bytes:
     """The one line fed to `powershell.exe -Command -` that runs `script` as a whole."""
     encoded = base64.b64encode(script.encode("utf-8")).decode("ascii")
-    command = (
-        "& ([scriptblock]::Create([Text.Encoding]::UTF8.GetString("
-        f"[Convert]::FromBase64String('{encoded}'))))"
-    )
+    command = f"& ([scriptblock]::Create([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('{encoded}'))))"
     return (command + "\r\n\r\n").encode("ascii")
 
 
@@ -35,7 +32,9 @@ def find_powershell() -> str:
         found = shutil.which(name)
         if found:
             return found
-    raise UnsupportedHost("'local' needs Windows PowerShell (powershell.exe): run hvbackup on the Hyper-V host, or use psrp://")
+    raise UnsupportedHost(
+        "'local' needs Windows PowerShell (powershell.exe): run hvbackup on the Hyper-V host, or use psrp://"
+    )
 
 
 class LocalTransport(Transport):
@@ -59,5 +58,7 @@ class LocalTransport(Transport):
         output = done.stdout.decode("ascii", errors="replace")
         if done.returncode != 0 and not output.strip():
             detail = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
-            raise TransportError(f"{self.executable} exited with {done.returncode}: {detail[0] if detail else 'no output'}")
+            raise TransportError(
+                f"{self.executable} exited with {done.returncode}: {detail[0] if detail else 'no output'}"
+            )
         return output

@@ -15,8 +15,9 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import requests
 import urllib3.exceptions as urllib3_errors
@@ -184,18 +185,22 @@ def _connection_failure(causes: list[BaseException], options: PsrpOptions, where
                 " (ssl=0 for an HTTP listener; see docs/HYPERV.md)"
             )
         if isinstance(cause, socket.gaierror):
-            return TransportError(f"cannot resolve the host name {options.host!r}: check the name or DNS (see docs/HYPERV.md)")
+            return TransportError(
+                f"cannot resolve the host name {options.host!r}: check the name or DNS (see docs/HYPERV.md)"
+            )
         if isinstance(cause, ConnectionRefusedError):
             return TransportError(f"connection refused on {where} (is the {listener} on? see docs/HYPERV.md)")
-        if isinstance(cause, (requests.exceptions.ConnectTimeout, urllib3_errors.ConnectTimeoutError)) and not isinstance(
-            cause, urllib3_errors.NewConnectionError
-        ):
+        if isinstance(
+            cause, (requests.exceptions.ConnectTimeout, urllib3_errors.ConnectTimeoutError)
+        ) and not isinstance(cause, urllib3_errors.NewConnectionError):
             return OperationTimeout(
                 f"connection to {where} timed out after {options.connection_timeout} s"
                 " (host down, or a firewall dropping the port? see docs/HYPERV.md)"
             )
         if isinstance(cause, (requests.exceptions.ReadTimeout, urllib3_errors.ReadTimeoutError)):
-            return OperationTimeout(f"{where} accepted the connection but sent no answer within {options.read_timeout} s")
+            return OperationTimeout(
+                f"{where} accepted the connection but sent no answer within {options.read_timeout} s"
+            )
         if isinstance(cause, (ConnectionResetError, http.client.RemoteDisconnected)):
             return TransportError(f"{where} closed the connection without answering (is that port the {listener}?)")
         if isinstance(cause, OSError) and cause.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
