@@ -3,7 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
-# The house rules first (configured in pyproject.toml): lint, then the format check.
+# The house rules first (configured in pyproject.toml): lint, the format check, the types.
 .venv/bin/ruff check src tests
 .venv/bin/ruff format --check src tests
+.venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"

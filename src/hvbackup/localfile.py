@@ -144,8 +144,9 @@ class LocalFile:
         return ranges
 
     def close(self) -> None:
-        if getattr(self, "_direct_fd", None) is not None:
-            os.close(self._direct_fd)
+        direct_fd = getattr(self, "_direct_fd", None)
+        if direct_fd is not None:
+            os.close(direct_fd)
             self._direct_fd = None
         if self.fd >= 0:
             os.close(self.fd)

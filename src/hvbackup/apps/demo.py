@@ -17,7 +17,7 @@ from pathlib import Path
 
 from hvbackup.assess.policy import Policy
 from hvbackup.disk import open_disk, virtual_sha256
-from hvbackup.engine.files.view import ViewFile
+from hvbackup.engine.files.view import as_binary_file
 from hvbackup.engine.manifest import manifest_of
 from hvbackup.engine.vm_backup import RunResult, backup_vms
 from hvbackup.engine.vm_restore import restore_vm
@@ -25,6 +25,7 @@ from hvbackup.errors import HvBackupError
 from hvbackup.fs.filesystem import FileSystem
 from hvbackup.fs.volumes import find_volumes
 from hvbackup.repo import Repository
+from hvbackup.vocabulary import Downtime, RequiredConsistency
 
 DEMO_PASSWORD = "hvbackup-demo"
 DEMO_VM = "web-01"
@@ -50,7 +51,7 @@ class DemoResult:
 def read_guest_file(disk_path: str, guest_path: str, length: int) -> bytes:
     """Bytes of a file inside the filesystem on a VHDX, read in-process (no mount)."""
     with open_disk(disk_path) as image:
-        for volume in find_volumes(ViewFile(image), image.logical_sector_size):
+        for volume in find_volumes(as_binary_file(image), image.logical_sector_size):
             if not volume.is_filesystem:
                 continue
             fs = FileSystem(volume)
@@ -69,7 +70,7 @@ def run_demo(folder: Path, say: Callable[[str], None] = lambda s: None) -> DemoR
     if folder.exists() and any(folder.iterdir()):
         raise HvBackupError(f"demo folder {folder} is not empty: pass a new folder")
     result = DemoResult(str(folder))
-    policy = Policy(consistency="filesystem", allow_downtime="save")
+    policy = Policy(consistency=RequiredConsistency.filesystem, allow_downtime=Downtime.save)
 
     t = time.monotonic()
     lab = LabHost.create(folder / "lab", sample=True, record_digests=True)
@@ -99,6 +100,8 @@ def _restore_and_check(
     lab, repo: Repository, run: RunResult, marker: bytes, result: DemoResult, say: Callable[[str], None]
 ) -> None:
     backed_up = next(v for v in run.vms if v.name == DEMO_VM)
+    if backed_up.snapshot is None:
+        raise HvBackupError(f"the demo's backup of {DEMO_VM} made no snapshot: {backed_up.message}")
     snapshot = repo.load_snapshot(backed_up.snapshot)
     t = time.monotonic()
     restored = restore_vm(lab, repo, snapshot, name=f"{DEMO_VM}-restored", start=False)

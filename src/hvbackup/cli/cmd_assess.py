@@ -68,7 +68,7 @@ def assess_cmd(
         raise UsageError("no host: pass --host lab:DIR|psrp://user@host|local or set HVBACKUP_HOST")
     if all_vms and vms:
         raise UsageError("name VMs or pass --all, not both")
-    policy = Policy(consistency=consistency.value, allow_downtime=allow_downtime.value)
+    policy = Policy(consistency=consistency, allow_downtime=allow_downtime)
     if html is not None:
         _check_html_target(html)  # before the inventory, which takes seconds on a real host
     with connect(host) as hyperv, _status(f"assessing the VMs on {host}", as_json):

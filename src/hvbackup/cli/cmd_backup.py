@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 from rich import box
-from rich.progress import BarColumn, DownloadColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.console import RenderableType
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    ProgressColumn,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -76,7 +85,7 @@ def backup_cmd(
     from hvbackup.connect import connect
     from hvbackup.engine.vm_backup import backup_vms, select_vms
 
-    policy = Policy(consistency=consistency.value, allow_downtime=allow_downtime.value)
+    policy = Policy(consistency=consistency, allow_downtime=allow_downtime)
     with connect(host) as hv, open_repository(repo, password_file, key_file) as repository:
         selected = select_vms(hv, vms or [], all_vms)
         with _VmBars(enabled=not as_json and stderr.is_terminal) as bars:
@@ -110,7 +119,7 @@ class _WhileReading(ProgressColumn):
         super().__init__()
         self.inner = inner
 
-    def render(self, task) -> Text:
+    def render(self, task) -> RenderableType:
         return self.inner.render(task) if task.fields.get("reading") else Text("")
 
 
@@ -127,7 +136,7 @@ class _VmBars:
             if enabled
             else None
         )
-        self.tasks: dict[str, object] = {}
+        self.tasks: dict[str, TaskID | None] = {}
 
     def __enter__(self) -> _VmBars:
         if self.progress is not None:
@@ -268,9 +277,7 @@ def restore_cmd(
     given = next((option for option, value in disk_only.items() if value), None)
     if given and not one_disk:
         raise UsageError(f"{given} applies to --disk N --to FILE; a whole VM is always restored as a new VM")
-    if not one_disk and host is None:
-        raise UsageError("give --host to restore the whole VM, or --disk N --to FILE for one disk")
-    if one_disk:
+    if to is not None:  # one disk: --disk without --to was refused above
         target = DiskTarget(
             to=to,
             disk=disk,
@@ -282,6 +289,8 @@ def restore_cmd(
         )
         restore_one_disk(RepoAccess(repo, password_file, key_file), snapshot, source, target, as_json)
         return
+    if host is None:
+        raise UsageError("give --host to restore the whole VM, or --disk N --to FILE for one disk")
     with open_repository(repo, password_file, key_file) as repository:
         snap = repository.load_snapshot(snapshot, source)
         from hvbackup.connect import connect

@@ -287,4 +287,8 @@ def find_cmd(
         item["path"] = item.pop("name")
         if "name_base64" in item:
             item["path_base64"] = item.pop("name_base64")
-    emit(found, as_json, lambda data: sys.stdout.write("".join(i["path"] + "\n" for i in data)))
+
+    def render(data: list[dict]) -> None:
+        sys.stdout.write("".join(i["path"] + "\n" for i in data))
+
+    emit(found, as_json, render)

@@ -132,6 +132,10 @@ def restore_cmd(
 
     Example: hvbackup image restore -r /srv/repo latest --to restored.vhdx --verify
     """
+    if to is None:
+        from hvbackup.errors import UsageError
+
+        raise UsageError("give the file or block device to restore to: --to TARGET")
     target = DiskTarget(
         to=to,
         disk=disk,

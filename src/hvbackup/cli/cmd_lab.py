@@ -137,11 +137,11 @@ def create_cmd(
     from hvbackup.lab import LabHost
     from hvbackup.lab.sample import SAMPLE_VMS, disk_bytes
 
-    directory, _ = _lab_args(host, [directory], [])
-    _check_new_lab_folder(directory)
+    folder, _ = _lab_args(host, [directory], [])
+    _check_new_lab_folder(folder)
     total = sum(disk_bytes(s) for s in SAMPLE_VMS) if sample else 0
     with progress("building sample VMs", total, as_json) as bar:
-        lab = LabHost.create(directory, sample=sample, record_digests=record_digests,
+        lab = LabHost.create(folder, sample=sample, record_digests=record_digests,
                              on_sample_vm=lambda spec: bar.advance(disk_bytes(spec)))  # fmt: skip
 
     def render(result: dict[str, Any]) -> None:
@@ -235,8 +235,8 @@ def destroy_cmd(directory: DirArg = None, host: HostOpt = None, as_json: JsonOpt
 
     Example: hvbackup lab destroy /srv/lab
     """
-    directory, _ = _lab_args(host, [directory], [])
-    lab = _open(directory)
+    folder, _ = _lab_args(host, [directory], [])
+    lab = _open(folder)
     count = len(lab.folders())
     lab.destroy()
     emit({"directory": str(directory), "removed_vms": count}, as_json,

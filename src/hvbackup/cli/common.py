@@ -182,11 +182,11 @@ class ProgressReporter:
             self._progress.stop()
 
     def advance(self, nbytes: int) -> None:
-        if self._progress is not None:
+        if self._progress is not None and self._task is not None:
             self._progress.advance(self._task, nbytes)
 
     def set_total(self, total: int) -> None:
-        if self._progress is not None:
+        if self._progress is not None and self._task is not None:
             self._progress.update(self._task, total=total)
 
 

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from hvbackup.hyperv.model import ReferencePoint, VmConfig
 from hvbackup.repo import Snapshot
@@ -34,6 +34,10 @@ class _Record:
     OMITTED_WHEN_NONE: ClassVar[frozenset[str]] = frozenset()
     ENUMS: ClassVar[dict[str, type[StrEnum]]] = {}
     extra: Mapping[str, Any]
+
+    if TYPE_CHECKING:  # every subclass is a dataclass with a generated __init__
+
+        def __init__(self, **fields: Any) -> None: ...
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

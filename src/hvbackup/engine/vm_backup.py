@@ -182,12 +182,12 @@ class VmBackup:
         previous = self._previous_snapshot()
         self.progress.phase(_checkpoint_phase(verdict, self.vm))
         self._take_checkpoint(verdict)
-        self.checkpoint_id = self.result.checkpoint = self.checkpoint.id
+        self.checkpoint_id = self.result.checkpoint = self._held_checkpoint().id
         faults.point("after-checkpoint")
         disks = self._read_disks(previous)
         faults.point("after-read")
         self.progress.phase("converting to a reference point")
-        self.new_rp = self.host.convert_to_reference_point(self.checkpoint)
+        self.new_rp = self.host.convert_to_reference_point(self._held_checkpoint())
         self.checkpoint = None
         faults.point("after-convert")
         self.result.consistency = self._achieved_consistency()
@@ -278,11 +278,21 @@ class VmBackup:
         self.result.frozen_or_unavailable_s = round(time.monotonic() - self.paused_at, 3)
         self.paused_at = None
 
+    def _held_checkpoint(self) -> Checkpoint:
+        if self.checkpoint is None:
+            raise HvBackupError(f"{self.vm.name}: no checkpoint is held at this step")
+        return self.checkpoint
+
+    def _new_reference_point(self) -> ReferencePoint:
+        if self.new_rp is None:
+            raise HvBackupError(f"{self.vm.name}: no reference point was made at this step")
+        return self.new_rp
+
     def _read_disks(self, previous: Snapshot | None) -> list[tuple[str, DiskEntry, DiskBackupResult]]:
         prev_rp = _reference_point_of(previous)
         known_rps = {rp.id for rp in self.host.list_reference_points(self.vm)} if prev_rp else set()
         out = []
-        file_disks = [d for d in self.host.checkpoint_disks(self.checkpoint) if not d.is_passthrough]
+        file_disks = [d for d in self.host.checkpoint_disks(self._held_checkpoint()) if not d.is_passthrough]
         for n, disk in enumerate(file_disks, 1):
             self.progress.phase(f"reading disk {n} of {len(file_disks)}")
             previous_index, changed, reason = self._incremental_base(disk, previous, prev_rp, known_rps)
@@ -332,7 +342,7 @@ class VmBackup:
             return Consistency.offline
         if self.result.mode == BackupMode.saved or self.vm.state == VMState.Saved:
             return Consistency.saved_state
-        if self.new_rp.consistency_level != ConsistencyLevel.ApplicationConsistent:
+        if self._new_reference_point().consistency_level != ConsistencyLevel.ApplicationConsistent:
             return Consistency.crash
         report = self._guest_report()
         if report and report.get("consistency") == Consistency.application:
@@ -355,7 +365,7 @@ class VmBackup:
             predicted=verdict.to_json(),
             frozen_or_unavailable_s=self.result.frozen_or_unavailable_s,
             checkpoint=CheckpointEntry(self.checkpoint_id, self.checkpoint_name),
-            reference_point=ReferencePointEntry(self.new_rp),
+            reference_point=ReferencePointEntry(self._new_reference_point()),
             warnings=tuple(self.result.warnings),
             disks=tuple(entry for _, entry, _ in disks),
         )
@@ -363,7 +373,7 @@ class VmBackup:
 
     def _drop_previous_reference_point(self, previous: Snapshot | None) -> None:
         prev_rp = _reference_point_of(previous)
-        if prev_rp is None or prev_rp.id == self.new_rp.id:
+        if prev_rp is None or prev_rp.id == self._new_reference_point().id:
             return
         try:
             self.host.destroy_reference_point(prev_rp)
@@ -474,7 +484,7 @@ def select_vms(host: HyperVHost, names: list[str], all_vms: bool) -> list[VM]:
         return host.inventory()
     if not names:
         raise HvBackupError("name the VMs to back up, or pass --all")
-    vms = {}
+    vms: dict[str, VM] = {}
     for name in names:
         vm = host.get_vm(name)
         vms.setdefault(vm.id, vm)  # a VM named twice is backed up once

@@ -72,6 +72,8 @@ def _now() -> str:
 class LabHost(HyperVHost):
     """A lab host in `directory` (made by `LabHost.create`)."""
 
+    directory: Path  # always a folder here; the interface allows None for hosts without one
+
     def __init__(self, directory: Path | str) -> None:
         self.directory = Path(directory).resolve()
         self.settings = read_lab_file(self.directory)

@@ -52,7 +52,7 @@ class WritableFile:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WritableFile:
-        return cls(data["path"], data["drive"], data["size"], [tuple(e) for e in data["extents"]])  # type: ignore[misc]
+        return cls(data["path"], data["drive"], data["size"], [tuple(e) for e in data["extents"]])
 
 
 @dataclass

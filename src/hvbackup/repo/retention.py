@@ -131,7 +131,7 @@ def _decide_group(group: list[SnapshotInfo], policy: KeepPolicy, tz: tzinfo | No
     ]
     for rule, count, period in rules:
         if count:
-            _mark(group, marks, rule, count, lambda s, p=period: p(s.time.astimezone(tz)) or s.id)
+            _mark(group, marks, rule, count, _period_of(period, tz))
     newest = group[0].time if group else None
     decisions = []
     for s in group:
@@ -141,6 +141,15 @@ def _decide_group(group: list[SnapshotInfo], policy: KeepPolicy, tz: tzinfo | No
             reasons.append(f"within {policy.within} of the newest")
         decisions.append(Decision(s, keep=bool(reasons), reasons=reasons))
     return decisions
+
+
+def _period_of(period: Callable[[datetime], str], tz: tzinfo | None) -> Callable[[SnapshotInfo], str]:
+    """A snapshot's period (its hour, day, week, ...) for one keep rule, in the given time zone."""
+
+    def key(snapshot: SnapshotInfo) -> str:
+        return period(snapshot.time.astimezone(tz)) or snapshot.id
+
+    return key
 
 
 def _mark(

@@ -120,7 +120,7 @@ def stock_vss_daemon(facts: Facts) -> list[Finding]:
             "stock-vss-daemon",
             f"The stock VSS daemon {guest.stock_daemon} freezes filesystems but runs no application hooks",
             ADVICE,
-            f"guest report: {guest.stock_daemon} pid {guest.running_daemons[guest.stock_daemon]}",
+            f"guest report: {guest.stock_daemon} pid {(guest.running_daemons or {}).get(guest.stock_daemon, '?')}",
             "hvbackup-guest install",
             ON_GUEST,
         )

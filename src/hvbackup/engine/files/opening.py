@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from hvbackup.engine.disk_restore import find_disk
-from hvbackup.engine.files.view import SnapshotDiskView, ViewFile
+from hvbackup.engine.files.view import SnapshotDiskView, as_binary_file
 from hvbackup.engine.manifest import DiskEntry
 from hvbackup.fs.filesystem import FileSystem
 from hvbackup.fs.volumes import Volume, choose_volume, find_volumes
@@ -29,7 +29,7 @@ def open_snapshot_disk(repo: Repository, snapshot: Snapshot, disk_name: str | No
     lease = repo.read_lease(f"file restore from {snapshot.info.id[:12]}")
     with lease, SnapshotDiskView(repo, snapshot.index(disk.name)) as view:
         sector_size = int(disk.logical_sector_size or 512)
-        yield SnapshotDisk(snapshot, disk, view, find_volumes(ViewFile(view), sector_size))
+        yield SnapshotDisk(snapshot, disk, view, find_volumes(as_binary_file(view), sector_size))
 
 
 @contextmanager

@@ -12,7 +12,7 @@ import io
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Self
+from typing import BinaryIO, Protocol, Self, cast
 
 from hvbackup.engine.pipeline import ordered_map
 from hvbackup.repo import ZERO_CHUNK_ID, DiskIndex, Repository
@@ -147,10 +147,18 @@ class SnapshotDiskView:
                 self._cache.popitem(last=False)
 
 
-class ViewFile(io.RawIOBase):
-    """A seekable, read-only file object over a SnapshotDiskView (what dissect parsers take)."""
+class RandomAccess(Protocol):
+    """Bytes read by offset: a SnapshotDiskView, or a disk image (disk/image.py's DiskImage)."""
 
-    def __init__(self, view: SnapshotDiskView) -> None:
+    size: int
+
+    def read(self, offset: int, length: int) -> bytes: ...
+
+
+class ViewFile(io.RawIOBase):
+    """A seekable, read-only file object over random-access bytes (what dissect parsers take)."""
+
+    def __init__(self, view: RandomAccess) -> None:
         super().__init__()
         self.view = view
         self.size = view.size
@@ -179,7 +187,12 @@ class ViewFile(io.RawIOBase):
         self._pos += len(data)
         return bytes(data)
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
+
+
+def as_binary_file(view: RandomAccess) -> BinaryIO:
+    """A ViewFile typed as the binary file object it is, for readers annotated with BinaryIO."""
+    return cast(BinaryIO, ViewFile(view))
