@@ -1,0 +1,3 @@
+"""Lab operations: guest (see lab/operations/__init__.py)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Lab operations: restore (see lab/operations/__init__.py)."""
+
+from __future__ import annotations
