@@ -70,10 +70,7 @@ TOO_MANY_COMMANDS = (
     "The WS-Management service cannot process the request. The maximum number of concurrent commands per shell"
     " has been exceeded. Retry the request later or raise the Maximum Commands per Shell quota."
 )
-TOO_MANY_SHELLS = (
-    "The WS-Management service cannot process the request. This user is allowed a maximum number of {} concurrent"
-    " shells, which has been exceeded."
-)
+TOO_MANY_SHELLS = "The user already has the maximum number of concurrent shells ({}) on this server."
 
 USER = "backup"
 PASSWORD = "loopback-Secret-1"
@@ -104,7 +101,7 @@ class WinRMStandIn:
 
     answer: Callable[[str], str] = lambda script: "ok"
     max_commands_per_shell: int = 1000
-    max_shells: int = 30
+    max_shells: int = 25
     idle_timeout: float = 180.0
     hang_up_after_command: bool = False
     shells: dict[str, Shell] = field(default_factory=dict)
@@ -160,7 +157,7 @@ class WinRMStandIn:
 
     def _create(self, body: ET.Element) -> list[ET.Element]:
         if len(self.shells) >= self.max_shells:
-            raise WsmanFault("w:InternalError", TOO_MANY_SHELLS.format(self.max_shells))
+            raise WsmanFault("w:QuotaLimit", TOO_MANY_SHELLS.format(self.max_shells))
         creation = body.find(f"{{{RSP}}}Shell/{{{PWSH}}}creationXml")
         if creation is None or not creation.text:
             raise WsmanFault("w:InvalidParameter", "a PowerShell shell needs creationXml")
@@ -211,7 +208,10 @@ class WinRMStandIn:
             pipeline = shell.commands.get(command_id)
             running = pipeline is not None and pipeline.state == PSInvocationState.Running
             ET.SubElement(
-                response, f"{{{RSP}}}CommandState", CommandId=command_id, State=COMMAND_RUNNING if running else COMMAND_DONE
+                response,
+                f"{{{RSP}}}CommandState",
+                CommandId=command_id,
+                State=COMMAND_RUNNING if running else COMMAND_DONE,
             )
         return [response]
 

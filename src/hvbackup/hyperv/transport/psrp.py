@@ -154,9 +154,9 @@ class PsrpTransport(Transport):
 
     def _usable_pool(self) -> RunspacePool:
         """The open pool, checked first when it has been idle; a new pool when there is none or it died."""
-        if self._pool is not None and time.monotonic() - self._last_used >= self.options.pool_idle_check:
-            if not self._is_alive(self._pool):
-                self._drop_pool()
+        idle = time.monotonic() - self._last_used
+        if self._pool is not None and idle >= self.options.pool_idle_check and not self._is_alive(self._pool):
+            self._drop_pool()
         if self._pool is None:
             wsman = self._wsman_factory(**self.options.wsman_arguments())
             pool = RunspacePool(wsman, configuration_name=self.options.configuration_name, no_profile=True)
@@ -176,7 +176,9 @@ class PsrpTransport(Transport):
         if pool is None:
             return
         try:
-            pool.close()
+            # Delete the shell even when is_alive has marked the pool closed: it may only have
+            # lost its HTTP connection, and a shell left behind counts against MaxShellsPerUser.
+            pool.shell.close()
         except Exception:  # the connection or the shell is already gone
             pass
         try:
@@ -237,14 +239,23 @@ class PsrpTransport(Transport):
         detail = map_error(failure.cause, self.options)
         if isinstance(detail, OperationTimeout):
             return OperationTimeout(
-                f"{where}: {detail} {when}; it is not run again, because the host may have done its work"
+                f"{detail} {when}; it is not run again, because the host may have done its work"
                 " and a step such as taking a checkpoint must not happen twice"
             )
         return TransportError(
-            f"{where}: the connection failed {when} ({_first_line(failure.cause.__context__ or failure.cause)});"
+            f"{where}: the connection failed {when} ({_lost_connection(failure.cause)});"
             " it is not run again, because the host may have done its work and a step such as taking a"
             " checkpoint must not happen twice"
         )
+
+
+def _lost_connection(exc: BaseException) -> str:
+    """What became of the connection, from the innermost error that requests and urllib3 wrap."""
+    causes = list(_causes(exc))
+    if any(isinstance(c, (ConnectionResetError, http.client.RemoteDisconnected)) for c in causes):
+        return "the host closed the connection without answering"
+    innermost = next((c for c in reversed(causes) if isinstance(c, (OSError, http.client.HTTPException))), exc)
+    return f"{type(innermost).__name__}: {_first_line(innermost)}"
 
 
 def _refused_or_never_sent(exc: BaseException) -> bool:
