@@ -140,12 +140,12 @@ class PsrpTransport(Transport):
             self._drop_pool()
 
     def _run_once_more_if_not_started(self, script: str, timeout: float) -> str:
-        reused = self._pool is not None
+        kept = self._pool
         pool = self._usable_pool()
         try:
             return self._run(pool, script, timeout)
         except _NotStarted:
-            if not reused:
+            if pool is not kept:  # a pool opened for this call: the refusal is the host's answer
                 raise
             # A reused pool the host had dropped (idle timeout, restarted service): a new pool,
             # one more time (docs/HYPERV.md §15).
@@ -262,12 +262,12 @@ def _refused_or_never_sent(exc: BaseException) -> bool:
     """True when the host answered the Command with an error, or the request never left this machine."""
     if isinstance(exc, (psrp_errors.WSManFaultError, psrp_errors.WinRMTransportError, psrp_errors.AuthenticationError)):
         return True
-    for cause in _causes(exc):
-        if isinstance(cause, (ConnectionRefusedError, socket.gaierror, urllib3_errors.NewConnectionError)):
-            return True
-        if isinstance(cause, urllib3_errors.ConnectTimeoutError):
-            return True
-    return False
+    never_sent = (
+        ConnectionRefusedError,
+        socket.gaierror,
+        urllib3_errors.ConnectTimeoutError,
+    )  # incl. NewConnectionError
+    return any(isinstance(cause, never_sent) for cause in _causes(exc))
 
 
 def map_error(exc: BaseException, options: PsrpOptions) -> HyperVError:
