@@ -1,5 +1,5 @@
 """Msvm_ConcreteJob for the lab: WMI jobs kept in the lab folder, so a job that one call starts
-ends on a later poll_job call (docs/LAB.md "Jobs and return codes").
+ends on a later poll_job call (docs/LAB.md "Behaviours").
 
 DIR/jobs/<JOB GUID>.json holds one job: the operation that started it, what it produced (a
 checkpoint or reference point id, read back when the job is polled to completion), how many more

@@ -5,7 +5,7 @@ lab/shapes.py. The four operations that start a WMI job (create_checkpoint,
 convert_to_reference_point, destroy_checkpoint, destroy_reference_point) go through `_run_job`:
 in the lab's "sync" job mode the method finishes at once (return value 0); in "async" mode it
 returns 4096 and the script prints {"Pending": ...}, and poll_job finishes it later (docs/LAB.md
-"Jobs and return codes"). Failures set with `LabHost.fail_operation` come out here.
+"Behaviours"). Failures set with `LabHost.fail_operation` come out here.
 """
 
 from __future__ import annotations
