@@ -38,6 +38,8 @@ ALLOWED_CMDLETS = {
     "Get-VMIntegrationService": (PSD.format("Get-VMIntegrationService"), "docs/HYPERV.md §4"),
     "Get-VMFirmware": (PSD.format("Get-VMFirmware"), "docs/HYPERV.md §4"),
     "Get-VMSnapshot": (PSD.format("Get-VMSnapshot"), "docs/HYPERV.md §4"),
+    "Get-VMFibreChannelHba": (PSD.format("Get-VMFibreChannelHba"), "docs/HYPERV.md §17"),
+    "Get-Command": (PS51.format("Microsoft.PowerShell.Core/Get-Command"), "docs/HYPERV.md §17"),
     "Save-VM": (PSD.format("Save-VM"), "docs/HYPERV.md §8"),
     "Start-VM": (PSD.format("Start-VM"), "docs/HYPERV.md §8"),
     "Stop-VM": (PSD.format("Stop-VM"), "docs/HYPERV.md §8"),
