@@ -121,13 +121,6 @@ def test_another_disk_at_the_same_address_is_read_fully(windows, repo):
     assert windows.operations().count("changed_ranges") == queried  # its RCT id is not asked about
 
 
-def test_the_change_tracking_call_carries_no_target_snapshot_id(windows, repo):
-    backup(windows, repo)
-    backup(windows, repo)
-    scripts = [p for op, p in windows.calls if op == "changed_ranges"]
-    assert scripts and all("TargetSnapshotId" not in p for p in scripts)
-
-
 # -- fix 4: a saved VM's disks are crash-consistent -------------------------------------------------
 
 
