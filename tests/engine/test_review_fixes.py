@@ -64,12 +64,15 @@ def test_the_id_is_journalled_before_the_rename_and_cleaned_as_ours_next_time(wi
     assert first.result == RESULT_FAILED
     (left,) = windows.checkpoints  # Hyper-V's default name: not ours by its name
     assert left["Name"] == DEFAULT_NAME
-    assert journal.our_checkpoints("HV01", first.vm_id) == {left["Id"].lower()}
+    assert journal.our_checkpoints(windows.powershell_host().identity(), first.vm_id) == {left["Id"].lower()}
 
     second = backup(windows, repo)
     assert second.result == RESULT_OK, second.message
     assert any(f"removed checkpoint {DEFAULT_NAME}" in w for w in second.warnings)
-    assert windows.checkpoints == [] and journal.our_checkpoints("HV01", first.vm_id) == set()
+    assert (
+        windows.checkpoints == []
+        and journal.our_checkpoints(windows.powershell_host().identity(), first.vm_id) == set()
+    )
 
 
 def test_a_failed_create_snapshot_job_is_retried_crash_consistent(windows, repo):
