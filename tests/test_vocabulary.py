@@ -24,8 +24,11 @@ def test_the_values_are_the_strings_of_the_json_output() -> None:
     )
 
 
-def test_the_rank_puts_saved_state_and_offline_with_application() -> None:
+def test_the_rank_puts_offline_with_application_and_saved_state_with_crash() -> None:
     assert Consistency.none.rank < Consistency.crash.rank < Consistency.filesystem.rank < Consistency.application.rank
-    assert Consistency.saved_state.rank == Consistency.offline.rank == Consistency.application.rank
-    assert Consistency.saved_state.meets(RequiredConsistency.application)
+    assert Consistency.offline.rank == Consistency.application.rank
+    # review fix 4: a saved VM's disks without its memory state (.vmrs) are crash-consistent
+    assert Consistency.saved_state.rank == Consistency.crash.rank
+    assert not Consistency.saved_state.meets(RequiredConsistency.filesystem)
+    assert Consistency.saved_state.meets(RequiredConsistency.application, vmrs_captured=True)
     assert not Consistency.crash.meets("filesystem")

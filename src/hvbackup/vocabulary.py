@@ -23,20 +23,29 @@ class Consistency(StrEnum):
 
     @property
     def rank(self) -> int:
-        """How good it is. "saved-state" and "offline" rank with "application": the administrator
-        accepted downtime to get a point in time nothing was writing to."""
+        """How good it is. "offline" ranks with "application": the administrator accepted downtime
+        to get a point in time nothing was writing to. "saved-state" ranks with "crash": a saved
+        VM's disks alone are what a power cut at the moment of the save leaves, since the guest's
+        unwritten data is in the memory state; it ranks with "application" only where the memory
+        state (.vmrs) was captured with the disks and restores with them (`rank_with`)."""
         return CONSISTENCY_RANK[self]
 
-    def meets(self, required: Consistency | RequiredConsistency | str) -> bool:
-        return self.rank >= Consistency(required).rank
+    def rank_with(self, *, vmrs_captured: bool) -> int:
+        """The rank given whether the saved memory state (.vmrs) was captured with the disks."""
+        if self is Consistency.saved_state and vmrs_captured:
+            return CONSISTENCY_RANK[Consistency.application]
+        return self.rank
+
+    def meets(self, required: Consistency | RequiredConsistency | str, *, vmrs_captured: bool = False) -> bool:
+        return self.rank_with(vmrs_captured=vmrs_captured) >= Consistency(required).rank
 
 
 CONSISTENCY_RANK: dict[Consistency, int] = {
     Consistency.none: 0,
     Consistency.crash: 1,
+    Consistency.saved_state: 1,
     Consistency.filesystem: 2,
     Consistency.application: 3,
-    Consistency.saved_state: 3,
     Consistency.offline: 3,
 }
 

@@ -62,10 +62,26 @@ def test_cli_assesses_every_sample_vm(lab: LabHost, tmp_path: Path):
 
 
 def test_cli_policy_options_change_the_verdict(lab: LabHost):
+    result = assess(lab, "legacy-app", "--consistency", "crash", "--json")
+    [vm] = json.loads(result.stdout)["vms"]
+    assert (vm["verdict"]["mode"], vm["verdict"]["consistency"], vm["verdict"]["meets_policy"]) == (
+        "live",
+        "crash",
+        True,
+    )
+
+
+def test_saving_a_vm_is_not_offered_for_more_than_crash_consistency(lab: LabHost):
+    """Review fix 4: a saved state without its .vmrs is a crash-consistent disk set."""
     result = assess(lab, "legacy-app", "--consistency", "filesystem", "--allow-downtime", "save", "--json")
     [vm] = json.loads(result.stdout)["vms"]
-    assert (vm["verdict"]["mode"], vm["verdict"]["consistency"]) == ("saved", "saved-state")
-    assert vm["verdict"]["downtime_s"] > 2
+    assert (vm["verdict"]["mode"], vm["verdict"]["consistency"], vm["verdict"]["meets_policy"]) == (
+        "live",
+        "crash",
+        False,
+    )
+    assert "saving the VM would not help" in vm["verdict"]["summary"]
+    assert any("--allow-downtime shutdown" in i for i in vm["verdict"]["improvements"])
 
 
 def test_unknown_vm_is_a_one_line_error(lab: LabHost):

@@ -10,7 +10,7 @@ from hvbackup.assess.policy import CONSISTENCY_CHOICES, DOWNTIME_CHOICES, Policy
 from hvbackup.assess.verdict import predict
 from hvbackup.errors import UsageError
 from hvbackup.hyperv.enums import CheckpointType, IntegrationServiceStatus, OperationalStatus, VMState
-from hvbackup.hyperv.model import Memory
+from hvbackup.hyperv.model import FibreChannelAdapter, Host, Memory
 from tests.assess.vms import GIB, HEALTHY, disk, guest_report, passthrough, service, services, vm
 
 VSS_STATES = {
@@ -35,7 +35,7 @@ FREEZE_CONSISTENCY = {
     "stock": "filesystem",
 }
 POLICIES = [Policy(c, d) for c, d in itertools.product(CONSISTENCY_CHOICES, DOWNTIME_CHOICES)]
-RANK = {"crash": 1, "filesystem": 2, "application": 3, "saved-state": 3, "offline": 3}
+RANK = {"crash": 1, "filesystem": 2, "application": 3, "saved-state": 1, "offline": 3}  # no .vmrs captured
 SAVE_S = 2 + 2 * 4  # 4 GiB of memory saved and restored at 1 GiB/s, plus the checkpoint
 
 
@@ -70,7 +70,7 @@ def test_running_vm_matrix(vss, guest, checkpoint_type, policy):
     elif policy.allow_downtime == "shutdown":  # the Shutdown service is enabled and answers here
         assert (verdict.mode, verdict.consistency, verdict.meets_policy) == ("shutdown", "offline", True)
         assert verdict.downtime_s > 0 and "needs shutdown" in verdict.summary
-    elif policy.allow_downtime == "save":
+    elif policy.allow_downtime == "save" and RANK["saved-state"] >= RANK[policy.consistency]:
         assert (verdict.mode, verdict.consistency, verdict.meets_policy, verdict.downtime_s) == (
             "saved",
             "saved-state",
@@ -85,20 +85,20 @@ def test_running_vm_matrix(vss, guest, checkpoint_type, policy):
         assert (verdict.mode, verdict.consistency, verdict.meets_policy) == ("live", live, False)
         assert "below policy" in verdict.summary
     if not verdict.meets_policy:
-        assert any("--allow-downtime save" in i for i in verdict.improvements)
+        # saving the VM gives a crash-consistent disk set: offered only where crash is enough
+        saving_helps = RANK["saved-state"] >= RANK[policy.consistency]
+        offered = "--allow-downtime save" if saving_helps else "--allow-downtime shutdown"
+        assert any(offered in i for i in verdict.improvements)
+        assert ("saving the VM would not help" in verdict.summary) == (
+            policy.allow_downtime != "never" and not saving_helps
+        )
 
 
 @pytest.mark.parametrize(
-    ("state", "mode", "consistency"),
-    [
-        (VMState.Off, "offline", "offline"),
-        (VMState.OffCritical, "offline", "offline"),
-        (VMState.Saved, "saved", "saved-state"),
-        (VMState.FastSaved, "saved", "saved-state"),
-    ],
+    ("state", "mode", "consistency"), [(VMState.Off, "offline", "offline"), (VMState.OffCritical, "offline", "offline")]
 )
 @pytest.mark.parametrize("policy", POLICIES)
-def test_off_and_saved_vms_need_no_downtime_and_meet_every_policy(state, mode, consistency, policy):
+def test_off_vms_need_no_downtime_and_meet_every_policy(state, mode, consistency, policy):
     broken = vm(state=state, integration_services=services(VSS=service("VSS", enabled=False)))
     verdict = predict(broken, policy, None)
     assert (verdict.mode, verdict.consistency, verdict.meets_policy, verdict.downtime_s) == (
@@ -107,6 +107,23 @@ def test_off_and_saved_vms_need_no_downtime_and_meet_every_policy(state, mode, c
         True,
         None,
     )
+
+
+@pytest.mark.parametrize("state", [VMState.Saved, VMState.FastSaved])
+@pytest.mark.parametrize("policy", POLICIES)
+def test_saved_vms_are_crash_consistent_without_their_memory_state(state, policy):
+    """Review fix 4: the disks of a saved VM, without its .vmrs, are what a power cut leaves."""
+    saved = vm(state=state, integration_services=services(VSS=service("VSS", enabled=False)))
+    verdict = predict(saved, policy, None)
+    meets = policy.consistency == "crash"
+    assert (verdict.mode, verdict.consistency, verdict.meets_policy, verdict.downtime_s) == (
+        "saved",
+        "saved-state",
+        meets,
+        None,
+    )
+    assert not verdict.vmrs_captured and "memory state (.vmrs) is not captured" in verdict.summary
+    assert ("below policy" in verdict.summary) == (not meets)
 
 
 @pytest.mark.parametrize(
@@ -142,17 +159,29 @@ def test_stock_daemon_is_told_how_to_reach_application_consistency():
     assert any("hvbackup-guest install" in i for i in verdict.improvements)
 
 
-def test_shutdown_falls_back_to_save_when_the_guest_cannot_shut_down():
+def test_shutdown_does_not_fall_back_to_a_save_that_would_not_meet_the_policy():
     machine = vm(integration_services=services(VSS=VSS_STATES["disabled"], Shutdown=service("Shutdown", enabled=False)))
     verdict = predict(machine, Policy("filesystem", "shutdown"), None)
+    assert (verdict.mode, verdict.consistency, verdict.meets_policy) == ("live", "crash", False)
+    assert any("-Name 'Shutdown'" in i for i in verdict.improvements)
+
+
+def test_shutdown_falls_back_to_save_when_crash_is_enough_and_a_live_checkpoint_fails():
+    machine = vm(
+        integration_services=services(VSS=VSS_STATES["disabled"], Shutdown=service("Shutdown", enabled=False)),
+        checkpoint_type=CheckpointType.ProductionOnly,
+    )
+    verdict = predict(machine, Policy("crash", "shutdown"), None)
     assert (verdict.mode, verdict.consistency, verdict.downtime_s) == ("saved", "saved-state", SAVE_S)
     assert any("-Name 'Shutdown'" in i for i in verdict.improvements)
 
 
 def test_saved_state_downtime_grows_with_memory():
-    small = predict(running("disabled", memory=Memory(startup_bytes=1 * GIB)), Policy(allow_downtime="save"), None)
-    large = predict(running("disabled", memory=Memory(startup_bytes=16 * GIB)), Policy(allow_downtime="save"), None)
-    assert (small.downtime_s, large.downtime_s) == (4.0, 34.0)
+    def saved(memory: int):
+        machine = running("disabled", CheckpointType.ProductionOnly, memory=Memory(startup_bytes=memory * GIB))
+        return predict(machine, Policy("crash", "save"), None)
+
+    assert (saved(1).downtime_s, saved(16).downtime_s) == (4.0, 34.0)
 
 
 def test_passthrough_disks_are_skipped_and_the_rest_is_backed_up():
@@ -194,6 +223,7 @@ def test_verdict_json_is_plain_data():
         "meets_policy",
         "summary",
         "downtime_s",
+        "vmrs_captured",
         "skipped_disks",
         "improvements",
     }
@@ -209,3 +239,33 @@ def test_verdict_json_is_plain_data():
 def test_bad_policy_is_a_usage_error(kwargs, message):
     with pytest.raises(UsageError, match=message):
         Policy(**kwargs)
+
+
+def test_a_host_before_windows_server_2016_backs_nothing_up_and_says_why():
+    """Review fix 7: no recovery checkpoints, reference points or RCT before build 14393."""
+    old = Host("HV2012", os_caption="Microsoft Windows Server 2012 R2 Datacenter", os_build="9600")
+    for machine in (HEALTHY, vm(state=VMState.Off), vm(state=VMState.Saved)):
+        verdict = predict(machine, Policy("crash", "shutdown"), GUESTS["agent"], old)
+        assert (verdict.mode, verdict.meets_policy) == ("none", False)
+        assert "build 9600, older than Windows Server 2016" in verdict.summary
+        assert "no recovery checkpoints, reference points or resilient change tracking" in verdict.summary
+        assert any("Export-VM" in i for i in verdict.improvements)
+    current = Host("HV2016", os_build="14393")
+    assert predict(HEALTHY, Policy(), GUESTS["agent"], current).mode == "live"
+    assert predict(HEALTHY, Policy(), GUESTS["agent"], Host("HV?")).mode == "live"  # build unknown: not refused
+
+
+def test_a_disk_the_host_cannot_read_fails_the_vm_with_the_message():
+    """Review fix 5: backup refuses the VM (a snapshot missing a disk is not a backup of the VM)."""
+    unreadable = disk(1, vhd_error="the file was not found", format=None, type=None, size=0)
+    verdict = predict(vm(disks=(disk(0), unreadable)), Policy(), GUESTS["agent"])
+    assert (verdict.mode, verdict.meets_policy) == ("none", False)
+    assert "cannot read disk SCSI:0:1" in verdict.summary and "the file was not found" in verdict.summary
+
+
+def test_fibre_channel_adapters_are_left_out_like_pass_through_disks():
+    adapter = FibreChannelAdapter("Fibre Channel Adapter", "SAN-A")
+    verdict = predict(vm(fibre_channel_adapters=(adapter,)), Policy(), GUESTS["agent"])
+    assert (verdict.mode, verdict.consistency) == ("live", "application")
+    assert verdict.skipped_disks == ("Fibre Channel adapter Fibre Channel Adapter (SAN SAN-A)",)
+    assert verdict.summary.endswith("the LUNs of Fibre Channel adapter Fibre Channel Adapter (SAN SAN-A) not backed up")

@@ -69,7 +69,7 @@ def test_assess_host_over_the_documented_inventory():
     report = assess_host(host, Policy())
     by_name = {a.vm.name: a for a in report.vms}
     assert [a.vm.name for a in report.vms] == sorted(by_name)
-    assert replay.operations() == ["inventory", "list_orphans", "list_orphans", "list_orphans", "get_host"]
+    assert replay.operations() == ["get_host", "inventory", "list_orphans", "list_orphans", "list_orphans"]
     web = by_name["web01"]
     assert web.verdict.summary == "live, filesystem-consistent (unknown guest: assumed stock daemon)"
     assert {f.id for f in web.findings} >= {"orphan-checkpoint", "guest-unknown"}
@@ -92,3 +92,34 @@ def test_guest_readiness_is_asked_per_vm_when_the_host_offers_it():
     assert sorted(asked) == ["db01", "legacy01", "web01"]
     web = next(a for a in report.vms if a.vm.name == "web01")
     assert web.guest_reported and web.verdict.consistency == "application"
+
+
+def test_one_unreadable_disk_is_reported_on_that_disk_not_as_a_failed_inventory():
+    """Review fix 5: Get-VHD failing on one disk (VhdError) leaves the inventory whole."""
+    replay = ReplayTransport()
+    replay.queue("get_host", "get_host.json")
+    replay.queue("inventory", "inventory_degraded.json")
+    replay.queue("list_orphans", "list_orphans.json")
+    report = assess_host(PowerShellHost(replay, lambda path: None, poll_interval=0.0), Policy())
+    (web,) = report.vms
+    unreadable = [f for f in web.findings if f.id == "unreadable-disk"]
+    assert len(unreadable) == 1 and unreadable[0].severity == "blocker"
+    assert unreadable[0].evidence.startswith("\\\\fs01\\vms\\web01-data.vhdx: Get-VHD : Getting the mounted")
+    assert any(f.id == "fibre-channel" and "SAN-A" in f.title for f in web.findings)
+    assert web.verdict.mode == "none" and "cannot read disk SCSI:0:1" in web.verdict.summary
+    assert report.exit_code == 4
+
+
+def test_a_2012_r2_host_is_named_as_unable_to_take_a_live_backup():
+    """Review fix 7: every VM of a host before build 14393 gets the reason, not a WMI failure."""
+    replay = ReplayTransport()
+    replay.queue("get_host", "get_host_2012r2.json")
+    replay.queue("inventory", "inventory.json")
+    for _ in range(3):
+        replay.queue("list_orphans", "list_orphans.json")
+    report = assess_host(PowerShellHost(replay, lambda path: None, poll_interval=0.0), Policy())
+    for assessment in report.vms:
+        assert assessment.verdict.mode == "none"
+        assert "build 9600, older than Windows Server 2016" in assessment.verdict.summary
+        assert any(f.id == "host-version" for f in assessment.findings)
+    assert report.host == "HV2012"

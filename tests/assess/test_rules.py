@@ -21,7 +21,7 @@ from hvbackup.hyperv.enums import (
     VhdType,
     VMState,
 )
-from hvbackup.hyperv.model import Checkpoint, Firmware, Orphan
+from hvbackup.hyperv.model import Checkpoint, FibreChannelAdapter, Firmware, Host, Orphan
 from tests.assess.vms import HEALTHY, disk, guest_finding, guest_report, nic, passthrough, service, services, vm
 
 MIB = 1024 * 1024
@@ -29,8 +29,15 @@ AGENT = guest_report()
 DEFAULT_POLICY = Policy()
 
 
-def facts(machine=HEALTHY, guest: dict[str, Any] | None = AGENT, policy: Policy = DEFAULT_POLICY, orphans=()) -> Facts:
-    return Facts(machine, policy, GuestReport(guest) if guest is not None else None, tuple(orphans))
+def facts(
+    machine=HEALTHY, guest: dict[str, Any] | None = AGENT, policy: Policy = DEFAULT_POLICY, orphans=(), host=None
+) -> Facts:
+    return Facts(machine, policy, GuestReport(guest) if guest is not None else None, tuple(orphans), host)
+
+
+HOST_2012R2 = Host("HV2012", os_caption="Microsoft Windows Server 2012 R2 Datacenter", os_build="9600")
+HOST_2016 = Host("HV2016", os_caption="Microsoft Windows Server 2016 Datacenter", os_build="14393")
+UNREADABLE = "Getting the mounted storage instance for the path failed: the file was not found"
 
 
 RECOVERY_ORPHAN = Orphan(
@@ -137,6 +144,24 @@ CASES: dict[str, tuple[Facts, str, str, Facts]] = {
         "blocker",
         "Add-VMHardDiskDrive -VMName 'web-01'",
         facts(),
+    ),
+    "fibre-channel": (
+        facts(vm(fibre_channel_adapters=(FibreChannelAdapter("Fibre Channel Adapter", "SAN-A"),))),
+        "blocker",
+        "Add-VMHardDiskDrive -VMName 'web-01'",
+        facts(),
+    ),
+    "unreadable-disk": (
+        facts(vm(disks=(disk(0), disk(1, vhd_error=UNREADABLE, format=None, type=None, size=0)))),
+        "blocker",
+        "Remove-VMHardDiskDrive -VMName 'web-01' -ControllerType SCSI -ControllerNumber 0 -ControllerLocation 1",
+        facts(),
+    ),
+    "host-version": (
+        facts(host=HOST_2012R2),
+        "blocker",
+        "Export-VM -Name 'web-01'",
+        facts(host=HOST_2016),
     ),
     "iscsi-disk": (
         facts(

@@ -232,7 +232,7 @@ def test_checkpoint_naming_is_its_own_call_and_can_fail_alone(scripted: PowerShe
 def test_change_tracking_errors_as_the_script_reports_them(scripted: PowerShellHost, lab: LabHost) -> None:
     disk = scripted.get_vm("cluster-db").disks[0]
     lab.fail_operation("changed_ranges", RETURN_FILE_NOT_FOUND)
-    with pytest.raises(ObjectNotFound, match="file not found"):
+    with pytest.raises(ChangeTrackingUnavailable, match="returned 32779"):  # a full read (review fix 3)
         list(scripted.changed_ranges(disk.path, "rctX:0000:1"))
     lab.fail_operation("changed_ranges", 32770)
     with pytest.raises(ChangeTrackingUnavailable, match="returned 32770"):

@@ -213,3 +213,91 @@ def test_parameters_with_quotes_survive_the_trip(ps_host, replay, web01):
     reason = "it's O'Brien’s ‘backup’ — «ok» \\ $env:x `n"
     ps_host.request_shutdown(web01, reason)
     assert replay.calls[0][1]["Reason"] == reason
+
+
+# -- review fixes (issue 13) ---------------------------------------------------------------------
+
+
+def test_the_checkpoint_is_handed_over_before_it_is_named(ps_host, replay, web01):
+    """Review fix 2: the caller can journal the id before the rename is even tried."""
+    replay.queue("create_checkpoint", "create_checkpoint_done.json")
+    replay.queue("name_checkpoint", "name_checkpoint.json")
+    seen = []
+    ps_host.create_recovery_checkpoint(
+        web01,
+        ConsistencyLevel.CrashConsistent,
+        "hvbackup-20261125T030000Z",
+        on_created=lambda c: seen.append((c.id, replay.operations())),
+    )
+    assert seen == [("2d4c6e8a-1b3d-4f5a-8c7e-9a0b1c2d3e4f", ["create_checkpoint"])]
+
+
+def test_a_failed_rename_is_a_warning_and_the_checkpoint_is_kept(ps_host, replay, web01):
+    """Review fix 2: ModifySystemSettings refused; the checkpoint exists and is returned as it is."""
+    replay.queue("create_checkpoint", "create_checkpoint_done.json")
+    replay.queue("name_checkpoint", "error_name_checkpoint.json")
+    checkpoint = ps_host.create_recovery_checkpoint(
+        web01, ConsistencyLevel.CrashConsistent, "hvbackup-20261125T030000Z"
+    )
+    assert checkpoint.id == "2d4c6e8a-1b3d-4f5a-8c7e-9a0b1c2d3e4f" and not checkpoint.is_ours
+    (warning,) = ps_host.take_warnings()
+    assert "could not be named hvbackup-20261125T030000Z" in warning and "32775" in warning
+    assert ps_host.take_warnings() == []  # said once
+
+
+def test_a_job_completed_with_warnings_keeps_its_description(ps_host, replay, web01):
+    """Review fix 5: job state 32768 is success with a warning, not silence."""
+    replay.queue("create_checkpoint", "create_checkpoint_pending.json")
+    replay.queue("poll_job", "poll_job_warning.json")
+    replay.queue("name_checkpoint", "name_checkpoint.json")
+    ps_host.create_recovery_checkpoint(web01, ConsistencyLevel.ApplicationConsistent, "hvbackup-20261125T030000Z")
+    (warning,) = ps_host.take_warnings()
+    assert warning.startswith("poll_job: ") and "one volume was not frozen" in warning
+
+
+def test_warnings_belong_to_the_thread_that_made_the_call(ps_host, replay, web01):
+    import threading
+
+    replay.queue("poll_job", "poll_job_warning.json")
+    worker = threading.Thread(target=lambda: ps_host.call("poll_job", JobId="x", ResultKind="checkpoint"))
+    worker.start()
+    worker.join()
+    assert ps_host.take_warnings() == []  # another VM's run does not get them
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["error_method_return.json", "error_wmi_job.json", "error_change_tracking_cim.json", "error_vm_not_found.json"],
+)
+def test_every_change_tracking_failure_means_a_full_read(ps_host, replay, answer):
+    """Review fix 3: a WMI error, a failed job, a CIM exception or any other failure of the query."""
+    replay.queue("changed_ranges", answer)
+    with pytest.raises(ChangeTrackingUnavailable):
+        list(ps_host.changed_ranges("D:\\a.vhdx", "rctX:1"))
+
+
+def test_a_change_tracking_answer_of_the_wrong_shape_means_a_full_read(ps_host, replay):
+    replay.answers["changed_ranges"].append('{"VirtualSize":1048576,"ByteOffset":0}')
+    with pytest.raises(ChangeTrackingUnavailable, match="unexpected answer"):
+        list(ps_host.changed_ranges("D:\\a.vhdx", "rctX:1"))
+
+
+def test_inventory_survives_a_disk_get_vhd_cannot_read(ps_host, replay):
+    """Review fix 5: the disk carries the reason; the VM and its other disks are there."""
+    replay.queue("inventory", "inventory_degraded.json")
+    (vm,) = ps_host.inventory()
+    readable, unreadable = vm.disks
+    assert readable.vhd_error is None and readable.size > 0
+    assert unreadable.vhd_error is not None and "file was not found" in unreadable.vhd_error
+    assert (unreadable.size, unreadable.format, unreadable.path) == (0, None, "\\\\fs01\\vms\\web01-data.vhdx")
+    assert [(a.name, a.san_name) for a in vm.fibre_channel_adapters] == [("Fibre Channel Adapter", "SAN-A")]
+
+
+def test_a_2012_r2_host_says_it_has_no_backup_checkpoints(ps_host, replay):
+    """Review fix 7."""
+    replay.queue("get_host", "get_host_2012r2.json")
+    host = ps_host.host_info()
+    assert host.build == 9600 and host.supported_versions == ()
+    assert "older than Windows Server 2016" in (host.backup_checkpoints_problem() or "")
+    replay.queue("get_host", "get_host.json")
+    assert ps_host.host_info().backup_checkpoints_problem() is None

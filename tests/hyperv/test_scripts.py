@@ -38,6 +38,8 @@ ALLOWED_CMDLETS = {
     "Get-VMIntegrationService": (PSD.format("Get-VMIntegrationService"), "docs/HYPERV.md §4"),
     "Get-VMFirmware": (PSD.format("Get-VMFirmware"), "docs/HYPERV.md §4"),
     "Get-VMSnapshot": (PSD.format("Get-VMSnapshot"), "docs/HYPERV.md §4"),
+    "Get-VMFibreChannelHba": (PSD.format("Get-VMFibreChannelHba"), "docs/HYPERV.md §17"),
+    "Get-Command": (PS51.format("Microsoft.PowerShell.Core/Get-Command"), "docs/HYPERV.md §17"),
     "Save-VM": (PSD.format("Save-VM"), "docs/HYPERV.md §8"),
     "Start-VM": (PSD.format("Start-VM"), "docs/HYPERV.md §8"),
     "Stop-VM": (PSD.format("Stop-VM"), "docs/HYPERV.md §8"),
@@ -265,3 +267,75 @@ def test_assembled_scripts_parse_and_keep_parameters_in_one_string(params):
     assert len(strings) == 1 and strings[0] == line[len("$HvParams = ConvertFrom-Json ") :]
     assert line.isascii()
     assert json.loads(strings[0][1:-1].replace("''", "'")) == params
+
+
+# -- review fixes (issue 13) ---------------------------------------------------------------------
+
+
+def _function(name: str) -> str:
+    code = _code_without_comments(script_text(PRELUDE).encode())
+    return code[code.index(f"function {name}") :].split("\n}\n")[0]
+
+
+def test_change_tracking_query_omits_target_snapshot_id_and_turns_every_failure_into_a_full_read():
+    """Review fix 3: an empty TargetSnapshotId is not an absent one; 32779 and CIM exceptions alike."""
+    code = _code_without_comments(script_text("changed_ranges").encode())
+    assert "TargetSnapshotId" not in code
+    assert "ObjectNotFound" not in code  # 32779 no longer escapes as "not found"
+    assert re.search(r"\} catch \{.*New-HvError 'ChangeTrackingUnavailable'", code, re.S)
+    tries = [
+        n for n in _walk(PARSER.parse(script_text("changed_ranges").encode()).root_node) if n.type == "try_statement"
+    ]
+    assert len(tries) == 1 and b"GetVirtualDiskChanges" in tries[0].text and b"Get-VHD" in tries[0].text
+
+
+def test_a_job_completed_with_warnings_is_printed_as_warnings():
+    """Review fix 5: JobState 32768 keeps its ErrorDescription."""
+    assert "$HvWarnings.Add($warning)" in _function("Assert-HvJobSucceeded")
+    assert "if ($Job.JobState -eq 32768)" in _function("Assert-HvJobSucceeded")
+    assert "$Result['Warnings'] = $HvWarnings.ToArray()" in _function("Write-HvResult")
+
+
+def test_a_disk_get_vhd_cannot_read_is_printed_with_its_error():
+    """Review fix 5: the agreed key VhdError, with Vhd $null; the normal shape is unchanged."""
+    from .test_shapes import check_drive, hashtable_key_sets
+
+    function = _function("ConvertTo-HvHardDrive")
+    assert "try { $vhd = ConvertTo-HvVhd $Drive.Path } catch { $vhdError =" in function
+    keys = hashtable_key_sets("_prelude", "ConvertTo-HvHardDrive")
+    normal = next(k for k in keys if "Vhd" in k and "VhdError" not in k)
+    assert normal | {"VhdError"} in keys
+    for drive in fixture_json("inventory_degraded.json")["VMs"][0]["HardDrives"]:
+        check_drive(drive)
+
+
+def test_fibre_channel_adapters_are_inventoried():
+    from .test_shapes import assert_printed_by, check_vm
+
+    (vm,) = fixture_json("inventory_degraded.json")["VMs"]
+    check_vm(vm)
+    for adapter in vm["FibreChannelAdapters"]:
+        assert_printed_by(adapter, "_prelude", "ConvertTo-HvFibreChannelAdapter")
+    assert "Get-VMFibreChannelHba -VM $Vm" in _function("ConvertTo-HvVm")
+
+
+def test_get_host_runs_on_hosts_without_get_vmhostsupportedversion():
+    """Review fix 7: the cmdlet arrived with Windows Server 2016; older hosts print no versions."""
+    from .test_shapes import assert_printed_by
+
+    code = _code_without_comments(script_text("get_host").encode())
+    guard = "if (Get-Command -Name Get-VMHostSupportedVersion -ErrorAction SilentlyContinue) {"
+    assert guard in code and code.index(guard) < code.index("@(Get-VMHostSupportedVersion")
+    assert_printed_by(fixture_json("get_host_2012r2.json"), "get_host")
+
+
+def test_job_result_documents_may_carry_warnings():
+    from .test_shapes import assert_printed_by
+
+    document = fixture_json("poll_job_warning.json")
+    assert all(isinstance(w, str) for w in document.pop("Warnings"))
+    assert_printed_by(document, "poll_job")
+
+
+def fixture_json(name: str) -> dict:
+    return json.loads((Path(__file__).parent / "fixtures" / name).read_text())

@@ -26,8 +26,10 @@ class Policy:
         object.__setattr__(self, "consistency", RequiredConsistency(self.consistency))
         object.__setattr__(self, "allow_downtime", Downtime(self.allow_downtime))
 
-    def accepts(self, consistency: Consistency | str) -> bool:
-        return Consistency(consistency).meets(self.consistency)
+    def accepts(self, consistency: Consistency | str, *, vmrs_captured: bool = False) -> bool:
+        """Does `consistency` meet the policy? A saved state does beyond crash only with its .vmrs
+        captured (Consistency.rank)."""
+        return Consistency(consistency).meets(self.consistency, vmrs_captured=vmrs_captured)
 
     def to_json(self) -> dict[str, str]:
         return {"consistency": self.consistency.value, "allow_downtime": self.allow_downtime.value}

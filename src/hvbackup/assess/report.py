@@ -14,7 +14,7 @@ from hvbackup.assess.rules import Facts, run_rules
 from hvbackup.assess.verdict import Verdict, predict
 from hvbackup.errors import UsageError
 from hvbackup.hyperv.host import HyperVHost
-from hvbackup.hyperv.model import VM, Orphan
+from hvbackup.hyperv.model import VM, Host, Orphan
 
 EXIT_CLEAN = 0  # nothing above advice
 EXIT_WARNINGS = 2
@@ -81,18 +81,24 @@ class Report:
         }
 
 
-def assess_vm(vm: VM, policy: Policy, guest: dict | None = None, orphans: Sequence[Orphan] = ()) -> VmAssessment:
-    facts = Facts(vm, policy, GuestReport(guest) if guest is not None else None, tuple(orphans))
-    return VmAssessment(vm, tuple(sort_findings(run_rules(facts))), predict(vm, policy, guest), guest is not None)
+def assess_vm(
+    vm: VM, policy: Policy, guest: dict | None = None, orphans: Sequence[Orphan] = (), host: Host | None = None
+) -> VmAssessment:
+    facts = Facts(vm, policy, GuestReport(guest) if guest is not None else None, tuple(orphans), host)
+    verdict = predict(vm, policy, guest, host)
+    return VmAssessment(vm, tuple(sort_findings(run_rules(facts))), verdict, guest is not None)
 
 
 def assess_host(host: HyperVHost, policy: Policy, names: Sequence[str] = ()) -> Report:
     """Assess the named VMs (all when none is named), in the order asked, else by name."""
+    facts = host.host_info()
     vms = [host.get_vm(name) for name in names] if names else sorted(host.inventory(), key=lambda v: v.name.lower())
     if not vms:
-        raise UsageError(f"no VMs on {host.host_info().name}")
-    assessments = tuple(assess_vm(vm, policy, host.guest_readiness(vm.name), _orphans_of(host, vm)) for vm in vms)
-    return Report(host.host_info().name, policy, assessments)
+        raise UsageError(f"no VMs on {facts.name}")
+    assessments = tuple(
+        assess_vm(vm, policy, host.guest_readiness(vm.name), _orphans_of(host, vm), facts) for vm in vms
+    )
+    return Report(facts.name, policy, assessments)
 
 
 def _orphans_of(host: HyperVHost, vm: VM) -> list[Orphan]:

@@ -5,6 +5,10 @@ A later run that finds the record and the VM still paused starts it (a VM left s
 killed backup must not stay down). Kept per host in the user's cache folder; losing it only
 loses that courtesy, never data.
 
+Each checkpoint a run takes is recorded here by id the moment it exists, before the host is asked
+to give it our name, and forgotten once it is converted or destroyed: orphan cleanup takes a
+recorded checkpoint for ours even when the rename failed or the run died before it.
+
 A run holds a VM's backup lock (an flock on `running/<host>/<VM id>.lock`, which names the holder)
 from before its orphan cleanup to its last release, so a second run refuses the VM up front and
 never takes the first run's checkpoint for an orphan. The kernel drops the lock with the process,
@@ -99,3 +103,33 @@ def paused_by_us(host_key: str, vm_id: str) -> str | None:
         return json.loads((_folder(host_key) / f"{vm_id}.json").read_text())["how"]
     except (OSError, ValueError, KeyError):
         return None
+
+
+def _checkpoints_file(host_key: str, vm_id: str) -> Path:
+    return _base() / "checkpoints" / _host_part(host_key) / f"{_host_part(vm_id.lower())}.json"
+
+
+def our_checkpoints(host_key: str, vm_id: str) -> set[str]:
+    """Ids (lower case) of the checkpoints our runs took of this VM and have not seen gone yet."""
+    try:
+        return {str(i).lower() for i in json.loads(_checkpoints_file(host_key, vm_id).read_text())["ids"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def _write_checkpoints(host_key: str, vm_id: str, ids: set[str]) -> None:
+    path = _checkpoints_file(host_key, vm_id)
+    if not ids:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps({"vm_id": vm_id, "ids": sorted(ids)}))
+
+
+def remember_checkpoint(host_key: str, vm_id: str, checkpoint_id: str) -> None:
+    """Record a checkpoint of ours; called under the VM's backup lock, so no other run writes it."""
+    _write_checkpoints(host_key, vm_id, our_checkpoints(host_key, vm_id) | {checkpoint_id.lower()})
+
+
+def forget_checkpoint(host_key: str, vm_id: str, checkpoint_id: str) -> None:
+    _write_checkpoints(host_key, vm_id, our_checkpoints(host_key, vm_id) - {checkpoint_id.lower()})

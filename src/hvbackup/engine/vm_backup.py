@@ -18,12 +18,12 @@ import dataclasses
 import errno
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from hvbackup.assess.outlook import SAVED_STATES
 from hvbackup.assess.policy import Policy
@@ -45,7 +45,7 @@ from hvbackup.errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, HvB
 from hvbackup.hyperv.enums import ConsistencyLevel, SnapshotType, VMState
 from hvbackup.hyperv.errors import ChangeTrackingUnavailable, HyperVError, WmiJobError
 from hvbackup.hyperv.host import HyperVHost, checkpoint_name
-from hvbackup.hyperv.model import VM, Checkpoint, ReferencePoint, VirtualDisk
+from hvbackup.hyperv.model import VM, Checkpoint, Host, ReferencePoint, VirtualDisk
 from hvbackup.repo import Repository, Snapshot
 from hvbackup.repo.errors import RepositoryReadOnly, with_kept_chunks_note
 from hvbackup.vocabulary import BackupMode, Consistency, VmResult
@@ -98,8 +98,8 @@ class VmBackupResult:
         return dict(self.__dict__)
 
 
-def meets(consistency: Consistency | str, policy: Policy) -> bool:
-    return policy.accepts(consistency)
+def meets(consistency: Consistency | str, policy: Policy, *, vmrs_captured: bool = False) -> bool:
+    return policy.accepts(consistency, vmrs_captured=vmrs_captured)
 
 
 def disk_name(disk: VirtualDisk) -> str:
@@ -119,8 +119,10 @@ class VmBackup:
         guest: dict | None = None,
         progress: VmProgress | None = None,
         cancel: threading.Event | None = None,
+        host_facts: Host | None = None,
     ) -> None:
         self.host = host
+        self.host_facts = host_facts
         self.repo = repo
         self.vm = vm
         self.policy = policy
@@ -154,8 +156,9 @@ class VmBackup:
     def _run(self) -> None:
         try:
             self.progress.phase("planning (leftovers of earlier runs, the mode)")
+            self._refuse_a_host_without_backup_checkpoints()
             self._clean_orphans()
-            verdict = predict(self.vm, self.policy, self.guest)
+            verdict = predict(self.vm, self.policy, self.guest, self.host_facts)
             self.result.predicted = verdict.to_json()
             if verdict.mode == BackupMode.none:
                 raise HvBackupError(verdict.summary)
@@ -171,6 +174,20 @@ class VmBackup:
             if self.checkpoint is not None or self.paused_at is not None:
                 self.progress.phase("releasing the checkpoint")
             self._release()
+            self._collect_host_warnings()
+
+    def _refuse_a_host_without_backup_checkpoints(self) -> None:
+        """A host older than Windows Server 2016 is named as such before any WMI call of the backup."""
+        if self.host_facts is None:
+            self.host_facts = self.host.host_info()
+        if self.host_facts.backup_checkpoints_problem() is None:
+            return
+        verdict = predict(self.vm, self.policy, self.guest, self.host_facts)
+        self.result.predicted = verdict.to_json()
+        raise HvBackupError(verdict.summary)
+
+    def _collect_host_warnings(self) -> None:
+        self.result.warnings.extend(self.host.take_warnings())
 
     def _fail(self, message: str) -> None:
         self.result.result = RESULT_FAILED
@@ -183,12 +200,15 @@ class VmBackup:
         self.progress.phase(_checkpoint_phase(verdict, self.vm))
         self._take_checkpoint(verdict)
         self.checkpoint_id = self.result.checkpoint = self._held_checkpoint().id
+        self._collect_host_warnings()
         faults.point("after-checkpoint")
         disks = self._read_disks(previous)
         faults.point("after-read")
         self.progress.phase("converting to a reference point")
         self.new_rp = self.host.convert_to_reference_point(self._held_checkpoint())
         self.checkpoint = None
+        journal.forget_checkpoint(self.host_key, self.vm.id, self.checkpoint_id)
+        self._collect_host_warnings()
         faults.point("after-convert")
         self.result.consistency = self._achieved_consistency()
         self.progress.phase("committing")
@@ -201,26 +221,50 @@ class VmBackup:
 
     def _judge(self, verdict: Verdict) -> VmResult:
         if verdict.skipped_disks:
-            self.result.message = "not backed up (pass-through): " + ", ".join(verdict.skipped_disks)
+            self.result.message = "not backed up (never in a checkpoint): " + ", ".join(verdict.skipped_disks)
             return RESULT_PARTIAL
-        if not meets(self.result.consistency, self.policy):
+        if not meets(self.result.consistency, self.policy, vmrs_captured=self._vmrs_captured(verdict)):
             self.result.message = f"{self.result.consistency}-consistent, policy asks for {self.policy.consistency}"
             return RESULT_BELOW_POLICY
         return RESULT_OK
 
+    @staticmethod
+    def _vmrs_captured(verdict: Verdict) -> bool:
+        """Was the saved memory state (.vmrs) captured with the disks? The plan's word until the
+        manifest records the captured configuration files."""
+        return verdict.vmrs_captured
+
     # -- steps -------------------------------------------------------------------------------
 
     def _clean_orphans(self) -> None:
-        for orphan in self.host.list_orphans(self.vm):
-            if orphan.is_ours and orphan.kind in ("recovery-checkpoint", "checkpoint") and orphan.id:
+        """Remove what our interrupted runs left: checkpoints named ours or journalled as ours,
+        except one that other checkpoints are taken on top of (removing it would merge them)."""
+        current = self.host.get_vm(self.vm.id)
+        parents = current.checkpoint_parents
+        journalled = journal.our_checkpoints(self.host_key, self.vm.id)
+        seen = set()
+        for orphan in self.host.list_orphans(current):
+            orphan_id = (orphan.id or "").lower()
+            seen.add(orphan_id)
+            ours = orphan.is_ours or orphan_id in journalled
+            what = orphan.name or orphan.path or orphan.id
+            if ours and orphan.kind in ("recovery-checkpoint", "checkpoint") and orphan.id:
+                if orphan_id in parents:
+                    self.result.warnings.append(
+                        f"left alone: checkpoint {what} of an interrupted run of hvbackup has child checkpoints; "
+                        "removing it would merge them: remove the checkpoints on top of it first"
+                    )
+                    continue
                 self.host.destroy_checkpoint(
                     Checkpoint(id=orphan.id, name=orphan.name or "", vm_id=self.vm.id, type=SnapshotType.Recovery)
                 )
-                self.result.warnings.append(f"removed checkpoint {orphan.name} left by an interrupted run of hvbackup")
+                journal.forget_checkpoint(self.host_key, self.vm.id, orphan_id)
+                self.result.warnings.append(f"removed checkpoint {what} left by an interrupted run of hvbackup")
             else:
-                owner = "hvbackup" if orphan.is_ours else "another tool or an administrator"
-                what = orphan.name or orphan.path or orphan.id
+                owner = "hvbackup" if ours else "another tool or an administrator"
                 self.result.warnings.append(f"left alone: {orphan.kind} {what} (made by {owner})")
+        for gone in journalled - seen:
+            journal.forget_checkpoint(self.host_key, self.vm.id, gone)
         self.vm = self.host.get_vm(self.vm.id)
         how = journal.paused_by_us(self.host_key, self.vm.id)
         if how is not None:
@@ -249,26 +293,41 @@ class VmBackup:
             else:
                 self.host.shutdown_vm(self.vm)
             faults.point("while-paused")
-            self.checkpoint = self.host.create_recovery_checkpoint(
-                self.vm, ConsistencyLevel.CrashConsistent, name, skip_unsupported_disks=True
-            )
+            self._checkpoint(ConsistencyLevel.CrashConsistent, name)
             self._resume()
             return
         level = ConsistencyLevel.ApplicationConsistent if _freezes(verdict) else ConsistencyLevel.CrashConsistent
         frozen_from = time.monotonic()
         try:
-            self.checkpoint = self.host.create_recovery_checkpoint(self.vm, level, name, skip_unsupported_disks=True)
+            self._checkpoint(level, name)
         except WmiJobError as exc:
+            # Only a CreateSnapshot job that failed, before any checkpoint existed, is tried again.
+            if self.checkpoint is not None:
+                raise
             if level != ConsistencyLevel.ApplicationConsistent or not meets(Consistency.crash, self.policy):
                 raise
             self.result.warnings.append(
                 f"the guest could not freeze ({exc.description}); took a crash-consistent checkpoint"
             )
-            self.checkpoint = self.host.create_recovery_checkpoint(
-                self.vm, ConsistencyLevel.CrashConsistent, name, skip_unsupported_disks=True
-            )
+            self._checkpoint(ConsistencyLevel.CrashConsistent, name)
         if self.vm.state == VMState.Running and level == ConsistencyLevel.ApplicationConsistent:
             self.result.frozen_or_unavailable_s = round(time.monotonic() - frozen_from, 3)
+
+    def _checkpoint(self, level: ConsistencyLevel, name: str) -> None:
+        self.checkpoint = self.host.create_recovery_checkpoint(
+            self.vm, level, name, skip_unsupported_disks=True, on_created=self._hold
+        )
+        if self.checkpoint.name != name:
+            self.result.warnings.append(
+                f"the checkpoint {self.checkpoint.id} keeps the name {self.checkpoint.name!r}: hvbackup knows it by "
+                "its id and removes it"
+            )
+
+    def _hold(self, checkpoint: Checkpoint) -> None:
+        """The checkpoint exists: journal its id first, before the host names it."""
+        journal.remember_checkpoint(self.host_key, self.vm.id, checkpoint.id)
+        self.checkpoint = checkpoint
+        faults.point("before-naming")
 
     def _resume(self) -> None:
         if self.paused_at is None:
@@ -293,6 +352,7 @@ class VmBackup:
         known_rps = {rp.id for rp in self.host.list_reference_points(self.vm)} if prev_rp else set()
         out = []
         file_disks = [d for d in self.host.checkpoint_disks(self._held_checkpoint()) if not d.is_passthrough]
+        self._check_frozen(file_disks)
         for n, disk in enumerate(file_disks, 1):
             self.progress.phase(f"reading disk {n} of {len(file_disks)}")
             previous_index, changed, reason = self._incremental_base(disk, previous, prev_rp, known_rps)
@@ -310,13 +370,32 @@ class VmBackup:
             self.result.bytes_unchanged += result.stats.bytes_unchanged
         return out
 
+    def _check_frozen(self, file_disks: list[VirtualDisk]) -> None:
+        """Each checkpoint disk must be another file than the one the VM writes to now: a disk the
+        checkpoint did not freeze would be copied while it changes (docs/HYPERV.md §17)."""
+        live = {d.address: d.path.lower() for d in self.host.get_vm(self.vm.id).disks if not d.is_passthrough}
+        for disk in file_disks:
+            if live.get(disk.address) == disk.path.lower():
+                raise HvBackupError(
+                    f"disk {disk.address} was not frozen by checkpoint {self._held_checkpoint().id}: its checkpoint "
+                    f"file {disk.path} is the file the VM writes to; nothing of it was read"
+                )
+
     def _incremental_base(
         self, disk: VirtualDisk, previous: Snapshot | None, prev_rp: ReferencePoint | None, known_rps: set[str]
     ):
         name = disk_name(disk)
-        if previous is None or name not in {d.name for d in manifest_of(previous).disks}:
+        earlier = {d.name: d for d in manifest_of(previous).disks} if previous is not None else {}
+        if previous is None or name not in earlier:
             return None, None, "no earlier snapshot of this disk"
         index = previous.index(name)
+        other = _other_disk(earlier[name].virtual_disk, disk)
+        if other:
+            return (
+                index,
+                None,
+                f"{other}: the change-tracking id is not this disk's; read the whole disk (deduplicated)",
+            )
         if prev_rp is None:
             return index, None, "the earlier snapshot has no reference point; read the whole disk (deduplicated)"
         if prev_rp.id not in known_rps:
@@ -395,6 +474,7 @@ class VmBackup:
         if self.checkpoint is not None:
             checkpoint, self.checkpoint = self.checkpoint, None
             self.host.destroy_checkpoint(checkpoint)
+            journal.forget_checkpoint(self.host_key, self.vm.id, checkpoint.id)
 
     def _release_reference_point(self) -> None:
         if self.new_rp is not None and not self.committed:
@@ -438,6 +518,19 @@ def _checkpoint_phase(verdict: Verdict, vm: VM) -> str:
     if _freezes(verdict):
         return "checkpoint (the guest freezes)"
     return "checkpoint"
+
+
+def _other_disk(recorded: Mapping[str, Any] | None, disk: VirtualDisk) -> str | None:
+    """How the disk differs from the one the earlier snapshot read at this address (identifier,
+    virtual size), or None when it is the same disk or nothing was recorded to tell."""
+    if not recorded:
+        return None
+    before = VirtualDisk.from_json(dict(recorded))
+    if before.disk_identifier and disk.disk_identifier and before.disk_identifier != disk.disk_identifier:
+        return f"another disk (identifier {disk.disk_identifier}, was {before.disk_identifier})"
+    if before.size and disk.size and before.size != disk.size:
+        return f"the disk's virtual size changed ({before.size} -> {disk.size} bytes)"
+    return None
 
 
 def _describe_os_error(exc: OSError) -> str:
@@ -512,15 +605,16 @@ def backup_vms(
     started = time.monotonic()
     cancel = threading.Event()
 
+    facts = host.host_info()
+
     def one(vm: VM) -> VmBackupResult:
         progress = progress_for(vm) if progress_for is not None else None
-        result = VmBackup(
-            host, repo, vm, policy, guest=guest_readiness(host, vm), progress=progress, cancel=cancel
-        ).run()
+        guest = guest_readiness(host, vm)
+        result = VmBackup(host, repo, vm, policy, guest=guest, progress=progress, cancel=cancel, host_facts=facts).run()
         on_done(result)
         return result
 
-    with _lease(repo, f"backup of {len(vms)} VM(s) from {host.host_info().name}"):
+    with _lease(repo, f"backup of {len(vms)} VM(s) from {facts.name}"):
         pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="hvb-vm")
         futures = [pool.submit(one, vm) for vm in vms]
         try:

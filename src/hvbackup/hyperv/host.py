@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -79,9 +79,19 @@ class HyperVHost(ABC):
 
     @abstractmethod
     def create_recovery_checkpoint(
-        self, vm: VM, consistency: ConsistencyLevel, name: str, *, skip_unsupported_disks: bool = False
+        self,
+        vm: VM,
+        consistency: ConsistencyLevel,
+        name: str,
+        *,
+        skip_unsupported_disks: bool = False,
+        on_created: Callable[[Checkpoint], None] | None = None,
     ) -> Checkpoint:
         """Take a recovery checkpoint (SnapshotType 32768) asking for `consistency`.
+
+        `on_created` is called with the checkpoint as soon as it exists, before it is given
+        `name`, so the caller can remember it as its own; a name the host cannot give is a
+        warning (`take_warnings`), and the checkpoint is returned with the name it has.
 
         After it returns, the checkpoint's disks are frozen (read-only parents) and the VM
         writes to new differencing disks. `name` should start with CHECKPOINT_PREFIX.
@@ -183,6 +193,11 @@ class HyperVHost(ABC):
         says whether hooks and quiescers ran). None: not offered by this host, or the guest sent
         no report; the engine then records a frozen checkpoint as filesystem-consistent."""
         return None
+
+    def take_warnings(self) -> list[str]:
+        """What the host warned about during this thread's calls since the last take (a WMI job
+        that completed with warnings, a checkpoint left unnamed); each is said once."""
+        return []
 
     def close(self) -> None:
         """Release connections; the host object is unusable afterwards."""

@@ -37,6 +37,8 @@ VSS_SERVICE_NAMES = ("VSS", "Backup (volume snapshot)")  # 2016+ name, 2012 R2 n
 HEARTBEAT_SERVICE_NAME = "Heartbeat"
 UNREACHABLE_STATUSES = (IntegrationServiceStatus.NoContact, IntegrationServiceStatus.LostCommunication)
 
+FIRST_BACKUP_BUILD = 14393  # Windows Server 2016: recovery checkpoints, reference points, RCT (docs/HYPERV.md §17)
+
 VM_NAME_MAX = 100  # Hyper-V Manager and New-VM refuse longer names
 VM_NAME_FORBIDDEN = '\\/:*?"<>|'  # the characters a Windows folder name cannot hold (the VM folder is named after it)
 
@@ -118,6 +120,22 @@ class Host(JsonModel):
     default_version: str = ""
     fqdn: str = ""  # Get-VMHost .FullyQualifiedDomainName: what tells hosts of one name apart
 
+    @property
+    def build(self) -> int | None:
+        """The Windows build number (Win32_OperatingSystem.BuildNumber); None when not known."""
+        return int(self.os_build) if self.os_build.strip().isdigit() else None
+
+    def backup_checkpoints_problem(self) -> str | None:
+        """Why this host cannot take the checkpoints a backup needs, or None (docs/HYPERV.md §17)."""
+        build = self.build
+        if build is None or build >= FIRST_BACKUP_BUILD:
+            return None
+        caption = self.os_caption or "Windows"
+        return (
+            f"host {self.name} runs {caption} build {build}, older than Windows Server 2016 (build "
+            f"{FIRST_BACKUP_BUILD}): it has no recovery checkpoints, reference points or resilient change tracking"
+        )
+
 
 @dataclass(frozen=True)
 class IntegrationService(JsonModel):
@@ -171,6 +189,7 @@ class VirtualDisk(JsonModel):
     disk_identifier: str | None = None
     is_shared: bool = False
     instance_id: str | None = None
+    vhd_error: str | None = None  # why Get-VHD could not read the file (the facts above are then unknown)
 
     @property
     def is_passthrough(self) -> bool:
@@ -183,6 +202,18 @@ class VirtualDisk(JsonModel):
     @property
     def address(self) -> str:
         return f"{self.controller_type.name}:{self.controller_number}:{self.controller_location}"
+
+
+@dataclass(frozen=True)
+class FibreChannelAdapter(JsonModel):
+    """A virtual Fibre Channel adapter (Get-VMFibreChannelHba): its LUNs are never in a checkpoint."""
+
+    name: str
+    san_name: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"Fibre Channel adapter {self.name or '?'} (SAN {self.san_name or '?'})"
 
 
 @dataclass(frozen=True)
@@ -300,6 +331,7 @@ class VM(JsonModel):
     network_adapters: tuple[NetworkAdapter, ...] = ()
     disks: tuple[VirtualDisk, ...] = ()
     checkpoints: tuple[Checkpoint, ...] = ()
+    fibre_channel_adapters: tuple[FibreChannelAdapter, ...] = ()
     path: str = ""
     configuration_location: str = ""
     snapshot_location: str = ""
@@ -311,6 +343,11 @@ class VM(JsonModel):
     @property
     def vss_service(self) -> IntegrationService | None:
         return next((s for s in self.integration_services if s.is_vss), None)
+
+    @property
+    def checkpoint_parents(self) -> set[str]:
+        """Ids of the checkpoints that other checkpoints of this VM are taken on top of."""
+        return {c.parent_id.lower() for c in self.checkpoints if c.parent_id}
 
     @property
     def is_busy(self) -> bool:

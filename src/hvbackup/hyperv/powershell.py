@@ -9,12 +9,13 @@ single call to the host runs long (docs/HYPERV.md §5).
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from hvbackup.hyperv.enums import ConsistencyLevel
-from hvbackup.hyperv.errors import ChangeTrackingUnavailable, OperationTimeout, VmNotFound
+from hvbackup.hyperv.errors import ChangeTrackingUnavailable, HyperVError, OperationTimeout, VmNotFound
 from hvbackup.hyperv.host import ByteSource, HyperVHost
 from hvbackup.hyperv.model import (
     CHECKPOINT_PREFIX,
@@ -62,11 +63,26 @@ class PowerShellHost(HyperVHost):
         self.job_wait = job_wait
         self.poll_interval = poll_interval
         self.ranges_per_call = ranges_per_call
+        self._local = threading.local()
 
     def call(self, operation: str, **params: Any) -> dict[str, Any]:
-        """Run one operation script and return its JSON document (errors raised typed)."""
+        """Run one operation script and return its JSON document (errors raised typed); the
+        document's `Warnings` (a job that completed with warnings) go to `take_warnings`."""
         output = self.transport.run(assemble(operation, params), self.call_timeout)
-        return parse_document(output, operation)
+        document = parse_document(output, operation)
+        for warning in as_list(document.pop("Warnings", None)):
+            self._warn(f"{operation}: {warning}")
+        return document
+
+    def _warn(self, text: str) -> None:
+        if not hasattr(self._local, "warnings"):
+            self._local.warnings = []
+        self._local.warnings.append(text)
+
+    def take_warnings(self) -> list[str]:
+        warnings: list[str] = getattr(self._local, "warnings", [])
+        self._local.warnings = []
+        return warnings
 
     def call_job(self, operation: str, **params: Any) -> dict[str, Any]:
         """Run an operation that may leave a WMI job running; poll it until it ends."""
@@ -104,7 +120,13 @@ class PowerShellHost(HyperVHost):
         return vm_from_json(found[0])
 
     def create_recovery_checkpoint(
-        self, vm: VM, consistency: ConsistencyLevel, name: str, *, skip_unsupported_disks: bool = False
+        self,
+        vm: VM,
+        consistency: ConsistencyLevel,
+        name: str,
+        *,
+        skip_unsupported_disks: bool = False,
+        on_created: Callable[[Checkpoint], None] | None = None,
     ) -> Checkpoint:
         document = self.call_job(
             "create_checkpoint",
@@ -113,16 +135,38 @@ class PowerShellHost(HyperVHost):
             IgnoreNonSnapshottableDisks=skip_unsupported_disks,
         )
         checkpoint = checkpoint_from_json(document["Checkpoint"], vm.id)
+        if on_created is not None:
+            on_created(checkpoint)
         if name and checkpoint.name != name:
-            named = self.call("name_checkpoint", VmId=vm.id, CheckpointId=checkpoint.id, Name=name)
-            checkpoint = checkpoint_from_json(named["Checkpoint"], vm.id)
+            checkpoint = self._name_checkpoint(checkpoint, name)
         return checkpoint
+
+    def _name_checkpoint(self, checkpoint: Checkpoint, name: str) -> Checkpoint:
+        """The checkpoint with our name; a rename the host refuses leaves it as it is, with a warning."""
+        try:
+            named = self.call("name_checkpoint", VmId=checkpoint.vm_id, CheckpointId=checkpoint.id, Name=name)
+        except HyperVError as exc:
+            self._warn(f"checkpoint {checkpoint.id} could not be named {name} ({exc}); it is still ours and is removed")
+            return checkpoint
+        return checkpoint_from_json(named["Checkpoint"], checkpoint.vm_id)
 
     def checkpoint_disks(self, checkpoint: Checkpoint) -> list[VirtualDisk]:
         document = self.call("checkpoint_disks", VmId=checkpoint.vm_id, CheckpointId=checkpoint.id)
         return [disk_from_json(d) for d in as_list(document.get("HardDrives"))]
 
     def changed_ranges(self, disk_path: str, rct_id: str) -> Iterator[tuple[int, int]]:
+        """Any failure of the query (a WMI error, a failed job, a CIM exception, a lost call, a
+        document of the wrong shape) is ChangeTrackingUnavailable: the disk is read fully."""
+        try:
+            yield from self._changed_ranges(disk_path, rct_id)
+        except ChangeTrackingUnavailable:
+            raise
+        except HyperVError as exc:
+            raise ChangeTrackingUnavailable(str(exc)) from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ChangeTrackingUnavailable(f"changed_ranges: unexpected answer ({exc!r})") from None
+
+    def _changed_ranges(self, disk_path: str, rct_id: str) -> Iterator[tuple[int, int]]:
         offset = 0
         while True:
             document = self.call(

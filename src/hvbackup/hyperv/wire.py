@@ -42,6 +42,7 @@ from hvbackup.hyperv.model import (
     VM,
     ChangeTrackingId,
     Checkpoint,
+    FibreChannelAdapter,
     Firmware,
     Host,
     IntegrationService,
@@ -165,6 +166,10 @@ def vm_from_json(d: dict[str, Any]) -> VM:
         network_adapters=tuple(adapter_from_json(a) for a in as_list(d.get("NetworkAdapters"))),
         disks=tuple(disk_from_json(h) for h in as_list(d.get("HardDrives"))),
         checkpoints=tuple(checkpoint_from_json(c, vm_id) for c in as_list(d.get("Checkpoints"))),
+        fibre_channel_adapters=tuple(
+            FibreChannelAdapter(str(a.get("Name") or ""), str(a.get("SanName") or ""))
+            for a in as_list(d.get("FibreChannelAdapters"))
+        ),
         path=str(d.get("Path") or ""),
         configuration_location=str(d.get("ConfigurationLocation") or ""),
         snapshot_location=str(d.get("SnapshotFileLocation") or ""),
@@ -241,6 +246,7 @@ def disk_from_json(d: dict[str, Any]) -> VirtualDisk:
         disk_identifier=_lower_or_none(vhd.get("DiskIdentifier")),
         is_shared=bool(d.get("SupportPersistentReservations")),
         instance_id=d.get("Id") or None,
+        vhd_error=str(d["VhdError"]) if d.get("VhdError") else None,
     )
 
 

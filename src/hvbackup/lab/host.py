@@ -290,7 +290,13 @@ class LabHost(HyperVHost):
 
     # -- checkpoints -------------------------------------------------------------------------
     def create_recovery_checkpoint(
-        self, vm: VM, consistency: ConsistencyLevel, name: str, *, skip_unsupported_disks: bool = False
+        self,
+        vm: VM,
+        consistency: ConsistencyLevel,
+        name: str,
+        *,
+        skip_unsupported_disks: bool = False,
+        on_created: Callable[[Checkpoint], None] | None = None,
     ) -> Checkpoint:
         folder = self.folder(vm)
         with folder.operation():
@@ -309,6 +315,8 @@ class LabHost(HyperVHost):
                 if froze:
                     guest.finish()
             self._after_checkpoint(folder, taken, guest.report if ask_guest else None)
+            if on_created is not None:  # the lab names a checkpoint as it takes it
+                on_created(checkpoint_model(record, taken))
             return checkpoint_model(record, taken)
 
     def _guest(self, folder: VmFolder, record: VmRecord, current: VM) -> NoGuest | StockGuest | AgentGuest:

@@ -31,6 +31,24 @@ def config_version(facts: Facts) -> list[Finding]:
     ]
 
 
+@rule("host-version", "Host older than Windows Server 2016", BLOCKER, "docs/HYPERV.md §17")
+def host_version(facts: Facts) -> list[Finding]:
+    problem = facts.host.backup_checkpoints_problem() if facts.host is not None else None
+    if facts.host is None or problem is None:
+        return []
+    return [
+        Finding(
+            "host-version",
+            f"The host cannot take a backup this way: {problem}",
+            BLOCKER,
+            f"OsCaption={facts.host.os_caption or '?'}; OsBuild={facts.host.os_build}",
+            "upgrade the host to Windows Server 2016 or later (then: Update-VMVersion on each VM); until then "
+            f"hvbackup backs nothing up here: Export-VM -Name {ps(facts.vm.name)} -Path <folder> while it is off, "
+            "and hvbackup image backup the exported disks",
+        )
+    ]
+
+
 @rule("checkpoint-type", "Checkpoint type against the policy", WARNING, "docs/ASSESS.md §1")
 def checkpoint_type(facts: Facts) -> list[Finding]:
     vm, policy = facts.vm, facts.policy

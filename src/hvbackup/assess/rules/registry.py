@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from hvbackup.assess.finding import Finding
 from hvbackup.assess.guest_report import GuestReport
 from hvbackup.assess.policy import Policy
-from hvbackup.hyperv.model import VM, Orphan
+from hvbackup.hyperv.model import VM, Host, Orphan
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,7 @@ class Facts:
     policy: Policy = field(default_factory=Policy)
     guest: GuestReport | None = None
     orphans: tuple[Orphan, ...] = ()
+    host: Host | None = None
 
 
 Check = Callable[[Facts], list[Finding]]

@@ -1,4 +1,5 @@
-"""Disks: pass-through, iSCSI, SMB, shared VHDX, VHD, VHDX block size (docs/ASSESS.md §5, §6)."""
+"""Disks: pass-through, Fibre Channel, unreadable, iSCSI, SMB, shared VHDX, VHD, VHDX block size
+(docs/ASSESS.md §5, §6; docs/HYPERV.md §17)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,46 @@ def passthrough_disk(facts: Facts) -> list[Finding]:
         )
         for disk in facts.vm.disks
         if disk.is_passthrough
+    ]
+
+
+@rule("fibre-channel", "Virtual Fibre Channel adapter", BLOCKER, "docs/ASSESS.md §5; docs/HYPERV.md §17")
+def fibre_channel(facts: Facts) -> list[Finding]:
+    vm = facts.vm
+    return [
+        Finding(
+            "fibre-channel",
+            f"{adapter.label}: its LUNs are never in a checkpoint: the backup leaves them out",
+            BLOCKER,
+            f"Get-VMFibreChannelHba: Name={adapter.name}, SanName={adapter.san_name}",
+            f"New-VHD -Path <folder>\\{vm.name}-data.vhdx -SizeBytes <LUN size> -Dynamic -BlockSizeBytes 1MB; "
+            f"Add-VMHardDiskDrive -VMName {ps(vm.name)} -Path <folder>\\{vm.name}-data.vhdx"
+            "  # then copy the data across in the guest, or back the LUNs up on the SAN",
+        )
+        for adapter in vm.fibre_channel_adapters
+    ]
+
+
+@rule("unreadable-disk", "Disk file the host cannot read", BLOCKER, "docs/HYPERV.md §17")
+def unreadable_disk(facts: Facts) -> list[Finding]:
+    vm = facts.vm
+    return [
+        Finding(
+            "unreadable-disk",
+            f"Disk {disk.address} could not be read by the host (Get-VHD failed): the VM is not backed up until it can",
+            BLOCKER,
+            f"{disk.path}: {disk.vhd_error}",
+            (
+                "give the host's session access to the share (constrained delegation for CIFS to the file server, "
+                f"docs/HYPERV.md §11), then: Get-VHD -Path {ps(disk.path)}"
+                if disk.on_smb
+                else f"Test-Path -LiteralPath {ps(disk.path)}  # restore the file, or detach the disk: "
+                f"Remove-VMHardDiskDrive -VMName {ps(vm.name)} -ControllerType {disk.controller_type.name} "
+                f"-ControllerNumber {disk.controller_number} -ControllerLocation {disk.controller_location}"
+            ),
+        )
+        for disk in vm.disks
+        if disk.vhd_error
     ]
 
 

@@ -30,10 +30,20 @@
 #   Get-VmBackupCheckpoints, Get-VmReferencePoints].
 # - Msvm_AffectedJobElement: job -> the object it created [xhypervbackup; os-win jobutils].
 
+# - Msvm_ConcreteJob JobState 32768 (completed with warnings): the job's ErrorDescription is kept and
+#   printed as the document's Warnings (docs/HYPERV.md §17).
+# - Get-VMFibreChannelHba (Name, SanName) [windows-powershell-docs docset/winserver2022-ps/hyper-v/
+#   Get-VMFibreChannelHba.md]; Get-Command -ErrorAction SilentlyContinue tells a cmdlet a host lacks
+#   [PowerShell-Docs reference/5.1/Microsoft.PowerShell.Core/Get-Command.md].
+
 $HvNamespace = 'root\virtualization\v2'
 $HvJsonDepth = 10
+$HvWarnings = New-Object System.Collections.Generic.List[string]
 
 function Write-HvResult([object]$Result) {
+    if ($HvWarnings.Count -gt 0 -and $Result -is [System.Collections.IDictionary] -and -not $Result.Contains('error')) {
+        $Result['Warnings'] = $HvWarnings.ToArray()
+    }
     $json = ConvertTo-Json -InputObject $Result -Depth $HvJsonDepth -Compress
     # Non-ASCII characters as \uXXXX: the console code page of powershell.exe cannot mangle them.
     $ascii = [regex]::Replace($json, '[^\x00-\x7F]', { param($m) '\u{0:x4}' -f [int][char]$m.Value })
@@ -124,6 +134,12 @@ function Test-HvJobRunning($Job) {
 }
 
 function Assert-HvJobSucceeded($Job) {
+    if ($Job.JobState -eq 32768) {
+        $warning = "$($Job.ErrorDescription)"
+        if (-not $warning) { $warning = "$($Job.ErrorSummaryDescription)" }
+        if (-not $warning) { $warning = "job $($Job.InstanceID) completed with warnings" }
+        $HvWarnings.Add($warning)
+    }
     if ($Job.JobState -ne 7 -and $Job.JobState -ne 32768) {
         $description = "$($Job.ErrorDescription)"
         if (-not $description) { $description = "$($Job.ErrorSummaryDescription)" }
@@ -231,16 +247,33 @@ function ConvertTo-HvVhd([string]$Path) {
     }
 }
 
+# A disk whose file Get-VHD cannot read (missing, or an SMB share out of the session's reach) is
+# printed with Vhd $null and the reason as VhdError, so one such disk never fails the inventory.
 function ConvertTo-HvHardDrive($Drive) {
     $vhd = $null
-    if ($null -eq $Drive.DiskNumber -and $Drive.Path) { $vhd = ConvertTo-HvVhd $Drive.Path }
-    return [ordered]@{
+    $vhdError = $null
+    if ($null -eq $Drive.DiskNumber -and $Drive.Path) {
+        try { $vhd = ConvertTo-HvVhd $Drive.Path } catch { $vhdError = "$($_.Exception.Message)" }
+    }
+    $printed = [ordered]@{
         ControllerType = (ConvertTo-HvEnum $Drive.ControllerType)
         ControllerNumber = $Drive.ControllerNumber; ControllerLocation = $Drive.ControllerLocation
         Path = "$($Drive.Path)"; DiskNumber = $Drive.DiskNumber
         SupportPersistentReservations = [bool]$Drive.SupportPersistentReservations
         Id = "$($Drive.Id)"; Vhd = $vhd
     }
+    if ($null -eq $vhdError) { return $printed }
+    return [ordered]@{
+        ControllerType = $printed.ControllerType
+        ControllerNumber = $printed.ControllerNumber; ControllerLocation = $printed.ControllerLocation
+        Path = $printed.Path; DiskNumber = $printed.DiskNumber
+        SupportPersistentReservations = $printed.SupportPersistentReservations
+        Id = $printed.Id; Vhd = $null; VhdError = $vhdError
+    }
+}
+
+function ConvertTo-HvFibreChannelAdapter($Adapter) {
+    return [ordered]@{ Name = "$($Adapter.Name)"; SanName = "$($Adapter.SanName)" }
 }
 
 function ConvertTo-HvNetworkAdapter($Adapter) {
@@ -308,6 +341,7 @@ function ConvertTo-HvVm($Vm) {
         NetworkAdapters = @(Get-VMNetworkAdapter -VM $Vm | ForEach-Object { ConvertTo-HvNetworkAdapter $_ })
         HardDrives = @(Get-VMHardDiskDrive -VM $Vm | ForEach-Object { ConvertTo-HvHardDrive $_ })
         Checkpoints = @(Get-VMSnapshot -VM $Vm | ForEach-Object { ConvertTo-HvCheckpoint $_ })
+        FibreChannelAdapters = @(Get-VMFibreChannelHba -VM $Vm | ForEach-Object { ConvertTo-HvFibreChannelAdapter $_ })
         Guest = $guest
     }
 }

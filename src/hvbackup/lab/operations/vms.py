@@ -22,7 +22,6 @@ from hvbackup.hyperv.model import VM, Checkpoint, ReferencePoint
 from hvbackup.lab.disks import with_owner
 from hvbackup.lab.jobs import (
     JOB_RUNNING,
-    RETURN_FILE_NOT_FOUND,
     RETURN_INVALID_STATE,
     JobStore,
     ScriptChangeTrackingError,
@@ -237,10 +236,7 @@ def changed_ranges(lab: LabHost, params: dict[str, Any]) -> dict[str, Any]:
     path = str(params["Path"])
     failure = lab.take_failure("changed_ranges", lab.vm_of_disk(path))
     if failure is not None:
-        code = int(failure["code"])
-        if code == RETURN_FILE_NOT_FOUND:
-            raise ObjectNotFound(f"GetVirtualDiskChanges: file not found: {path}")
-        raise ScriptChangeTrackingError(code)
+        raise ScriptChangeTrackingError(int(failure["code"]))  # 32779 too, as changed_ranges.ps1 reports it
     try:
         changes, size = lab.changes_since(path, str(params["LimitId"]))
     except ChangeTrackingUnavailable:
