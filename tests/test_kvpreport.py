@@ -30,7 +30,7 @@ def test_no_header_means_no_report() -> None:
 def test_a_missing_part_is_torn() -> None:
     items = split(FREEZE, BIG)
     del items[part_key(FREEZE, 1)]
-    with pytest.raises(TornReport, match="part 1 .* missing"):
+    with pytest.raises(TornReport, match=r"part 1 .* missing"):
         reassemble(FREEZE, items)
 
 
