@@ -8,9 +8,9 @@
 if ($HvParams.VmId) {
     $system = Get-HvComputerSystem $HvParams.VmId
 } else {
-    $name = "$($HvParams.VmName)" -replace "'", "''"
-    $systems = @(Get-CimInstance -Namespace $HvNamespace -ClassName Msvm_ComputerSystem -Filter "ElementName='$name'" |
-        Where-Object { $_.Caption -eq 'Virtual Machine' })
+    $name = "$($HvParams.VmName)"  # compared in PowerShell, never put into a WQL filter
+    $systems = @(Get-CimInstance -Namespace $HvNamespace -ClassName Msvm_ComputerSystem |
+        Where-Object { $_.Caption -eq 'Virtual Machine' -and $_.ElementName -ceq $name })
     if ($systems.Count -ne 1) { throw (New-HvError 'VmNotFound' "$($systems.Count) VMs are named '$($HvParams.VmName)'") }
     $system = $systems[0]
 }
