@@ -13,12 +13,14 @@ from hvbackup import kvpreport
 from hvbackup.assess.policy import Policy
 from hvbackup.engine.vm_backup import RESULT_OK, backup_vms
 from hvbackup.hyperv import kvp
+from hvbackup.hyperv.enums import CheckpointType
 from hvbackup.hyperv.filesource import LocalFileSource
 from hvbackup.hyperv.powershell import PowerShellHost
 from hvbackup.lab import LabHost
 from hvbackup.lab.sample import SAMPLE_VMS, build_sample
 from hvbackup.lab.transport import LabTransport, read_call
 from hvbackup.repo import Repository
+from hvbackup.vocabulary import VmResult
 
 from .conftest import PASSWORD
 
@@ -43,7 +45,7 @@ class TornReadTransport(LabTransport):
         if read_call(script)[0] != "guest_items":
             return output
         document = json.loads(output)
-        missing = kvpreport.part_key(kvpreport.FREEZE, 1)
+        missing = kvpreport.part_key(kvpreport.FREEZE, 0)
         items = document["GuestExchangeItems"]
         document["GuestExchangeItems"] = [x for x in items if (kvp.parse_data_item(x) or ("",))[0] != missing]
         return json.dumps(document)
@@ -87,10 +89,14 @@ def test_the_stock_daemon_reaches_filesystem(lab: LabHost, repo: Repository) -> 
     assert repo.load_snapshot(result.snapshot).manifest["guest_report"] is None
 
 
-def test_a_guest_without_integration_services_is_refused_live_and_says_why(lab: LabHost, repo: Repository) -> None:
+def test_a_guest_without_integration_services_never_passes_live_and_says_why(lab: LabHost, repo: Repository) -> None:
     result = _backup(_host(lab), repo, "legacy-app", APPLICATION)
-    assert result.result != RESULT_OK and result.snapshot is None
-    assert "VSS" in result.message or "Integration" in result.message, result.message
+    assert (result.result, result.consistency) == (VmResult.below_policy, "crash")
+    assert "VSS integration service reports No Contact" in result.message, result.message
+    lab.set_checkpoint_type("legacy-app", CheckpointType.ProductionOnly)
+    refused = _backup(_host(lab), repo, "legacy-app", APPLICATION)
+    assert refused.result != RESULT_OK and refused.snapshot is None
+    assert "No Contact" in refused.message, refused.message
 
 
 def test_a_report_carrying_an_earlier_token_is_never_application(lab: LabHost, repo: Repository) -> None:

@@ -204,7 +204,9 @@ class VmBackup:
             self.result.message = "not backed up (pass-through): " + ", ".join(verdict.skipped_disks)
             return RESULT_PARTIAL
         if not meets(self.result.consistency, self.policy):
-            self.result.message = f"{self.result.consistency}-consistent, policy asks for {self.policy.consistency}"
+            self.result.message = (
+                f"{self.result.consistency}-consistent, policy asks for {self.policy.consistency}: {verdict.summary}"
+            )
             return RESULT_BELOW_POLICY
         return RESULT_OK
 
