@@ -206,3 +206,28 @@ def test_backup_cli_exit_codes_and_json(tmp_path: Path) -> None:
         json.dumps(ok.json())
     finally:
         lab.destroy()
+
+
+@pytest.mark.parametrize("jobs", ["sync", "async"])
+def test_full_then_incremental_whether_wmi_methods_finish_at_once_or_through_jobs(
+    tmp_path: Path, repo: Repository, jobs: str
+) -> None:
+    """Microsoft documents both answers (0, and 4096 with a job) without saying when each comes: the
+    engine must back up the same way under both (docs/LAB.md "Behind the PowerShell transport")."""
+    lab = make_lab(tmp_path / "lab", "cluster-db")
+    lab.set_behaviour(jobs=jobs, job_polls=2)
+    try:
+        (full,) = backup_through_scripts(lab, repo, Policy()).vms
+        lab.write_guest_file("cluster-db", DATA_FILE, b"changed between the two backups" * 8)
+        (incremental,) = backup_through_scripts(lab, repo, Policy()).vms
+        assert (full.result, incremental.result) == (RESULT_OK, RESULT_OK)
+        assert full.consistency == incremental.consistency == "filesystem"
+        assert [d["mode"] for d in incremental.disks] == ["incremental"]
+        jobs_seen = [json.loads(p.read_text()) for p in (lab.directory / "jobs").glob("*.json")]
+        assert all(job["polls_left"] == 0 and job["state"] == 7 for job in jobs_seen), "every job was polled to its end"
+        assert bool(jobs_seen) == (jobs == "async")
+        host = powershell_host(lab)
+        vm = host.get_vm("cluster-db")
+        assert not host.list_orphans(vm) and len(host.list_reference_points(vm)) == 1
+    finally:
+        lab.destroy()

@@ -1,5 +1,6 @@
 """Measure the lab host: sample build time, checkpoint and convert times per guest kind, the agent's
-pause window, and the workload's write rate. Run: .venv/bin/python tests/lab/measure_lab.py"""
+pause window, the workload's write rate, and what the PowerShell transport costs (the same calls
+through `powershell_host(lab)`, in both job modes). Run: .venv/bin/python tests/lab/measure_lab.py"""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import time
 from pathlib import Path
 
 from hvbackup.hyperv.enums import ConsistencyLevel
-from hvbackup.lab import LabHost
+from hvbackup.hyperv.host import HyperVHost
+from hvbackup.lab import LabHost, powershell_host
 
 ROUNDS = 5
 
@@ -19,20 +21,23 @@ def spread(values: list[float]) -> str:
     return f"{min(values):.3f}-{max(values):.3f} s"
 
 
-def measure_checkpoints(lab: LabHost, name: str, level: ConsistencyLevel) -> dict[str, str]:
+def measure_checkpoints(lab: LabHost, name: str, level: ConsistencyLevel, host: HyperVHost | None = None) -> dict:
     create, convert, window = [], [], []
+    through = host or lab
     for n in range(ROUNDS):
         started = time.monotonic()
-        checkpoint = lab.create_recovery_checkpoint(lab.get_vm(name), level, f"hvbackup-measure-{n}")
+        checkpoint = through.create_recovery_checkpoint(through.get_vm(name), level, f"hvbackup-measure-{n}")
         create.append(time.monotonic() - started)
         report = lab.guest_report(checkpoint.id)
         if report and report.get("by") == "vssd":
             window.append(report["frozen_seconds"])
         time.sleep(0.3)
         started = time.monotonic()
-        lab.convert_to_reference_point(checkpoint)
+        through.convert_to_reference_point(checkpoint)
         convert.append(time.monotonic() - started)
     result = {"vm": name, "level": level.name, "checkpoint": spread(create), "convert": spread(convert)}
+    if host is not None:
+        result["through"] = "PowerShellHost over the lab transport"
     if window:
         result["agent FREEZE->THAW (workload paused)"] = spread(window)
     return result
@@ -50,6 +55,22 @@ def main() -> None:
                 ("cluster-db", ConsistencyLevel.CrashConsistent),
             ):
                 print(json.dumps(measure_checkpoints(lab, name, level)))
+            for jobs in ("sync", "async"):
+                lab.set_behaviour(jobs=jobs, job_polls=2)
+                host = powershell_host(lab)
+                result = measure_checkpoints(lab, "cluster-db", ConsistencyLevel.CrashConsistent, host)
+                print(json.dumps({**result, "jobs": jobs}))
+                started = time.monotonic()
+                for _ in range(ROUNDS):
+                    host.inventory()
+                print(
+                    f"inventory of 7 VMs through the transport ({jobs}): {(time.monotonic() - started) / ROUNDS:.3f} s"
+                )
+            lab.set_behaviour(jobs="sync")
+            started = time.monotonic()
+            for _ in range(ROUNDS):
+                lab.inventory()
+            print(f"inventory of 7 VMs on the LabHost itself: {(time.monotonic() - started) / ROUNDS:.3f} s")
             record = lab.folder("web-01").load()
             log = lab.folder("web-01").change_log(next(iter(record.chains)), record)
             before = log.count()

@@ -13,6 +13,7 @@ from hvbackup.disk import create_differencing
 from hvbackup.errors import UsageError
 from hvbackup.hyperv.enums import ConsistencyLevel, VMState
 from hvbackup.hyperv.errors import InvalidVmState, VmNotFound
+from hvbackup.hyperv.powershell import PowerShellHost
 from hvbackup.lab import LabHost
 from hvbackup.lab.app import STATE_FILE, decode_state
 from hvbackup.lab.processes import workload_alive
@@ -25,7 +26,8 @@ APP = ConsistencyLevel.ApplicationConsistent
 def test_connect_lab_spec_opens_the_lab(make_lab: MakeLab) -> None:
     lab = make_lab()
     with connect(f"lab:{lab.directory}") as host:
-        assert isinstance(host, LabHost) and host.host_info().name == "LAB-HV01"
+        assert isinstance(host, PowerShellHost) and host.host_info().name == "LAB-HV01"
+        assert host.identity() == lab.identity()
         with pytest.raises(VmNotFound):
             host.get_vm("nope")
 

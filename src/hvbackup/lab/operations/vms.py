@@ -118,13 +118,13 @@ def _run_job(lab: LabHost, op: str, method: str, vm: VM, result_kind: str, work:
                 raise
             failed = exc
     behaviour = lab.behaviour()
-    polls = int(behaviour["job_polls"]) if behaviour["jobs"] == "async" else 0
-    result_id = result.id if result is not None else None
-    job = JobStore(lab.directory).start(op, vm.id, result_kind, result_id, polls, failed)
-    if job.running:
-        return pending_document(job.id, result_kind, JOB_RUNNING, job.percent_complete)
-    if failed is not None:
-        raise job_failure(op, job.id, job.error_code, job.error_description)
+    if behaviour["jobs"] == "async":
+        result_id = result.id if result is not None else None
+        job = JobStore(lab.directory).start(op, vm.id, result_kind, result_id, int(behaviour["job_polls"]), failed)
+        if job.running:
+            return pending_document(job.id, result_kind, JOB_RUNNING, job.percent_complete)
+    if failed is not None:  # the job ended within the script's wait: Assert-HvJobSucceeded reports it
+        raise job_failure(op, new_job_id(), failed.code, failed.description)
     return _result_document(lab, result_kind, result)
 
 
