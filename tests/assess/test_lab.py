@@ -13,8 +13,11 @@ import pytest
 from hvbackup.assess import EXIT_BLOCKERS, Policy, predict
 from hvbackup.hyperv.enums import CheckpointType, ConsistencyLevel, VMState
 from hvbackup.hyperv.errors import WmiJobError
+from hvbackup.hyperv.filesource import LocalFileSource
+from hvbackup.hyperv.powershell import PowerShellHost
 from hvbackup.lab import LabHost
 from hvbackup.lab.sample import SAMPLE_VMS
+from hvbackup.lab.transport import LabTransport
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +60,10 @@ def test_cli_assesses_every_sample_vm(lab: LabHost, tmp_path: Path):
         findings = {f["id"] for f in by_name[spec.name]["findings"]}
         assert ("mixed-nics" in findings) == (len({legacy for legacy, _ in spec.nics}) == 2)
         assert ("clustered-dynamic-mac" in findings) == (spec.clustered and any(dynamic for _, dynamic in spec.nics))
-        assert ("io-scheduler" in findings) == (spec.scheduler not in ("none", "noop"))
+        publishes = spec.guest != "none" and spec.state == VMState.Running  # readiness reaches the host by KVP
+        assert ("io-scheduler" in findings) == (publishes and spec.scheduler not in ("none", "noop"))
+        assert by_name[spec.name]["guest_report"] == publishes, spec.name
+        assert ("kvp-unavailable" in findings) == (spec.guest == "none" and spec.state == VMState.Running)
     assert "<!DOCTYPE html>" in page.read_text(encoding="utf-8")
 
 
@@ -97,26 +103,32 @@ def test_unwritable_html_path_is_a_one_line_error(lab: LabHost, tmp_path: Path):
     assert not (tmp_path / "missing").exists()
 
 
-def achieved(lab: LabHost, vm, consistency: str) -> str:
+def over_the_transport(lab: LabHost) -> PowerShellHost:
+    """The code a real host runs, answered by the lab (guest reports through KVP)."""
+    return PowerShellHost(LabTransport(lab), LocalFileSource, poll_interval=0.1, job_wait=0.5, report_wait=5.0)
+
+
+def achieved(host: PowerShellHost, vm, consistency: str) -> str:
     """Take the checkpoint the verdict calls for and read back what the host and the guest recorded."""
     level = ConsistencyLevel.CrashConsistent if consistency == "crash" else ConsistencyLevel.ApplicationConsistent
-    checkpoint = lab.create_recovery_checkpoint(vm, level, "hvbackup-assess-test", skip_unsupported_disks=True)
-    guest = lab.guest_report(checkpoint.id)
-    reference = lab.convert_to_reference_point(checkpoint)
-    lab.destroy_reference_point(reference)
+    checkpoint = host.create_recovery_checkpoint(vm, level, "hvbackup-assess-test", skip_unsupported_disks=True)
+    guest = host.guest_report(checkpoint.id)
+    reference = host.convert_to_reference_point(checkpoint)
+    host.destroy_reference_point(reference)
     if reference.consistency_level != ConsistencyLevel.ApplicationConsistent:
         return "crash"
-    return guest["consistency"] if guest else "application"
+    return "application" if guest and guest["consistency"] == "application" else "filesystem"
 
 
 def test_every_live_verdict_is_what_the_lab_records(lab: LabHost):
+    host = over_the_transport(lab)
     checked = 0
-    for vm in lab.inventory():
-        verdict = predict(vm, Policy(consistency="crash"), lab.guest_readiness(vm.name))
+    for vm in host.inventory():
+        verdict = predict(vm, Policy(consistency="crash"), host.guest_readiness(vm.name))
         if vm.state != VMState.Running:
             continue
         assert verdict.mode == "live"
-        assert achieved(lab, vm, verdict.consistency) == verdict.consistency, vm.name
+        assert achieved(host, vm, verdict.consistency) == verdict.consistency, vm.name
         checked += 1
     assert checked == sum(1 for spec in SAMPLE_VMS if spec.state == VMState.Running)
 
@@ -125,7 +137,7 @@ def test_production_only_without_a_freeze_is_predicted_impossible(lab: LabHost):
     lab.set_checkpoint_type("legacy-app", CheckpointType.ProductionOnly)
     try:
         vm = lab.get_vm("legacy-app")
-        verdict = predict(vm, Policy(consistency="crash"), lab.guest_readiness(vm.name))
+        verdict = predict(vm, Policy(consistency="crash"), over_the_transport(lab).guest_readiness(vm.name))
         assert (verdict.mode, verdict.consistency) == ("none", "none")
         with pytest.raises(WmiJobError):
             lab.create_recovery_checkpoint(vm, ConsistencyLevel.ApplicationConsistent, "hvbackup-assess-test")

@@ -59,6 +59,7 @@ def replay_host(vm_count: int = 3) -> tuple[PowerShellHost, ReplayTransport]:
     replay = ReplayTransport()
     replay.queue("inventory", "inventory.json")
     for _ in range(vm_count):
+        replay.queue("guest_items", "guest_items_none.json")  # readiness over KVP: none published
         replay.queue("list_orphans", "list_orphans.json")
     replay.queue("get_host", "get_host.json")
     return PowerShellHost(replay, lambda path: None, poll_interval=0.0), replay
@@ -69,7 +70,7 @@ def test_assess_host_over_the_documented_inventory():
     report = assess_host(host, Policy())
     by_name = {a.vm.name: a for a in report.vms}
     assert [a.vm.name for a in report.vms] == sorted(by_name)
-    assert replay.operations() == ["get_host", "inventory", "list_orphans", "list_orphans", "list_orphans"]
+    assert replay.operations() == ["inventory", *["guest_items", "list_orphans"] * 3, "get_host"]
     web = by_name["web01"]
     assert web.verdict.summary == "live, filesystem-consistent (unknown guest: assumed stock daemon)"
     assert {f.id for f in web.findings} >= {"orphan-checkpoint", "guest-unknown"}

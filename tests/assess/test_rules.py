@@ -73,6 +73,12 @@ CASES: dict[str, tuple[Facts, str, str, Facts]] = {
         "Enable-VMIntegrationService -VMName 'web-01' -Name 'VSS'",
         facts(),
     ),
+    "kvp-unavailable": (
+        facts(vm(guest={}), policy=Policy(consistency="application")),
+        "warning",
+        "hv-kvp-daemon",
+        facts(vm(state=VMState.Off, guest={})),
+    ),
     "vss-ic-unreachable": (
         facts(
             vm(

@@ -103,6 +103,13 @@ HEALTHY = VM(
     network_adapters=(nic(dynamic=False),),
     disks=(disk(0),),
     path="D:\\Hyper-V\\web-01",
+    guest={  # the intrinsic Data Exchange items a running Linux guest's hv_kvp_daemon answers
+        "FullyQualifiedDomainName": "web-01.example.com",
+        "OSName": "Ubuntu",
+        "OSVersion": "22.04",
+        "IntegrationServicesVersion": "3.1",
+        "NetworkAddressIPv4": "192.0.2.10",
+    },
 )
 
 

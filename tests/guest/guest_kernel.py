@@ -76,6 +76,8 @@ def start_vssd(
         str(hooks_dir),
         "--max-seconds",
         str(max_seconds),
+        "--kvp-dir",
+        str(state_dir.parent / "kvp"),  # never this machine's /var/lib/hyperv
         *map(str, extra),
     ]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

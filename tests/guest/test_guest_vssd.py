@@ -260,6 +260,8 @@ def test_agent_touches_no_frozen_filesystem_while_frozen(
         str(fs.mountpoint),
         "--max-seconds",
         "30",
+        "--kvp-dir",
+        str(tmp_path / "kvp"),
     ]
     proc = subprocess.Popen(argv, cwd=fs.mountpoint, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

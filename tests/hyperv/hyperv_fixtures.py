@@ -42,6 +42,8 @@ class ReplayTransport(Transport):
     def __init__(self) -> None:
         self.host_name = "hv01.test"
         self.answers: dict[str, deque[str]] = defaultdict(deque)
+        # answered when nothing is queued: the request token every application-consistent checkpoint announces
+        self.defaults = {"set_guest_item": fixture_text("set_guest_item.json")}
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.closed = False
 
@@ -51,6 +53,8 @@ class ReplayTransport(Transport):
     def run(self, script: str, timeout: float) -> str:
         operation, params = operation_of(script)
         self.calls.append((operation, params))
+        if not self.answers[operation] and operation in self.defaults:
+            return self.defaults[operation]
         assert self.answers[operation], f"no answer queued for {operation}"
         return self.answers[operation].popleft()
 

@@ -31,15 +31,23 @@ def test_the_interface_declares_each_capability_and_what_none_means(name: str) -
     assert f"`{name}`" in HyperVHost.__doc__ and "None" in documented
 
 
-def test_the_powershell_host_offers_none_of_them_and_asks_the_host_nothing(ps_host, replay) -> None:
+def test_the_powershell_host_reads_the_guest_through_kvp(ps_host, replay) -> None:
     assert ps_host.directory is None
-    assert ps_host.guest_readiness("web01") is None
-    assert ps_host.guest_report(UNKNOWN_CHECKPOINT) is None
+    assert ps_host.guest_report(UNKNOWN_CHECKPOINT) is None, "a checkpoint it announced nothing for"
     assert replay.calls == []
+    replay.queue("guest_items", "guest_items_none.json")
+    assert ps_host.guest_readiness("web01") is None
+    assert replay.operations() == ["guest_items"]
 
 
-def test_the_lab_host_offers_all_three(lab: LabHost) -> None:
+def test_over_the_lab_the_guest_is_read_from_its_kvp_pool(lab: LabHost) -> None:
+    from hvbackup.hyperv.filesource import LocalFileSource
+    from hvbackup.hyperv.powershell import PowerShellHost
+    from hvbackup.lab.transport import LabTransport
+
     assert isinstance(lab.directory, Path) and lab.directory.is_dir()
-    readiness = lab.guest_readiness("web-01")
+    assert lab.guest_readiness("web-01") is None, "the lab host itself no longer answers for the guest"
+    host = PowerShellHost(LabTransport(lab), LocalFileSource)
+    readiness = host.guest_readiness("web-01")
     assert isinstance(readiness, dict) and readiness
-    assert lab.guest_report(UNKNOWN_CHECKPOINT) is None, "no report for a checkpoint the guest never froze for"
+    assert host.guest_report(UNKNOWN_CHECKPOINT) is None, "no report for a checkpoint the guest never froze for"

@@ -50,13 +50,14 @@ def test_get_vm_unknown_id_is_vm_not_found(ps_host, replay):
 
 
 def test_recovery_checkpoint_requests_consistency_and_names_it(ps_host, replay, web01):
+    replay.queue("set_guest_item", "set_guest_item.json")  # the guest's request token (docs/HYPERV.md §13)
     replay.queue("create_checkpoint", "create_checkpoint_done.json")
     replay.queue("name_checkpoint", "name_checkpoint.json")
     checkpoint = ps_host.create_recovery_checkpoint(
         web01, ConsistencyLevel.ApplicationConsistent, "hvbackup-20261125T030000Z"
     )
     assert checkpoint.type is SnapshotType.Recovery and checkpoint.is_ours
-    (op, params), (op2, params2) = replay.calls
+    _announce, (op, params), (op2, params2) = replay.calls
     assert op == "create_checkpoint"
     assert params["VmId"] == WEB01 and params["ConsistencyLevel"] == 1
     assert params["IgnoreNonSnapshottableDisks"] is False
@@ -147,7 +148,7 @@ def test_convert_then_destroy_reference_point(ps_host, replay, web01):
         "destroy_reference_point",
         {"VmId": WEB01, "ReferencePointId": point.id, "WaitSeconds": ps_host.job_wait},
     )
-    assert replay.calls[2][1] == {"VmId": WEB01, "CheckpointId": checkpoint.id}
+    assert replay.calls[3][1] == {"VmId": WEB01, "CheckpointId": checkpoint.id}  # after set_guest_item
 
 
 def test_destroy_reference_point_refused_by_wmi(ps_host, replay):

@@ -87,6 +87,7 @@ ALLOWED_CLASSES = {
     "Msvm_AffectedJobElement": "xHyper-VBackup, os-win jobutils (docs/HYPERV.md §1)",
     "Msvm_ShutdownComponent": W32.format("msvm-shutdowncomponent-initiateshutdown"),
     "Msvm_KvpExchangeComponent": W32.format("msvm-kvpexchangecomponent"),
+    "Msvm_KvpExchangeDataItem": W32.format("msvm-kvpexchangedataitem") + " (docs/HYPERV.md §13)",
     "Msvm_SystemDevice": "lis-test KVP_Intrinsic.ps1 (docs/HYPERV.md §4)",
     "Win32_OperatingSystem": "win32 desktop-src/CIMWin32Prov/win32-operatingsystem.md (docs/HYPERV.md §4)",
 }
@@ -95,7 +96,7 @@ ALLOWED_CLASSES = {
 OPERATIONS = {
     "host_info": ["get_host"],
     "inventory": ["inventory"],
-    "create_recovery_checkpoint": ["create_checkpoint", "name_checkpoint", "poll_job"],
+    "create_recovery_checkpoint": ["set_guest_item", "create_checkpoint", "name_checkpoint", "poll_job"],
     "checkpoint_disks": ["checkpoint_disks"],
     "changed_ranges": ["changed_ranges"],
     "convert_to_reference_point": ["convert_to_reference_point", "poll_job"],
@@ -109,6 +110,8 @@ OPERATIONS = {
     "list_orphans": ["list_orphans"],
     "create_vm": ["create_vm"],
 }
+# The capabilities a host may offer (HyperVHost.guest_readiness, guest_report) and their scripts.
+CAPABILITIES = {"guest_readiness": ["guest_items"], "guest_report": ["guest_items"]}
 
 
 def all_scripts() -> list[str]:
@@ -150,7 +153,7 @@ def test_every_host_operation_has_its_scripts():
     for scripts in OPERATIONS.values():
         for name in scripts:
             assert (SCRIPTS / f"{name}.ps1").is_file(), name
-    used = {name for scripts in OPERATIONS.values() for name in scripts}
+    used = {name for scripts in [*OPERATIONS.values(), *CAPABILITIES.values()] for name in scripts}
     assert used == set(operation_names()), "a script no operation uses, or an operation without script"
 
 

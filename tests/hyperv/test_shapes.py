@@ -171,6 +171,15 @@ def test_orphans():
         assert_printed_by(orphan, "list_orphans")
 
 
+@pytest.mark.parametrize("name", ["guest_items.json", "guest_items_torn.json", "guest_items_none.json"])
+def test_guest_items(name):
+    assert_printed_by(fixture(name), "guest_items")
+
+
+def test_set_guest_item():
+    assert_printed_by(fixture("set_guest_item.json"), "set_guest_item")
+
+
 def test_done():
     for script in ("destroy_checkpoint", "destroy_reference_point", "request_shutdown"):
         assert_printed_by(fixture("done.json"), script)

@@ -28,7 +28,7 @@ def measure_checkpoints(lab: LabHost, name: str, level: ConsistencyLevel, host: 
         started = time.monotonic()
         checkpoint = through.create_recovery_checkpoint(through.get_vm(name), level, f"hvbackup-measure-{n}")
         create.append(time.monotonic() - started)
-        report = lab.guest_report(checkpoint.id)
+        report = through.guest_report(checkpoint.id)  # through KVP on PowerShellHost; None on the bare lab
         if report and report.get("by") == "vssd":
             window.append(report["frozen_seconds"])
         time.sleep(0.3)

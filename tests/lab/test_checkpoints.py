@@ -192,16 +192,23 @@ def test_vss_service_disabled_on_the_host_means_no_freeze(make_lab: MakeLab) -> 
 
 def test_stock_daemon_answers_filesystem_consistent(make_lab: MakeLab) -> None:
     lab = make_lab("mixed-nic")
+    from hvbackup import kvpreport
+    from hvbackup.hyperv import kvp
+    from hvbackup.hyperv.filesource import LocalFileSource
+    from hvbackup.hyperv.powershell import PowerShellHost
+    from hvbackup.lab.transport import LabTransport
+
+    host = PowerShellHost(LabTransport(lab), LocalFileSource)
+    token = host.announce_request(lab.get_vm("mixed-nic"))
     checkpoint = lab.create_recovery_checkpoint(lab.get_vm("mixed-nic"), APP, "hvbackup-s")
-    report = lab.guest_report(checkpoint.id)
-    assert report["consistency"] == "filesystem" and report["by"] == "stock hv_vss_daemon (simulated)"
+    read = kvp.read_report(host.guest_items("mixed-nic"), kvpreport.FREEZE, token)
+    assert read.report is None and "no Freeze report" in read.reason, "the stock daemon publishes no report"
     assert lab.convert_to_reference_point(checkpoint).consistency_level == APP
 
 
 def test_crash_consistent_request_never_asks_the_guest(make_lab: MakeLab) -> None:
     lab = make_lab("web-01")
-    checkpoint = lab.create_recovery_checkpoint(lab.get_vm("web-01"), CRASH, "hvbackup-c")
-    assert lab.guest_report(checkpoint.id) is None
+    lab.create_recovery_checkpoint(lab.get_vm("web-01"), CRASH, "hvbackup-c")
     assert not (lab.folder("web-01").guest_dir / "app" / "flush.done").exists()
 
 

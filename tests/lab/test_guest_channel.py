@@ -1,21 +1,41 @@
-"""The guest channel: the real `hvbackup-guest vssd` answers the lab's FREEZE/THAW and its hook runs."""
+"""The guest channel: the real `hvbackup-guest vssd` answers the lab's FREEZE/THAW and its hook runs;
+its report reaches the host through the guest's KVP pool, read with the code a real host runs."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from hvbackup import kvpreport
+from hvbackup.hyperv import kvp
 from hvbackup.hyperv.enums import CheckpointType, ConsistencyLevel
 from hvbackup.hyperv.errors import WmiJobError
+from hvbackup.hyperv.filesource import LocalFileSource
+from hvbackup.hyperv.model import Checkpoint
+from hvbackup.hyperv.powershell import PowerShellHost
+from hvbackup.lab import LabHost
 from hvbackup.lab.app import STATE_FILE, decode_state
+from hvbackup.lab.transport import LabTransport
 from tests.lab.conftest import MakeLab
 
 APP = ConsistencyLevel.ApplicationConsistent
 
 
+def _checkpoint_with_report(lab: LabHost, vm_name: str, name: str) -> tuple[Checkpoint, dict[str, Any] | None]:
+    """Announce the request as PowerShellHost does, take the checkpoint, read the freeze report over KVP."""
+    host = PowerShellHost(LabTransport(lab), LocalFileSource, poll_interval=0.05, report_wait=5)
+    vm = lab.get_vm(vm_name)
+    token = host.announce_request(vm)
+    assert token is not None
+    checkpoint = lab.create_recovery_checkpoint(vm, APP, name)
+    return checkpoint, kvp.read_report(host.guest_items(vm.id), kvpreport.FREEZE, token).report
+
+
 def test_agent_freezes_with_its_hook_and_the_checkpoint_holds_the_flushed_state(make_lab: MakeLab) -> None:
     lab = make_lab("web-01")
-    checkpoint = lab.create_recovery_checkpoint(lab.get_vm("web-01"), APP, "hvbackup-agent")
-    report = lab.guest_report(checkpoint.id)
+    checkpoint, report = _checkpoint_with_report(lab, "web-01", "hvbackup-agent")
+    assert report is not None
     assert report["by"] == "vssd" and report["consistency"] == "application"
     assert report["frozen"] == [], "the agent must freeze nothing on this machine"
     hooks = {(h["name"], h["phase"]): h for h in report["hooks"]}
@@ -48,8 +68,8 @@ def test_agent_refusing_to_freeze_fails_a_production_only_checkpoint(make_lab: M
 def test_agent_refusing_to_freeze_falls_back_to_crash_for_production(make_lab: MakeLab) -> None:
     lab = make_lab("web-01")
     _failing_hook(lab, "web-01")
-    checkpoint = lab.create_recovery_checkpoint(lab.get_vm("web-01"), APP, "hvbackup-fallback")
-    report = lab.guest_report(checkpoint.id)
+    checkpoint, report = _checkpoint_with_report(lab, "web-01", "hvbackup-fallback")
+    assert report is not None
     assert report["consistency"] == "failed" and "on_failure" in report["error"]
     assert lab.convert_to_reference_point(checkpoint).consistency_level == ConsistencyLevel.CrashConsistent
 

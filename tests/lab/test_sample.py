@@ -100,16 +100,19 @@ def test_the_sample_carries_the_field_cases(sample_lab: LabHost) -> None:
             assert disk.size == 256 << 20
 
 
-def test_readiness_reports_come_from_the_guest_checks(sample_lab: LabHost) -> None:
-    ids = {
-        vm: {f["id"] for f in sample_lab.guest_readiness(vm)["findings"]}
-        for vm in ("web-01", "legacy-app", "mixed-nic")
-    }
-    assert not any(f["severity"] == "blocker" for f in sample_lab.guest_readiness("web-01")["findings"])
-    assert {"hv-modules-missing", "no-vss-daemon"} <= ids["legacy-app"]
+def test_readiness_reports_come_from_the_guest_checks_through_kvp(sample_lab: LabHost) -> None:
+    from hvbackup.hyperv.filesource import LocalFileSource
+    from hvbackup.hyperv.powershell import PowerShellHost
+    from hvbackup.lab.transport import LabTransport
+
+    host = PowerShellHost(LabTransport(sample_lab), LocalFileSource)
+    ids = {vm: {f["id"] for f in host.guest_readiness(vm)["findings"]} for vm in ("web-01", "mixed-nic")}
+    assert not any(f["severity"] == "blocker" for f in host.guest_readiness("web-01")["findings"])
     assert {"mixed-nics", "stock-vss-daemon"} <= ids["mixed-nic"]
-    covers = [m["mountpoint"] for m in sample_lab.guest_readiness("app-02")["freeze_covers"]]
+    covers = [m["mountpoint"] for m in host.guest_readiness("app-02")["freeze_covers"]]
     assert covers == ["/srv/data", "/"]
+    assert host.guest_readiness("legacy-app") is None, "no Integration Services: no KVP daemon to publish through"
+    assert host.guest_readiness("archive-01") is None, "a VM that is off exchanges no items"
 
 
 def test_building_is_deterministic(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ class VmAssessment:
             "generation": self.vm.generation,
             "version": self.vm.version,
             "guest_report": self.guest_reported,
+            "guest_items": dict(self.vm.guest),  # the intrinsic Data Exchange items (docs/HYPERV.md §13)
             "worst": self.worst,
             "verdict": self.verdict.to_json(),
             "findings": [f.to_json() for f in self.findings],

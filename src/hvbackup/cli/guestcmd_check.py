@@ -8,8 +8,11 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from hvbackup import kvpreport
 from hvbackup.cli.common import JsonOpt, emit, handle_errors, stdout
+from hvbackup.cli.guestcmd_options import KvpDirOpt
 from hvbackup.errors import UsageError
+from hvbackup.guest import kvp
 from hvbackup.guest.readiness import run_checks
 
 COLOURS = {"blocker": "bold red", "warning": "yellow", "advice": "cyan", "info": "dim"}
@@ -34,12 +37,19 @@ def register(app: typer.Typer) -> None:
 @handle_errors
 def check_cmd(
     root: Annotated[Path, typer.Option("--root", help="Read /sys, /proc and /etc under this directory.")] = Path("/"),
+    publish: Annotated[
+        bool, typer.Option("--publish", help="Also publish the report for the host as KVP items (docs/GUEST.md §15).")
+    ] = False,
+    kvp_dir: KvpDirOpt = kvp.DEFAULT_KVP_DIR,
     as_json: JsonOpt = False,
 ) -> None:
     """Check this guest: Hyper-V, hv modules, VSS daemon, NICs, I/O schedulers, fstab, freeze coverage, TRIM, time.
 
-    Example: hvbackup-guest check --json
+    Example: hvbackup-guest check --publish --json
     """
     if not root.is_dir():
         raise UsageError(f"--root {root} is not a directory")
-    emit(run_checks(root), as_json, _render)
+    report = run_checks(root)
+    if publish:
+        kvp.publish(kvp_dir, kvpreport.READINESS, report)
+    emit(report, as_json, _render)

@@ -31,6 +31,11 @@ BackupIdOpt = Annotated[
     str | None, typer.Option("--backup-id", help="ID passed to hooks and reported (default: random).")
 ]
 
+KvpDirOpt = Annotated[
+    Path,
+    typer.Option("--kvp-dir", help="The KVP pool folder the hv_kvp_daemon serves to the host (docs/GUEST.md §15)."),
+]
+
 DEFAULT_STATE = DEFAULT_STATE_DIR
 
 

@@ -224,7 +224,9 @@ class VmBackup:
             self.result.message = "not backed up (never in a checkpoint): " + ", ".join(verdict.skipped_disks)
             return RESULT_PARTIAL
         if not meets(self.result.consistency, self.policy, vmrs_captured=self._vmrs_captured(verdict)):
-            self.result.message = f"{self.result.consistency}-consistent, policy asks for {self.policy.consistency}"
+            self.result.message = (
+                f"{self.result.consistency}-consistent, policy asks for {self.policy.consistency}: {verdict.summary}"
+            )
             return RESULT_BELOW_POLICY
         return RESULT_OK
 

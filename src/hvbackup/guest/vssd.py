@@ -19,7 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from hvbackup import kvpreport
 from hvbackup.errors import HvBackupError
+from hvbackup.guest import kvp
 from hvbackup.guest import protocol as p
 from hvbackup.guest.mounts import check_mount_points
 from hvbackup.guest.state import StateDir, pid_alive
@@ -104,6 +106,8 @@ class DaemonOptions:
     freeze: FreezeOptions
     device: Path = DEFAULT_DEVICE
     socket: Path | None = None
+    kvp_dir: Path | None = None  # the KVP pool folder (the CLI: /var/lib/hyperv); None: publish nothing
+    publish_readiness: bool = True
 
 
 class VssDaemon:
@@ -114,12 +118,14 @@ class VssDaemon:
         self.log = MemoryLog()
         self.pending_report: dict | None = None
         self.reports: list[dict] = []
+        self.request: str | None = None  # the host's HvBackupRequest token read at FREEZE
 
     # -- lifecycle ---------------------------------------------------------------------------
     def run(self) -> None:
         """Serve until the socket closes (lab) or forever (device, re-registering after resets)."""
         check_mount_points(self.opts.freeze.only)
         self._recover()
+        self._publish_readiness()
         while True:
             channel = self._connect()
             try:
@@ -139,6 +145,16 @@ class VssDaemon:
         if state is not None and (state.by == "vssd" or not pid_alive(state.pid)):
             report = recover(state_dir)
             self.say(f"thawed what a previous run left frozen: {report}")
+
+    def _publish_readiness(self) -> None:
+        if self.opts.kvp_dir is None or not self.opts.publish_readiness:
+            return
+        from hvbackup.guest.readiness import run_checks
+
+        try:
+            kvp.publish(self.opts.kvp_dir, kvpreport.READINESS, run_checks(Path("/")))
+        except (HvBackupError, ValueError) as exc:
+            self.say(f"readiness not published for the host: {exc}")
 
     def _connect(self) -> Channel:
         if self.opts.socket is not None:
@@ -186,6 +202,7 @@ class VssDaemon:
     def _freeze(self) -> int:
         if self.txn is not None:  # a FREEZE without THAW in between: thaw the old one first
             self._abort_freeze()
+        self.request = self._host_request()
         txn = FreezeTransaction(self.opts.freeze)
         try:
             frozen = txn.begin()
@@ -208,11 +225,32 @@ class VssDaemon:
         if self.txn is None:
             return None
         report = self.txn.finish()
+        report["host_request"] = self.request
         self.say(f"backup {report['backup_id']}: {report['consistency']}, frozen {report['frozen_seconds']} s")
+        self._publish_freeze(report)
         self.txn = None
         self.pending_report = report
         self.reports.append(report)
         return report
+
+    def _host_request(self) -> str | None:
+        """The token the host announced for this checkpoint (pool 0), read before anything freezes."""
+        if self.opts.kvp_dir is None:
+            return None
+        try:
+            return kvp.host_item(self.opts.kvp_dir, kvpreport.REQUEST_KEY)
+        except HvBackupError as exc:
+            self.log(f"no host request token: {exc}")
+            return None
+
+    def _publish_freeze(self, report: dict) -> None:
+        """After the thaw hooks: the report for the host, tied to its checkpoint by the token."""
+        if self.opts.kvp_dir is None:
+            return
+        try:
+            kvp.publish(self.opts.kvp_dir, kvpreport.FREEZE, _fit_items(report), self.request)
+        except (HvBackupError, ValueError) as exc:
+            self.say(f"freeze report not published for the host: {exc}")
 
     def _abort_freeze(self) -> None:
         if self.txn is not None:
@@ -220,10 +258,21 @@ class VssDaemon:
             self._finish()
 
 
+def _shortened(report: dict) -> dict:
+    """The report without hook output and with the last 20 log lines only."""
+    hooks = [{k: v for k, v in h.items() if k not in ("stdout", "stderr")} for h in report.get("hooks", [])]
+    return {**report, "hooks": hooks, "log": report.get("log", [])[-20:], "truncated": True}
+
+
+def _fit_items(report: dict) -> dict:
+    """The report, shortened if it would need more KVP items than a publication may have."""
+    limit = kvpreport.PART_CHARS * kvpreport.MAX_PARTS
+    return report if len(kvpreport.encode(report)) <= limit else _shortened(report)
+
+
 def _report_packet(report: dict) -> bytes:
     """The report message; hook output and old log lines are dropped if it would not fit one packet."""
     data = p.encode_report(report)
     if len(data) <= p.MAX_REPORT_SIZE:
         return data
-    hooks = [{k: v for k, v in h.items() if k not in ("stdout", "stderr")} for h in report.get("hooks", [])]
-    return p.encode_report({**report, "hooks": hooks, "log": report.get("log", [])[-20:], "truncated": True})
+    return p.encode_report(_shortened(report))

@@ -184,14 +184,16 @@ class HyperVHost(ABC):
 
     def guest_readiness(self, vm_name: str) -> dict[str, Any] | None:
         """What the guest agent's readiness check (`hvbackup-guest check --json`) says inside the VM,
-        as assess.guest_report.GuestReport reads it. None: not offered by this host, or no
-        report for this VM; the verdict then assumes the stock VSS daemon."""
+        as assess.guest_report.GuestReport reads it (PowerShellHost: from the guest's Data Exchange
+        items, docs/HYPERV.md §13). None: not offered by this host, or no intact report for this VM;
+        the verdict then assumes the stock VSS daemon."""
         return None
 
     def guest_report(self, checkpoint_id: str) -> dict[str, Any] | None:
         """What the guest agent reported about its freeze for this checkpoint (its `consistency`
-        says whether hooks and quiescers ran). None: not offered by this host, or the guest sent
-        no report; the engine then records a frozen checkpoint as filesystem-consistent."""
+        says whether hooks and quiescers ran). None: not offered by this host, or no complete report
+        tied to this checkpoint (a torn or stale one never counts, docs/HYPERV.md §13); the engine
+        then records a frozen checkpoint as filesystem-consistent."""
         return None
 
     def take_warnings(self) -> list[str]:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from hvbackup import kvpreport
+from hvbackup.hyperv import kvp
 from hvbackup.hyperv.enums import ConsistencyLevel
 from hvbackup.hyperv.errors import ChangeTrackingUnavailable, HyperVError, OperationTimeout, VmNotFound
 from hvbackup.hyperv.host import ByteSource, HyperVHost
@@ -55,6 +58,7 @@ class PowerShellHost(HyperVHost):
         job_wait: float = 10.0,
         poll_interval: float = 1.0,
         ranges_per_call: int = 20000,
+        report_wait: float = 30.0,
     ) -> None:
         self.transport = transport
         self.disk_opener = disk_opener
@@ -64,6 +68,10 @@ class PowerShellHost(HyperVHost):
         self.poll_interval = poll_interval
         self.ranges_per_call = ranges_per_call
         self._local = threading.local()
+        self.report_wait = report_wait  # how long guest_report polls for the agent's freeze report
+        self.requests: dict[str, tuple[str, str]] = {}  # checkpoint id -> (VM id, token announced for it)
+        self.reports: dict[str, dict[str, Any] | None] = {}  # checkpoint id -> the report counted, once read
+        self.guest_notes: list[str] = []  # why a guest report was not counted, newest last
 
     def call(self, operation: str, **params: Any) -> dict[str, Any]:
         """Run one operation script and return its JSON document (errors raised typed); the
@@ -128,6 +136,7 @@ class PowerShellHost(HyperVHost):
         skip_unsupported_disks: bool = False,
         on_created: Callable[[Checkpoint], None] | None = None,
     ) -> Checkpoint:
+        token = self.announce_request(vm) if consistency == ConsistencyLevel.ApplicationConsistent else None
         document = self.call_job(
             "create_checkpoint",
             VmId=vm.id,
@@ -137,6 +146,8 @@ class PowerShellHost(HyperVHost):
         checkpoint = checkpoint_from_json(document["Checkpoint"], vm.id)
         if on_created is not None:
             on_created(checkpoint)
+        if token is not None:
+            self.requests[checkpoint.id.upper()] = (vm.id, token)
         if name and checkpoint.name != name:
             checkpoint = self._name_checkpoint(checkpoint, name)
         return checkpoint
@@ -149,6 +160,57 @@ class PowerShellHost(HyperVHost):
             self._warn(f"checkpoint {checkpoint.id} could not be named {name} ({exc}); it is still ours and is removed")
             return checkpoint
         return checkpoint_from_json(named["Checkpoint"], checkpoint.vm_id)
+
+    def announce_request(self, vm: VM) -> str | None:
+        """Tell the guest agent which checkpoint comes next (host->guest item HvBackupRequest, docs/HYPERV.md §13).
+
+        None when the host would not take the item: the freeze report then cannot be tied to the
+        checkpoint and is not counted."""
+        token = uuid.uuid4().hex
+        try:
+            self.call("set_guest_item", VmId=vm.id, Name=kvpreport.REQUEST_KEY, Data=token)
+        except HyperVError as exc:
+            self.guest_notes.append(f"{vm.name}: the backup request was not announced to the guest ({exc})")
+            return None
+        return token
+
+    def guest_items(self, vm: str) -> dict[str, str]:
+        """Name -> Data of the items the guest publishes (GuestExchangeItems); `vm` is an id or a name."""
+        params = {"VmId": vm} if _GUID.match(vm) else {"VmName": vm}
+        document = self.call("guest_items", **params)
+        return kvp.parse_exchange_items(as_list(document.get("GuestExchangeItems")))
+
+    def guest_readiness(self, vm_name: str) -> dict[str, Any] | None:
+        read = kvp.read_report(self.guest_items(vm_name), kvpreport.READINESS)
+        if read.report is None:
+            self.guest_notes.append(f"{vm_name}: no readiness report ({read.reason})")
+        return read.report
+
+    def guest_report(self, checkpoint_id: str) -> dict[str, Any] | None:
+        """The agent's freeze report for this checkpoint: complete, checksum-valid and carrying the token
+        announced for it. The agent publishes it after its thaw hooks, so it is polled for `report_wait`."""
+        key = checkpoint_id.upper()
+        if key in self.reports:
+            return self.reports[key]
+        request = self.requests.get(key)
+        if request is None:
+            return None
+        read = self._poll_freeze_report(*request)
+        if read.report is None:
+            self.guest_notes.append(f"checkpoint {checkpoint_id}: guest report not counted ({read.reason})")
+        self.reports[key] = read.report
+        return read.report
+
+    def _poll_freeze_report(self, vm_id: str, token: str) -> kvp.ReportRead:
+        deadline = time.monotonic() + self.report_wait
+        while True:
+            items = self.guest_items(vm_id)
+            read = kvp.read_report(items, kvpreport.FREEZE, token)
+            if read.report is not None or time.monotonic() >= deadline:
+                return read
+            if kvp.agent_absent(items):
+                return kvp.ReportRead(None, "the guest's readiness report shows no hvbackup agent")
+            time.sleep(self.poll_interval)
 
     def checkpoint_disks(self, checkpoint: Checkpoint) -> list[VirtualDisk]:
         document = self.call("checkpoint_disks", VmId=checkpoint.vm_id, CheckpointId=checkpoint.id)

@@ -5,7 +5,7 @@ DIR/vms/<name>/vm.json               the VM (record.py)
 DIR/vms/<name>/Virtual Hard Disks/   <disk>.vhdx and checkpoint files <disk>_<GUID>.avhdx
 DIR/vms/<name>/rct/                  change tracking per disk (rct.py)
 DIR/vms/<name>/<VM id>.vmrs          memory state while Saved
-DIR/vms/<name>/guest/                the guest agent's hooks.d, guest.toml, run/, readiness.json
+DIR/vms/<name>/guest/                the guest agent's hooks.d, guest.toml, run/, kvp/ (its KVP pools)
 """
 
 from __future__ import annotations

@@ -2,11 +2,14 @@
 
 - "agent": the lab plays the kernel's hv_utils VSS channel (drivers/hv/hv_snapshot.c, docs/GUEST.md
   §1-2) on a Unix SOCK_SEQPACKET socket and runs the real guest agent against it,
-  `hvbackup-guest vssd --socket PATH --no-freeze` (docs/GUEST.md "The lab channel"): handshake,
-  HOT_BACKUP, FREEZE, THAW, then the agent's report. The VM's filesystems are not mounted here, so
+  `hvbackup-guest vssd --socket PATH --no-freeze --kvp-dir guest/kvp` (docs/GUEST.md "The lab
+  channel"): handshake, HOT_BACKUP, FREEZE, THAW. The VM's filesystems are not mounted here, so
   the agent freezes no filesystem; its hooks run for real, and the lab pauses the workload between
-  FREEZE and THAW as a frozen filesystem would.
-- "stock": answers as the stock hv_vss_daemon does (it always freezes, no hooks): filesystem-consistent.
+  FREEZE and THAW as a frozen filesystem would. The agent publishes its freeze report into the
+  VM's KVP pool (guest/kvp, the VM's /var/lib/hyperv), where the host reads it as on a real host
+  (lab/operations/guest.py); the lab takes no report from the socket.
+- "stock": answers as the stock hv_vss_daemon does (it always freezes, no hooks, publishes nothing):
+  filesystem-consistent.
 - "none": no Integration Services in the guest: the freeze cannot happen.
 """
 
@@ -17,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,11 @@ ACCEPT_TIMEOUT = 30.0
 FREEZE_TIMEOUT = 120.0  # hooks run before the answer
 THAW_TIMEOUT = 60.0
 MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux
-STOCK_BY = "stock hv_vss_daemon (simulated)"
+
+
+def kvp_dir(folder: VmFolder) -> Path:
+    """The lab VM's /var/lib/hyperv: the KVP pool files of its guest (docs/GUEST.md §15)."""
+    return folder.guest_dir / "kvp"
 
 
 class GuestUnavailable(Exception):
@@ -70,17 +76,7 @@ class StockGuest(NoGuest):
         return True
 
     def thaw(self) -> None:
-        self.report = {
-            "backup_id": uuid.uuid4().hex[:12],
-            "by": STOCK_BY,
-            "consistency": "filesystem",
-            "frozen_seconds": round(time.monotonic() - self.started, 4),
-            "error": None,
-            "watchdog_fired": False,
-            "frozen": self.mounts,
-            "hooks": [],
-            "quiescers": [],
-        }
+        self.frozen_seconds = round(time.monotonic() - self.started, 4)  # the stock daemon reports nothing
 
 
 class AgentGuest:
@@ -160,6 +156,8 @@ class AgentGuest:
             "--hooks-dir", str(guest / "hooks.d"),
             "--config", str(guest / "guest.toml"),
             "--state-dir", str(guest / "run"),
+            "--kvp-dir", str(kvp_dir(self.folder)),
+            "--no-readiness",  # the sample published this guest's readiness (lab/sample.py)
             "--json",
         ]  # fmt: skip
         log = open(guest / "vssd.log", "ab")  # noqa: SIM115 - handed to the child
@@ -201,7 +199,6 @@ class AgentGuest:
             return False
         if status != p.HV_S_OK:
             self.detail = f"the guest agent answered FREEZE with 0x{status:08X}"
-            self._read_report()
             return False
         return True
 
@@ -217,12 +214,5 @@ class AgentGuest:
             self.detail = f"the guest agent answered THAW with 0x{status:08X}"
 
     def finish(self) -> None:
-        """After THAW: the report the agent sends once its thaw hooks have run."""
-        if self._conn is not None and self.report is None:
-            self._read_report()
-
-    def _read_report(self) -> None:
-        try:
-            self.report = p.decode_report(self._receive(THAW_TIMEOUT))
-        except (OSError, GuestUnavailable, p.ProtocolError, ValueError) as exc:
-            self.detail = self.detail or f"no report from the guest agent ({exc})"
+        """After THAW: the agent runs its thaw hooks and publishes its report in the KVP pool; a real
+        host does not wait for that, the engine's guest_report polls for it."""

@@ -8,7 +8,6 @@ which the running VM's workload also takes around each write batch.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import shutil
@@ -19,8 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hvbackup import kvpreport
 from hvbackup.disk import open_disk, virtual_sha256
 from hvbackup.errors import UsageError
+from hvbackup.guest import kvp
 from hvbackup.hyperv.enums import (
     CheckpointType,
     ConsistencyLevel,
@@ -54,7 +55,7 @@ from hvbackup.lab.folder import (
     vm_folders,
     write_lab_file,
 )
-from hvbackup.lab.guestchannel import AgentGuest, NoGuest, StockGuest
+from hvbackup.lab.guestchannel import AgentGuest, NoGuest, StockGuest, kvp_dir
 from hvbackup.lab.guestio import Writers, check_write, write_file
 from hvbackup.lab.locks import held
 from hvbackup.lab.newvm import build_vm_record
@@ -314,7 +315,7 @@ class LabHost(HyperVHost):
                         guest.thaw()
                 if froze:
                     guest.finish()
-            self._after_checkpoint(folder, taken, guest.report if ask_guest else None)
+            self._after_checkpoint(folder, taken)  # the agent's report is in the guest's KVP pool
             if on_created is not None:  # the lab names a checkpoint as it takes it
                 on_created(checkpoint_model(record, taken))
             return checkpoint_model(record, taken)
@@ -363,15 +364,12 @@ class LabHost(HyperVHost):
         record.save()
         return taken
 
-    def _after_checkpoint(self, folder: VmFolder, taken: CheckpointRecord, report: dict[str, Any] | None) -> None:
-        digests = self._digests(folder, taken) if self.settings.get("record_digests") else None
-        if report is None and digests is None:
+    def _after_checkpoint(self, folder: VmFolder, taken: CheckpointRecord) -> None:
+        if not self.settings.get("record_digests"):
             return
+        digests = self._digests(folder, taken)
         with folder.io() as record:
-            if report is not None:
-                record.remember(record.guest_reports, taken.id, report)
-            if digests is not None:
-                record.remember(record.digests, taken.id, digests)
+            record.remember(record.digests, taken.id, digests)
             record.save()
 
     def _digests(self, folder: VmFolder, taken: CheckpointRecord) -> dict[str, str]:
@@ -698,18 +696,6 @@ class LabHost(HyperVHost):
                 return dict(found)
         return {}
 
-    def guest_report(self, checkpoint_id: str) -> dict[str, Any] | None:
-        """The guest's report for the freeze of that checkpoint; None when the guest was not asked or has no IS."""
-        for folder in self.folders():
-            found = folder.load().guest_reports.get(checkpoint_id.upper())
-            if found is not None:
-                return found
-        return None
-
-    def guest_readiness(self, vm_name: str) -> dict[str, Any] | None:
-        """What `hvbackup-guest check --json` says inside that VM (stored when the sample was built)."""
-        return _readiness(self.folder(vm_name))
-
     def stop_all(self) -> None:
         """Turn every running VM off (their workloads end)."""
         for vm in self.inventory():
@@ -735,10 +721,12 @@ def open_host(directory: str) -> LabHost:
 
 
 def _readiness(folder: VmFolder) -> dict[str, Any] | None:
+    """The readiness report the guest published in its KVP pool, when it is intact."""
     try:
-        return json.loads((folder.guest_dir / "readiness.json").read_text())
-    except FileNotFoundError:
+        found = kvp.published(kvp_dir(folder), kvpreport.READINESS)
+    except kvpreport.TornReport:
         return None
+    return found.report if found is not None else None
 
 
 def _matches(record: VmRecord, key: str) -> bool:

@@ -14,7 +14,6 @@ docs/ASSESS.md §1-9 (and docs/HYPERV.md §3-4), each with real VHDX disks holdi
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import tempfile
@@ -24,10 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from hvbackup import kvpreport
+from hvbackup.guest import kvp
 from hvbackup.hyperv.enums import CheckpointType, ControllerType, IntegrationServiceStatus, VMState
 from hvbackup.hyperv.model import VM, Firmware, Memory, NetworkAdapter, VirtualDisk
 from hvbackup.lab import app, images
 from hvbackup.lab.disks import drive_instance_id
+from hvbackup.lab.guestchannel import kvp_dir
 from hvbackup.lab.guesttree import GuestFacts, readiness
 from hvbackup.lab.newvm import DEFAULT_ENABLED, make_vm_folder, services
 from hvbackup.lab.record import WritableFile
@@ -118,7 +120,8 @@ def build_vm(directory: Path, spec: SampleVm) -> None:
         folder = make_vm_folder(directory, _vm_model(spec, tuple(disks)), files, guest=spec.guest, writable=writable)
         if spec.guest == "agent":
             _install_agent(folder.guest_dir)
-        (folder.guest_dir / "readiness.json").write_text(json.dumps(readiness(_guest_facts(spec)), indent=1))
+        if spec.guest != "none":  # what `hvbackup-guest check --publish` leaves for the host
+            kvp.publish(kvp_dir(folder), kvpreport.READINESS, readiness(_guest_facts(spec)))
 
 
 def _vm_model(spec: SampleVm, disks: tuple[VirtualDisk, ...]) -> VM:

@@ -1,6 +1,14 @@
 """Assessment rules, one small function each; importing this package registers them all."""
 
-from hvbackup.assess.rules import checkpoints, firmware, guest, integration, network, storage  # noqa: F401
+from hvbackup.assess.rules import (  # noqa: F401
+    checkpoints,
+    dataexchange,
+    firmware,
+    guest,
+    integration,
+    network,
+    storage,
+)
 from hvbackup.assess.rules.registry import RULES, Facts, Rule, run_rules
 
 __all__ = ["RULES", "Facts", "Rule", "run_rules"]
