@@ -3,6 +3,7 @@ before any disk is written, an exported key, and every option the command's mess
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -230,3 +231,62 @@ def test_restore_of_one_disk_offers_overwrite_as_its_message_says(
     assert target.stat().st_size > 1024 * 1024
     whole_vm = restore(lab, backed_up, "web-01:latest", "--overwrite")
     assert whole_vm.code == 1 and "--disk N --to FILE" in whole_vm.json()["error"]["message"]
+
+
+# -- onto a host: what the host can create, its switches, its folders (issue 13) ----------------
+
+
+def _with_host(lab: LabHost, **changes) -> dict:
+    """Change the lab's host facts (as Get-VMHost / Get-VMHostSupportedVersion would report them);
+    returns the old settings to put back."""
+    from hvbackup.lab.folder import read_lab_file, write_lab_file
+
+    settings = read_lab_file(lab.directory)
+    old = json.loads(json.dumps(settings))
+    settings["host"].update(changes)
+    write_lab_file(lab.directory, settings)
+    return old
+
+
+def _files_under(lab: LabHost) -> list[str]:
+    return sorted(str(p.relative_to(lab.directory)) for p in (lab.directory / "vms").rglob("*"))
+
+
+def test_a_configuration_version_the_host_cannot_create_is_refused_before_any_disk_is_written(
+    lab: LabHost, backed_up: dict
+) -> None:
+    from hvbackup.lab.folder import write_lab_file
+
+    before = _files_under(lab)
+    old = _with_host(lab, supported_versions=["5.0", "6.2", "7.0"], default_version="7.0")
+    try:
+        refused = restore(lab, backed_up, "web-01:latest", "--name", "web-01-old-host")
+    finally:
+        write_lab_file(lab.directory, old)
+    assert refused.code == 1 and "Traceback" not in refused.stderr
+    message = refused.json()["error"]["message"]
+    assert "configuration versions 5.0, 6.2, 7.0" in message and "newer host" in message
+    assert _files_under(lab) == before
+
+
+def test_the_host_default_version_is_taken_when_it_can_hold_the_vm(lab: LabHost, backed_up: dict) -> None:
+    restored = restore(lab, backed_up, "web-01:latest", "--name", "web-01-default-version")
+    assert restored.code == 0, restored.stderr
+    assert lab.get_vm(restored.json()["vm_id"]).version == lab.host_info().default_version
+
+
+def test_a_destination_folder_receives_the_disks_and_an_existing_file_there_is_refused(
+    lab: LabHost, backed_up: dict
+) -> None:
+    folder = lab.directory / "vms" / "given-folder"
+    restored = restore(lab, backed_up, "web-01:latest", "--name", "web-01-given", "--destination", str(folder))
+    assert restored.code == 0, restored.stderr
+    assert restored.json()["folder"] == str(folder)
+    copy = lab.get_vm(restored.json()["vm_id"])
+    assert all(Path(d.path).is_relative_to(folder) for d in copy.disks)
+    other = lab.directory / "vms" / "taken-folder"
+    other.mkdir()
+    (other / Path(copy.disks[0].path).name).write_bytes(b"the administrator's file")
+    refused = restore(lab, backed_up, "web-01:latest", "--name", "web-01-taken", "--destination", str(other))
+    assert refused.code == 1 and "exists on the host" in refused.json()["error"]["message"]
+    assert sorted(p.name for p in other.iterdir()) == [Path(copy.disks[0].path).name]

@@ -1,10 +1,10 @@
-"""The capabilities a host may offer (HyperVHost.directory, guest_readiness, guest_report): each is
+"""The capabilities a host may offer (HyperVHost.disk_writer, list_switches, checkpoint_files,
+guest_readiness, guest_report): each is
 declared on the interface with its "not offered" answer, and each host answers in the documented way."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -12,7 +12,7 @@ from hvbackup.hyperv.host import HyperVHost
 from hvbackup.lab import LabHost
 from hvbackup.lab.sample import SAMPLE_VMS, build_sample
 
-CAPABILITIES = ("directory", "guest_readiness", "guest_report")
+CAPABILITIES = ("disk_writer", "list_switches", "checkpoint_files", "guest_readiness", "guest_report")
 UNKNOWN_CHECKPOINT = "00000000-0000-0000-0000-000000000000"
 
 
@@ -27,19 +27,19 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHost]:
 @pytest.mark.parametrize("name", CAPABILITIES)
 def test_the_interface_declares_each_capability_and_what_none_means(name: str) -> None:
     assert hasattr(HyperVHost, name)
-    documented = HyperVHost.__doc__ if name == "directory" else getattr(HyperVHost, name).__doc__
+    documented = HyperVHost.__doc__ if name == "disk_writer" else getattr(HyperVHost, name).__doc__
     assert f"`{name}`" in HyperVHost.__doc__ and "None" in documented
 
 
-def test_the_powershell_host_offers_none_of_them_and_asks_the_host_nothing(ps_host, replay) -> None:
-    assert ps_host.directory is None
+def test_the_powershell_host_offers_no_guest_report_and_asks_the_host_nothing(ps_host, replay) -> None:
+    assert ps_host.disk_writer is None  # its disk opener (a test stub) is neither local files nor SMB
     assert ps_host.guest_readiness("web01") is None
     assert ps_host.guest_report(UNKNOWN_CHECKPOINT) is None
     assert replay.calls == []
 
 
-def test_the_lab_host_offers_all_three(lab: LabHost) -> None:
-    assert isinstance(lab.directory, Path) and lab.directory.is_dir()
+def test_the_lab_host_offers_them(lab: LabHost) -> None:
+    assert lab.disk_writer is not None and lab.disk_writer.local_folder(str(lab.directory)) == lab.directory
     readiness = lab.guest_readiness("web-01")
     assert isinstance(readiness, dict) and readiness
     assert lab.guest_report(UNKNOWN_CHECKPOINT) is None, "no report for a checkpoint the guest never froze for"

@@ -51,6 +51,11 @@ def folder_for(directory: Path, name: str, vm_id: str, incoming: tuple[Path, ...
     holds nothing but the disks being moved in (a restore's destination) becomes the VM's folder."""
     check_vm_name(name)
     base = directory / "vms"
+    parents = {f.resolve().parent for f in incoming}
+    if len(parents) == 1:
+        (given,) = parents
+        if given.parent == base.resolve() and _only_holds(given, incoming):
+            return given  # a restore's destination folder under DIR/vms
     candidate = base / name
     if not candidate.exists() or _only_holds(candidate, incoming):
         return candidate
