@@ -290,3 +290,18 @@ def test_a_destination_folder_receives_the_disks_and_an_existing_file_there_is_r
     refused = restore(lab, backed_up, "web-01:latest", "--name", "web-01-taken", "--destination", str(other))
     assert refused.code == 1 and "exists on the host" in refused.json()["error"]["message"]
     assert sorted(p.name for p in other.iterdir()) == [Path(copy.disks[0].path).name]
+
+
+def test_a_gen2_backup_without_the_guest_state_file_says_what_a_restore_loses(lab: LabHost, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    assert cli("init", "--repo", str(repo)).code == 0
+    run = cli("backup", "--host", f"lab:{lab.directory}", "--repo", str(repo), "web-01", "--json")
+    assert run.code == 0, run.stdout
+    (vm,) = run.json()["vms"]
+    with Repository.open(repo, PASSWORD) as opened:
+        manifest = opened.load_snapshot(vm["snapshot"]).manifest
+    captured = {c["kind"] for c in manifest.get("config_files", [])}
+    if lab.get_vm("web-01").generation == 2 and "vmgs" not in captured:
+        assert any(".vmgs" in w and "NVRAM" in w for w in vm["warnings"])
+    else:
+        assert not any(".vmgs" in w for w in vm["warnings"])
