@@ -175,6 +175,7 @@ class _Placement:
     host_paths: list[str]
     local_paths: list[Path]
     staging: Path | None  # a local temporary folder, when the host folder is not local
+    made_folder: bool  # the restore created the host folder (removed again if the restore fails)
 
 
 def restore_vm(
@@ -232,6 +233,8 @@ def restore_vm(
     except BaseException:
         for path in written:
             _remove_quietly(writer, path)
+        if placement.made_folder:
+            _remove_quietly(writer, placement.folder, folder=True)
         raise
     finally:
         if placement.staging is not None:
@@ -241,9 +244,12 @@ def restore_vm(
     return VmRestoreResult(vm.id, vm.name, start, results, time.monotonic() - started, placement.folder)
 
 
-def _remove_quietly(writer: DiskWriter, path: str) -> None:
+def _remove_quietly(writer: DiskWriter, path: str, *, folder: bool = False) -> None:
     try:
-        writer.remove(path)
+        if folder:
+            writer.remove_folder(path)
+        else:
+            writer.remove(path)
     except Exception:  # the failure being raised says more than a failed cleanup
         pass
 
@@ -265,13 +271,14 @@ def _place(
     taken = [p for p in host_paths if writer.exists(p)]
     if taken:
         raise UsageError(f"{', '.join(taken)} exists on the host: give another --destination")
+    made_folder = not writer.exists(folder)
     writer.make_folder(folder)
     local = writer.local_folder(folder)
     staging = None
     if local is None:
         staging = Path(tempfile.mkdtemp(prefix="hvbackup-restore-"))
         local = staging
-    return _Placement(folder, host_paths, [local / n for n in names], staging)
+    return _Placement(folder, host_paths, [local / n for n in names], staging, made_folder)
 
 
 def _file_names(disks: list[DiskEntry]) -> list[str]:

@@ -49,6 +49,12 @@ class LocalDiskWriter:
     def remove(self, path: str) -> None:
         Path(path).unlink(missing_ok=True)
 
+    def remove_folder(self, path: str) -> None:
+        try:
+            os.rmdir(path)
+        except OSError:  # gone, or holds files that are not ours
+            pass
+
 
 def writer_for(disk_opener: Callable[[str], ByteSource]) -> DiskWriter | None:
     """The writer that matches how a host's disks are read: SMB for SMB, local files for local files."""

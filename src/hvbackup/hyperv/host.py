@@ -70,6 +70,9 @@ class DiskWriter(Protocol):
     def remove(self, path: str) -> None:
         """Remove a file written earlier; no error if it is gone."""
 
+    def remove_folder(self, path: str) -> None:
+        """Remove a folder made earlier if it is empty; no error if it is gone or not empty."""
+
 
 class HyperVHost(ABC):
     """One Hyper-V host. Methods raise `hvbackup.hyperv.errors.HyperVError` subclasses.

@@ -98,6 +98,15 @@ class SmbDiskWriter:
     def remove(self, path: str) -> None:
         self._remove_quietly(self.unc(path))
 
+    def remove_folder(self, path: str) -> None:
+        import smbclient
+
+        unc = self.unc(path)
+        try:
+            smbclient.rmdir(unc, **self._session(unc))
+        except Exception:  # gone, or holds files that are not ours
+            pass
+
     def _remove_quietly(self, unc: str) -> None:
         import smbclient
 

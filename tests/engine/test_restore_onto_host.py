@@ -1,0 +1,97 @@
+"""A whole-VM restore onto a host whose folders this machine cannot write in place (a remote host,
+written over SMB): each disk is restored to a local temporary file and uploaded whole under a
+temporary name. What was written is removed again when the restore fails; nothing is left
+half-written under a final name, and no local temporary file is left."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hvbackup.disk import virtual_sha256
+from hvbackup.engine.disk_restore import RestoreDamaged
+from hvbackup.engine.vm_restore import restore_vm
+from hvbackup.hyperv.diskwriter import LocalDiskWriter
+from hvbackup.lab import LabHost
+from hvbackup.lab.sample import SAMPLE_VMS, build_sample
+from hvbackup.repo import Repository, layout
+
+from .conftest import PASSWORD, cli
+
+
+class UploadingWriter(LocalDiskWriter):
+    """The host's folders, reached only by whole-file uploads, as SmbDiskWriter reaches them
+    (tests/hyperv/test_smb_writer.py tests that writer against samba)."""
+
+    def __init__(self) -> None:
+        self.uploads: list[str] = []
+
+    def local_folder(self, path: str) -> Path | None:
+        return None
+
+    def upload(self, local: Path, path: str) -> None:
+        super().upload(local, path)
+        self.uploads.append(path)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHost]:
+    lab = LabHost.create(tmp_path_factory.mktemp("uploadlab") / "lab", record_digests=True)
+    build_sample(lab, [s for s in SAMPLE_VMS if s.name == "app-02"])
+    yield lab
+    lab.destroy()
+
+
+@pytest.fixture(scope="module")
+def repo(lab: LabHost, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("uploadrepo") / "repo"
+    assert cli("init", "--repo", str(path)).code == 0
+    run = cli("backup", "--host", f"lab:{lab.directory}", "--repo", str(path), "app-02", "--json")
+    assert run.code == 0, run.stdout
+    return path
+
+
+def _our_temporaries() -> list[str]:
+    return sorted(p.name for p in Path(tempfile.gettempdir()).glob("hvbackup-restore-*"))
+
+
+def test_each_disk_is_uploaded_whole_and_the_vm_gets_them(lab: LabHost, repo: Path) -> None:
+    lab.disk_writer = UploadingWriter()
+    before = _our_temporaries()
+    try:
+        with Repository.open(repo, PASSWORD) as opened:
+            snap = opened.load_snapshot("app-02:latest")
+            result = restore_vm(lab, opened, snap, name="app-02-uploaded", start=False)
+    finally:
+        writer = lab.disk_writer
+        del lab.disk_writer
+    assert len(writer.uploads) == 2 and result.folder == str(lab.directory / "vms" / "app-02-uploaded")
+    copy = lab.get_vm(result.vm_id)
+    frozen = lab.checkpoint_digests(snap.manifest["checkpoint"]["id"])
+    by_address = {d["controller"]: frozen[d["path"]] for d in snap.manifest["disks"] if d.get("controller")}
+    assert {d.address: virtual_sha256(d.path) for d in copy.disks} == by_address
+    assert _our_temporaries() == before
+
+
+def test_a_failure_on_the_second_disk_removes_the_first_and_the_folder(lab: LabHost, repo: Path) -> None:
+    with Repository.open(repo, PASSWORD) as opened:
+        snap = opened.load_snapshot("app-02:latest")
+        first, second = (d["name"] for d in snap.manifest["disks"] if d.get("controller"))
+        only_second = snap.index(second).stored_ids() - snap.index(first).stored_ids()
+    (repo / layout.chunk(sorted(only_second)[0])).unlink()  # damage only the second disk
+    lab.disk_writer = UploadingWriter()
+    folder = lab.directory / "vms" / "app-02-broken"
+    before = _our_temporaries()
+    try:
+        with Repository.open(repo, PASSWORD) as opened, pytest.raises(RestoreDamaged):
+            restore_vm(lab, opened, opened.load_snapshot("app-02:latest"), name="app-02-broken", start=False)
+    finally:
+        writer = lab.disk_writer
+        del lab.disk_writer
+    assert len(writer.uploads) == 1, "the first disk was on the host before the second failed"
+    assert not folder.exists(), "its disk and the folder the restore made are gone again"
+    assert "app-02-broken" not in {vm.name for vm in lab.inventory()}
+    assert _our_temporaries() == before
