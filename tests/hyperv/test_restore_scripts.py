@@ -9,7 +9,7 @@ from hvbackup.hyperv.diskwriter import LocalDiskWriter, writer_for
 from hvbackup.hyperv.enums import SnapshotType
 from hvbackup.hyperv.filesource import LocalFileSource
 from hvbackup.hyperv.host import host_path_folder, join_host_path
-from hvbackup.hyperv.model import Checkpoint
+from hvbackup.hyperv.model import Checkpoint, VmConfig
 from hvbackup.hyperv.smb import SmbCredentials, SmbDiskOpener
 from hvbackup.hyperv.smb_writer import SmbDiskWriter
 from hvbackup.hyperv.wire import vm_from_json
@@ -57,11 +57,14 @@ def test_checkpoint_files_names_each_file_with_its_kind(ps_host, replay) -> None
     assert replay.calls[0][1] == {"VmId": "vm", "CheckpointId": checkpoint.id}
 
 
-def test_import_vm_passes_the_file_the_folder_and_the_name(ps_host, replay) -> None:
+def test_import_vm_passes_the_file_the_folder_the_name_and_the_disks(ps_host, replay, web01) -> None:
     replay.queue("import_vm", "import_vm.json")
-    vm = ps_host.import_vm("D:\\R\\x.vmcx", "D:\\R\\copy", "web01-imported")
+    config = web01.config()
+    vm = ps_host.import_vm("D:\\R\\x.vmcx", "D:\\R\\copy", "web01-imported", config, ["D:\\R\\copy\\a.vhdx"])
     assert vm.name == "web01-imported"
-    assert replay.calls[0][1] == {"Path": "D:\\R\\x.vmcx", "Destination": "D:\\R\\copy", "Name": "web01-imported"}
+    params = replay.calls[0][1]
+    assert (params["Path"], params["Destination"], params["Name"]) == ("D:\\R\\x.vmcx", "D:\\R\\copy", "web01-imported")
+    assert params["DiskPaths"] == ["D:\\R\\copy\\a.vhdx"] and VmConfig.from_json(params["Config"]) == config
 
 
 def test_each_kind_of_host_gets_the_writer_that_matches_its_reader() -> None:

@@ -261,6 +261,13 @@ def restore_cmd(
     switch: Annotated[
         str | None, typer.Option(help="Connect every network adapter to this virtual switch of the host.")
     ] = None,
+    import_config: Annotated[
+        bool,
+        typer.Option(
+            help="Build the VM with Import-VM (a copy, new id) from the configuration files the snapshot "
+            "captured (.vmcx, .vmgs: NVRAM and vTPM kept), instead of from the recorded settings."
+        ),
+    ] = False,
     disk: DiskOpt = None,
     to: ToOpt = None,
     fmt: FormatOpt = None,
@@ -317,6 +324,7 @@ def restore_cmd(
                 allow_damaged=allow_damaged,
                 destination=destination,
                 switch=switch,
+                import_config=import_config,
                 progress=_Summed(bar),
             )
     emit({"snapshot": snap.info.id, "short_id": snap.info.short_id, **result.to_json()}, as_json, _render_vm_restore)

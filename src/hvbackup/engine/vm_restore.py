@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hvbackup.engine.disk_restore import RestoreResult, restore_disk
-from hvbackup.engine.manifest import DiskEntry, VmManifest, manifest_of
+from hvbackup.engine.manifest import CONFIG_KINDS, DiskEntry, VmManifest, manifest_of
 from hvbackup.errors import HvBackupError, UsageError
 from hvbackup.hyperv.host import DiskWriter, HyperVHost, host_path_folder, is_windows_path, join_host_path
 from hvbackup.hyperv.model import VM, Firmware, Host, VmConfig, vm_name_problem
@@ -167,9 +167,18 @@ def _same_mac(a: str, b: str) -> bool:
     return bool(a and b) and plain(a) == plain(b)
 
 
+@dataclass(frozen=True)
+class _Item:
+    """One file a restore writes: the snapshot's disk entry holding it, its file name, its format."""
+
+    disk_name: str
+    file_name: str
+    fmt: str
+
+
 @dataclass
 class _Placement:
-    """Where each restored disk goes: its host path, and the local file written first."""
+    """Where each restored file goes: its host path, and the local file written first."""
 
     folder: str
     host_paths: list[str]
@@ -189,10 +198,13 @@ def restore_vm(
     allow_damaged: bool = False,
     destination: str | None = None,
     switch: str | None = None,
+    import_config: bool = False,
     progress: Progress | None = None,
 ) -> VmRestoreResult:
     """Restore `snapshot` as a new VM; every clash (name, MAC, switch, configuration version, an
-    existing file, an image snapshot) is refused before any disk is written."""
+    existing file, an image snapshot) is refused before any disk is written. `import_config`:
+    build it with Import-VM from the captured configuration files instead of from the recorded
+    configuration (docs/HYPERV.md §14)."""
     started = time.monotonic()
     writer = host.disk_writer
     if writer is None:
@@ -206,30 +218,42 @@ def restore_vm(
     config = restored_config(snapshot, name, keep_macs)
     if keep_macs:
         check_macs_free(config, existing)
-    config = with_host_settings(config, configuration_version(config.version, info), switch)
+    if import_config:
+        check_importable(snapshot, config, info)
+        config = with_host_settings(config, config.version, switch)
+    else:
+        config = with_host_settings(config, configuration_version(config.version, info), switch)
     check_switches(config, host.list_switches(), info.name)
     disks = _disk_entries(snapshot, config)
-    placement = _place(host, writer, snapshot, existing, name, disks, destination)
+    items = [_Item(d.name, n, "vhdx") for d, n in zip(disks, _file_names(disks), strict=True)]
+    if import_config:
+        items += _config_items(snapshot)
+    placement = _place(host, writer, snapshot, existing, name, items, destination)
     results: list[RestoreResult] = []
     written: list[str] = []
     try:
-        for entry, local, host_path in zip(disks, placement.local_paths, placement.host_paths, strict=True):
-            results.append(
-                restore_disk(
-                    repo,
-                    snapshot,
-                    local,
-                    disk_name=entry.name,
-                    fmt="vhdx",
-                    allow_damaged=allow_damaged,
-                    progress=progress,
-                )
+        for item, local, host_path in zip(items, placement.local_paths, placement.host_paths, strict=True):
+            result = restore_disk(
+                repo,
+                snapshot,
+                local,
+                disk_name=item.disk_name,
+                fmt=item.fmt,
+                allow_damaged=allow_damaged,
+                progress=progress,
             )
+            if item.fmt == "vhdx":
+                results.append(result)
             written.append(host_path)
             if placement.staging is not None:
                 writer.upload(local, host_path)
                 local.unlink()
-        vm = host.create_vm(config, name, placement.host_paths)
+        disk_paths = placement.host_paths[: len(disks)]
+        if import_config:
+            vmcx = placement.host_paths[len(disks)]
+            vm = host.import_vm(vmcx, placement.folder, name, config, disk_paths)
+        else:
+            vm = host.create_vm(config, name, disk_paths)
     except BaseException:
         for path in written:
             _remove_quietly(writer, path)
@@ -242,6 +266,33 @@ def restore_vm(
     if start:
         host.start_vm(vm)
     return VmRestoreResult(vm.id, vm.name, start, results, time.monotonic() - started, placement.folder)
+
+
+def check_importable(snapshot: Snapshot, config: VmConfig, host: Host) -> None:
+    """--import-config needs the captured .vmcx, and a host that runs the VM's configuration version
+    (Import-VM keeps it)."""
+    manifest = manifest_of(snapshot)
+    if not isinstance(manifest, VmManifest) or manifest.config_file("vmcx") is None:
+        raise UsageError(
+            f"snapshot {snapshot.info.short_id} holds no configuration file (.vmcx): restore without --import-config"
+        )
+    if host.supported_versions and config.version not in host.supported_versions:
+        raise UsageError(
+            f"host {host.name} does not run configuration version {config.version} "
+            f"(it supports {', '.join(host.supported_versions)}): restore without --import-config"
+        )
+
+
+def _config_items(snapshot: Snapshot) -> list[_Item]:
+    """The captured configuration files, .vmcx first, under their recorded file names."""
+    manifest = manifest_of(snapshot)
+    assert isinstance(manifest, VmManifest)
+    ordered = sorted(manifest.config_files, key=lambda c: CONFIG_KINDS.index(c.kind) if c.kind in CONFIG_KINDS else 9)
+    return [_Item(c.disk, _base_name(c.path) or f"{c.disk}", "raw") for c in ordered]
+
+
+def _base_name(path: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._ -]", "_", re.split(r"[\\/]", path)[-1])
 
 
 def _remove_quietly(writer: DiskWriter, path: str, *, folder: bool = False) -> None:
@@ -260,12 +311,12 @@ def _place(
     snapshot: Snapshot,
     existing: list[VM],
     name: str,
-    disks: list[DiskEntry],
+    items: list[_Item],
     destination: str | None,
 ) -> _Placement:
     """The host folder (the one given, else the VM's original folder when free, else the host's
-    default folder for this name) and a file name per disk; refused if a file of that name exists."""
-    names = _file_names(disks)
+    default folder for this name) and a host path per file; refused if a file of that name exists."""
+    names = [item.file_name for item in items]
     folder = destination or _free_original_folder(writer, snapshot, existing, names) or host.restore_folder(name)
     host_paths = [join_host_path(folder, n) for n in names]
     taken = [p for p in host_paths if writer.exists(p)]

@@ -109,10 +109,11 @@ class HyperVHost(ABC):
         that none were captured)."""
         return None
 
-    def import_vm(self, vmcx_path: str, folder: str, name: str) -> VM:
+    def import_vm(self, vmcx_path: str, folder: str, name: str, config: VmConfig, disk_paths: Sequence[str]) -> VM:
         """Import a copy of a VM from its configuration file with a new id (Compare-VM, then Import-VM
-        -Copy -GenerateNewId), its files under `folder`, renamed to `name`; left Off.
-        Raises UsageError when this host does not offer it (see `checkpoint_files`)."""
+        -Copy -GenerateNewId), its files under `folder`, named `name`, its drives at `config.disks`'
+        addresses pointed at `disk_paths`, its adapters on `config`'s switches with a new MAC where
+        `config` asks for one; left Off. Raises UsageError when this host does not offer it."""
         raise UsageError(f"host {self.host_info().name} cannot import a VM from its configuration files")
 
     @abstractmethod

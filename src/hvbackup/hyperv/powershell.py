@@ -191,8 +191,15 @@ class PowerShellHost(HyperVHost):
             ConfigFile(str(f["Kind"]), str(f["Path"]), int(f.get("Size") or 0)) for f in as_list(document.get("Files"))
         ]
 
-    def import_vm(self, vmcx_path: str, folder: str, name: str) -> VM:
-        document = self.call("import_vm", Path=vmcx_path, Destination=folder, Name=name)
+    def import_vm(self, vmcx_path: str, folder: str, name: str, config: VmConfig, disk_paths: Sequence[str]) -> VM:
+        document = self.call(
+            "import_vm",
+            Path=vmcx_path,
+            Destination=folder,
+            Name=name,
+            Config=config.to_json(),
+            DiskPaths=list(disk_paths),
+        )
         return vm_from_json(document["VM"])
 
     def open_disk_source(self, path: str) -> ByteSource:

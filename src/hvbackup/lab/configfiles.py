@@ -43,3 +43,18 @@ def _content(kind: str, vm: VM, checkpoint_id: str) -> bytes:
         return json.dumps(document, indent=1).encode()
     label = f"hvbackup lab {kind} of VM {vm.id} at checkpoint {checkpoint_id}\n".encode()
     return label + bytes(GUEST_STATE_SIZE - len(label))
+
+
+def read_vmcx(path: Path) -> VM:
+    """The VM a lab .vmcx describes (ObjectNotFound / InvalidVmState as Compare-VM would fail)."""
+    from hvbackup.hyperv.errors import InvalidVmState, ObjectNotFound
+
+    try:
+        document = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ObjectNotFound(f"Compare-VM: the file {path} does not exist") from None
+    except ValueError:
+        raise InvalidVmState(f"Compare-VM: {path} is not a virtual machine configuration file") from None
+    if not isinstance(document, dict) or document.get("lab_vmcx") != 1:
+        raise InvalidVmState(f"Compare-VM: {path} is not a virtual machine configuration file")
+    return VM.from_json(document["vm"])

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hvbackup.hyperv.errors import ObjectNotFound
+from hvbackup.hyperv.errors import InvalidVmState, ObjectNotFound
 from hvbackup.hyperv.model import VmConfig
 from hvbackup.lab import configfiles
 from hvbackup.lab.newvm import build_vm_record
@@ -58,3 +59,23 @@ def checkpoint_files(lab: LabHost, params: dict[str, Any]) -> dict[str, Any]:
         raise ObjectNotFound(f"VM {vm.id} has no checkpoint {checkpoint_id}")
     files = configfiles.checkpoint_files(lab.folder(vm.id).path, vm, checkpoint_id)
     return {"Files": [{"Kind": kind, "Path": str(path), "Size": path.stat().st_size} for kind, path in files]}
+
+
+@operation("import_vm")
+def import_vm(lab: LabHost, params: dict[str, Any]) -> dict[str, Any]:
+    """Compare-VM + Import-VM -Copy -GenerateNewId: the settings come from the .vmcx; the drives at the
+    given addresses get the given disks, the adapters the given switches and MAC choice."""
+    captured = configfiles.read_vmcx(Path(str(params["Path"])))
+    asked = VmConfig.from_json(params["Config"])
+    paths = [Path(p) for p in params.get("DiskPaths") or []]
+    for path in paths:
+        if not path.is_file():
+            raise ObjectNotFound(f"Import-VM: the file {path} does not exist")
+    settings = captured.config()
+    addresses = {d.address for d in settings.disks}
+    missing = [d.address for d in asked.disks if d.address not in addresses]
+    if missing:
+        raise InvalidVmState(f"the configuration has no drive at {', '.join(missing)}")
+    config = dataclasses.replace(settings, disks=asked.disks, network_adapters=asked.network_adapters)
+    folder = build_vm_record(lab.directory, config, str(params["Name"]), paths)
+    return {"VM": _vm_document(lab, folder.load().id)}
