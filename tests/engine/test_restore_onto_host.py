@@ -95,3 +95,32 @@ def test_a_failure_on_the_second_disk_removes_the_first_and_the_folder(lab: LabH
     assert not folder.exists(), "its disk and the folder the restore made are gone again"
     assert "app-02-broken" not in {vm.name for vm in lab.inventory()}
     assert _our_temporaries() == before
+
+
+def test_a_lost_vm_comes_back_in_its_original_folder_when_that_is_free(tmp_path: Path) -> None:
+    import shutil
+
+    lab = LabHost.create(tmp_path / "lab")
+    build_sample(lab, [s for s in SAMPLE_VMS if s.name == "web-01"])
+    repo = tmp_path / "repo"
+    try:
+        assert cli("init", "--repo", str(repo)).code == 0
+        assert cli("backup", "--host", f"lab:{lab.directory}", "--repo", str(repo), "web-01").code == 0
+        with Repository.open(repo, PASSWORD) as opened:
+            snap = opened.load_snapshot("web-01:latest")
+        original = Path(snap.manifest["disks"][0]["path"]).parent
+        busy = cli(
+            "restore", "web-01:latest", "-H", f"lab:{lab.directory}", "--repo", str(repo), "--no-start", "--json"
+        )
+        assert busy.code == 0, busy.stdout
+        assert busy.json()["folder"] != str(original), "the original VM still exists: its folder is not free"
+        lab.stop_vm(lab.get_vm("web-01"))
+        shutil.rmtree(lab.folder("web-01").path)  # the VM and its files are lost; its folder is made again, empty
+        original.mkdir(parents=True)
+        back = cli(
+            "restore", "web-01:latest", "-H", f"lab:{lab.directory}", "--repo", str(repo), "--no-start", "--json"
+        )
+        assert back.code == 0, back.stdout
+        assert back.json()["folder"] == str(original)
+    finally:
+        lab.destroy()
