@@ -248,6 +248,14 @@ def _with_host(lab: LabHost, **changes) -> dict:
     return old
 
 
+def _lab_behind_powershell(lab: LabHost) -> bool:
+    from hvbackup.connect import connect
+    from hvbackup.hyperv.powershell import PowerShellHost
+
+    with connect(f"lab:{lab.directory}") as host:
+        return isinstance(host, PowerShellHost)
+
+
 def _files_under(lab: LabHost) -> list[str]:
     return sorted(str(p.relative_to(lab.directory)) for p in (lab.directory / "vms").rglob("*"))
 
@@ -305,3 +313,62 @@ def test_a_gen2_backup_without_the_guest_state_file_says_what_a_restore_loses(la
         assert any(".vmgs" in w and "NVRAM" in w for w in vm["warnings"])
     else:
         assert not any(".vmgs" in w for w in vm["warnings"])
+
+
+def test_an_adapter_whose_switch_the_host_lacks_is_refused_before_any_disk_and_switch_connects_it(
+    lab: LabHost, backed_up: dict
+) -> None:
+    if not _lab_behind_powershell(lab):
+        pytest.skip("the lab answers list_switches only behind PowerShellHost (branch labpath)")
+    assert any(n.switch_name for n in lab.get_vm("web-01").network_adapters)
+    from hvbackup.lab.folder import read_lab_file, write_lab_file
+
+    settings = read_lab_file(lab.directory)
+    old = json.loads(json.dumps(settings))
+    settings["switches"] = ["Only Switch"]
+    write_lab_file(lab.directory, settings)
+    before = _files_under(lab)
+    try:
+        refused = restore(lab, backed_up, "web-01:latest", "--name", "web-01-no-switch")
+        connected = restore(lab, backed_up, "web-01:latest", "--name", "web-01-switched", "--switch", "Only Switch")
+    finally:
+        write_lab_file(lab.directory, old)
+    assert refused.code == 1, refused.stdout
+    message = refused.json()["error"]["message"]
+    assert "no virtual switch" in message and "Only Switch" in message and "--switch" in message
+    assert connected.code == 0, connected.stdout
+    copy = lab.get_vm(connected.json()["vm_id"])
+    assert {n.switch_name for n in copy.network_adapters} == {"Only Switch"}
+    assert [f for f in _files_under(lab) if f not in before and "web-01-no-switch" in f] == []
+
+
+def test_import_config_without_a_captured_vmcx_is_refused_before_any_disk(lab: LabHost, backed_up: dict) -> None:
+    with Repository.open(backed_up["repo"], PASSWORD) as repo:
+        captured = repo.load_snapshot("web-01:latest").manifest.get("config_files") or []
+    if any(c["kind"] == "vmcx" for c in captured):
+        pytest.skip("this host captured the .vmcx")
+    before = _files_under(lab)
+    refused = restore(lab, backed_up, "web-01:latest", "--name", "web-01-imported", "--import-config")
+    assert refused.code == 1 and "no configuration file (.vmcx)" in refused.json()["error"]["message"]
+    assert _files_under(lab) == before
+
+
+def test_a_vm_is_imported_from_its_captured_configuration_files(lab: LabHost, backed_up: dict) -> None:
+    if not _lab_behind_powershell(lab):
+        pytest.skip("the lab captures configuration files only behind PowerShellHost (branch labpath)")
+    with Repository.open(backed_up["repo"], PASSWORD) as repo:
+        manifest = repo.load_snapshot("web-01:latest").manifest
+    assert {c["kind"] for c in manifest["config_files"]} == {"vmcx", "vmgs"}  # web-01: Gen 2, running
+    imported = restore(lab, backed_up, "web-01:latest", "--name", "web-01-imported", "--import-config")
+    assert imported.code == 0, imported.stdout
+    copy = lab.get_vm(imported.json()["vm_id"])
+    original = lab.get_vm("web-01")
+    assert copy.id != original.id and copy.name == "web-01-imported"
+    assert (copy.generation, copy.version, copy.processor_count) == (
+        original.generation,
+        original.version,
+        original.processor_count,
+    )
+    assert not {n.mac_address for n in copy.network_adapters} & {n.mac_address for n in original.network_adapters}
+    folder = Path(imported.json()["folder"])
+    assert sorted(p.suffix for p in folder.rglob("*.vm*")) == [".vmcx", ".vmgs"]
