@@ -341,17 +341,25 @@ class VmBackup:
 
     def _capture_config_files(self) -> list[tuple[str, DiskEntry, DiskBackupResult]]:
         """The checkpoint's configuration files, read like disks (raw, deduplicated) when the host names
-        them; a Generation 2 VM without its .vmgs loses its NVRAM boot entries and vTPM state on restore
-        (docs/HYPERV.md §14), which the backup says."""
-        files = self.host.checkpoint_files(self._held_checkpoint()) or []
+        them; one that cannot be read is a warning, never a failed backup. A Generation 2 VM without its
+        .vmgs loses its NVRAM boot entries and vTPM state on restore (docs/HYPERV.md §14): said too."""
         out = []
+        try:
+            files = self.host.checkpoint_files(self._held_checkpoint()) or []
+        except HyperVError as exc:
+            files = []
+            self.result.warnings.append(f"configuration files not captured: {exc}")
         for item in files:
             name = f"config.{item.kind}"
-            with open_disk(self.host.open_disk_source(item.path)) as image:
-                result = DiskBackup(self.repo, image).run(progress=_Cancellable(self.progress, self.cancel))
-                out.append((name, disk_entry(name, item.path, image, result), result))
+            try:
+                with open_disk(self.host.open_disk_source(item.path)) as image:
+                    result = DiskBackup(self.repo, image).run(progress=_Cancellable(self.progress, self.cancel))
+                    out.append((name, disk_entry(name, item.path, image, result), result))
+            except (HyperVError, OSError) as exc:
+                self.result.warnings.append(f"configuration file {item.path} not captured: {exc}")
+                continue
             self.config_files.append(ConfigFileEntry(item.kind, item.path, result.stats.size, name))
-        if self.vm.generation == 2 and not any(f.kind == "vmgs" for f in files):
+        if self.vm.generation == 2 and not any(f.kind == "vmgs" for f in self.config_files):
             self.result.warnings.append(
                 "the VM's guest state file (.vmgs) was not captured: a restore gets fresh NVRAM "
                 "(boot entries) and no vTPM state"
