@@ -67,6 +67,16 @@ ALLOWED_CMDLETS = {
     "ForEach-Object": (PS51.format("Microsoft.PowerShell.Core/ForEach-Object"), "docset"),
     "Start-Sleep": (PS51.format("Microsoft.PowerShell.Utility/Start-Sleep"), "docset"),
     "Get-ChildItem": (PS51.format("Microsoft.PowerShell.Management/Get-ChildItem"), "docset"),
+    # restoring a VM onto a host (docs/HYPERV.md §14)
+    "Get-VMSwitch": (PSD.format("Get-VMSwitch"), "docs/HYPERV.md §14"),
+    "Compare-VM": (PSD.format("Compare-VM"), "docs/HYPERV.md §14"),
+    "Import-VM": (PSD.format("Import-VM"), "docs/HYPERV.md §14"),
+    "Rename-VM": (PSD.format("Rename-VM"), "docs/HYPERV.md §14"),
+    "Set-VMHardDiskDrive": (PSD.format("Set-VMHardDiskDrive"), "docs/HYPERV.md §14"),
+    "Connect-VMNetworkAdapter": (PSD.format("Connect-VMNetworkAdapter"), "docs/HYPERV.md §14"),
+    "Set-VMNetworkAdapter": (PSD.format("Set-VMNetworkAdapter"), "docs/HYPERV.md §14"),
+    "Get-Item": (PS51.format("Microsoft.PowerShell.Management/Get-Item"), "docset"),
+    "Join-Path": (PS51.format("Microsoft.PowerShell.Management/Join-Path"), "docset"),
 }
 
 # Every WMI class a script may name, with its page (docs/HYPERV.md §1 unless noted).
@@ -106,6 +116,12 @@ OPERATIONS = {
     "request_shutdown": ["request_shutdown"],
     "list_orphans": ["list_orphans"],
     "create_vm": ["create_vm"],
+}
+# Capabilities a host may offer (not abstract): the scripts of PowerShellHost's answers.
+RESTORE_CAPABILITIES = {
+    "list_switches": ["list_switches"],
+    "checkpoint_files": ["checkpoint_files"],
+    "import_vm": ["import_vm"],
 }
 
 
@@ -148,7 +164,7 @@ def test_every_host_operation_has_its_scripts():
     for scripts in OPERATIONS.values():
         for name in scripts:
             assert (SCRIPTS / f"{name}.ps1").is_file(), name
-    used = {name for scripts in OPERATIONS.values() for name in scripts}
+    used = {name for scripts in (*OPERATIONS.values(), *RESTORE_CAPABILITIES.values()) for name in scripts}
     assert used == set(operation_names()), "a script no operation uses, or an operation without script"
 
 
