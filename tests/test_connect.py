@@ -72,12 +72,27 @@ def test_connect_local_without_powershell_is_unsupported(monkeypatch, tmp_path):
     assert isinstance(caught.value, HvBackupError)
 
 
-def test_lab_spec_opens_the_lab_host_in_that_folder(tmp_path):
+def test_lab_spec_opens_the_powershell_host_over_the_lab_in_that_folder(tmp_path):
+    from hvbackup.hyperv.filesource import LocalFileSource
+    from hvbackup.hyperv.powershell import PowerShellHost
     from hvbackup.lab import LabHost
+    from hvbackup.lab.transport import LabTransport
 
     LabHost.create(tmp_path / "lab")
     host = connect(f"lab:{tmp_path / 'lab'}")
-    assert isinstance(host, LabHost) and host.directory == tmp_path / "lab"
+    assert isinstance(host, PowerShellHost) and host.disk_opener is LocalFileSource
+    assert isinstance(host.transport, LabTransport) and host.transport.lab.directory == tmp_path / "lab"
+    assert host.host_info().name == "LAB-HV01"
+
+
+def test_two_lab_folders_are_two_hosts_though_both_are_named_lab_hv01(tmp_path):
+    from hvbackup.lab import LabHost
+
+    first, second = LabHost.create(tmp_path / "one"), LabHost.create(tmp_path / "two")
+    hosts = [connect(f"lab:{lab.directory}") for lab in (first, second)]
+    assert [h.host_info().name for h in hosts] == ["LAB-HV01", "LAB-HV01"]
+    assert hosts[0].identity() != hosts[1].identity()
+    assert hosts[0].identity() == first.identity() == connect(f"lab:{first.directory}").identity()
 
 
 @pytest.mark.parametrize("option", ["verify", "cert", "key"])

@@ -5,7 +5,7 @@ The one module that knows both hyperv/ (the real host) and lab/ (the simulator).
     psrp://[user@]host[:port][?auth=kerberos|ntlm|negotiate|certificate&ssl=0&verify=0|/ca.pem
                               &cert=/c.pem&key=/k.pem]
     local          the Hyper-V host this process runs on (Windows PowerShell)
-    lab:DIR        the built-in lab host in DIR
+    lab:DIR        the built-in lab host in DIR, behind the PowerShell host (hvbackup.lab.powershell_host)
 
 The password for psrp:// comes from the `password` argument or HVBACKUP_HYPERV_PASSWORD.
 Kerberos uses the ticket cache and needs no password.
@@ -155,6 +155,6 @@ def connect(spec: str, *, password: str | None = None) -> HyperVHost:
 def _open_lab(directory: str) -> HyperVHost:
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise UsageError(f"lab:{directory}: {directory} is a file, not a lab host folder")
-    from hvbackup.lab import open_host  # here, so that a psrp:// run never loads the simulator
+    from hvbackup.lab import open_host, powershell_host  # here, so that a psrp:// run never loads the simulator
 
-    return open_host(directory)
+    return powershell_host(open_host(directory))

@@ -1,4 +1,4 @@
-"""Whole-VM backups of the lab host's sample VMs: modes, consistency, incrementals, restore,
+"""Whole-VM backups of the lab host's sample VMs, through PowerShellHost over the lab transport: modes, consistency, incrementals, restore,
 point-in-time capture, and interruptions at every step."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from hvbackup.assess.verdict import predict
 from hvbackup.disk import virtual_sha256
 from hvbackup.engine.vm_backup import RESULT_OK, backup_vms, guest_readiness, meets
 from hvbackup.engine.vm_restore import restore_vm
-from hvbackup.lab import LabHost
+from hvbackup.lab import LabHost, powershell_host
 from hvbackup.lab.app import newest_sequence, written_since
 from hvbackup.lab.sample import SAMPLE_VMS, build_sample
 from hvbackup.repo import Repository
@@ -33,6 +33,12 @@ def make_lab(path: Path, *names: str) -> LabHost:
     lab = LabHost.create(path, record_digests=True)
     build_sample(lab, [s for s in SAMPLE_VMS if not names or s.name in names])
     return lab
+
+
+def backup_through_scripts(lab: LabHost, repo: Repository, policy: Policy):
+    """A backup run of every VM of the lab, through PowerShellHost over the lab transport."""
+    host = powershell_host(lab)
+    return backup_vms(host, repo, host.inventory(), policy)
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +62,10 @@ POLICIES = [
 @pytest.mark.slow
 @pytest.mark.parametrize("policy", POLICIES, ids=lambda p: f"{p.consistency}-{p.allow_downtime}")
 def test_every_sample_vm_gets_what_assess_predicts(sample: LabHost, repo: Repository, policy: Policy) -> None:
-    vms = sample.inventory()
-    predicted = {vm.name: predict(vm, policy, guest_readiness(sample, vm)) for vm in vms}
-    run = backup_vms(sample, repo, vms, policy, parallel=3)
+    host = powershell_host(sample)  # the engine talks to the lab through the scripts, as to a real host
+    vms = host.inventory()
+    predicted = {vm.name: predict(vm, policy, guest_readiness(host, vm)) for vm in vms}
+    run = backup_vms(host, repo, vms, policy, parallel=3)
     assert {v.name for v in run.vms} == {vm.name for vm in vms}
     for result in run.vms:
         verdict = predicted[result.name]
@@ -70,8 +77,8 @@ def test_every_sample_vm_gets_what_assess_predicts(sample: LabHost, repo: Reposi
         expected_ok = verdict.meets_policy and not verdict.skipped_disks
         assert (result.result == RESULT_OK) == expected_ok, (result.name, result.result, result.message)
         assert meets(result.consistency, policy) == verdict.meets_policy or verdict.mode == "none"
-    for vm in sample.inventory():
-        assert not [o for o in sample.list_orphans(vm) if o.is_ours], f"{vm.name}: a checkpoint was left behind"
+    for vm in host.inventory():
+        assert not [o for o in host.list_orphans(vm) if o.is_ours], f"{vm.name}: a checkpoint was left behind"
         original = next(v for v in vms if v.id == vm.id)
         assert vm.state == original.state, f"{vm.name} was left {vm.state.name}"
     assert run.exit_code == (0 if all(v.result == RESULT_OK for v in run.vms) else 3)
@@ -80,7 +87,7 @@ def test_every_sample_vm_gets_what_assess_predicts(sample: LabHost, repo: Reposi
 def test_backup_captures_the_disk_as_it_was_at_the_checkpoint(tmp_path: Path, repo: Repository) -> None:
     lab = make_lab(tmp_path / "lab", "web-01")
     try:
-        run = backup_vms(lab, repo, lab.inventory(), Policy())
+        run = backup_through_scripts(lab, repo, Policy())
         (result,) = run.vms
         assert result.result == RESULT_OK and result.consistency == "application"
         frozen = lab.checkpoint_digests(result.checkpoint)
@@ -100,15 +107,17 @@ def test_backup_captures_the_disk_as_it_was_at_the_checkpoint(tmp_path: Path, re
 def test_incremental_reads_only_what_changed_and_restores_as_a_new_vm(tmp_path: Path, repo: Repository) -> None:
     lab = make_lab(tmp_path / "lab", "web-01")
     try:
-        backup_vms(lab, repo, lab.inventory(), Policy())
+        backup_through_scripts(lab, repo, Policy())
         marker = b"the administrator's change" * 10
         newest_before = newest_sequence(lab.read_guest_file("web-01", DATA_FILE))
         lab.write_guest_file("web-01", DATA_FILE, marker)
-        run = backup_vms(lab, repo, lab.inventory(), Policy())
+        run = backup_through_scripts(lab, repo, Policy())
         (result,) = run.vms
         assert [d["mode"] for d in result.disks] == ["incremental"]
         assert result.bytes_new < 16 * MIB
-        restored = restore_vm(lab, repo, repo.load_snapshot(result.snapshot), name="web-01-copy", start=False)
+        restored = restore_vm(
+            powershell_host(lab), repo, repo.load_snapshot(result.snapshot), name="web-01-copy", start=False
+        )
         copy = lab.get_vm(restored.vm_id)
         assert copy.id != lab.get_vm("web-01").id and copy.name == "web-01-copy"
         frozen = lab.checkpoint_digests(result.checkpoint)
@@ -127,9 +136,9 @@ def test_incremental_reads_only_what_changed_and_restores_as_a_new_vm(tmp_path: 
 def test_reset_change_tracking_falls_back_to_a_full_read_with_the_reason(tmp_path: Path, repo: Repository) -> None:
     lab = make_lab(tmp_path / "lab", "cluster-db")
     try:
-        backup_vms(lab, repo, lab.inventory(), Policy())
+        backup_through_scripts(lab, repo, Policy())
         lab.reset_change_tracking("cluster-db")
-        (result,) = backup_vms(lab, repo, lab.inventory(), Policy()).vms
+        (result,) = backup_through_scripts(lab, repo, Policy()).vms
         assert result.result == RESULT_OK
         assert result.disks[0]["mode"] == "full"
         assert "change tracking unavailable" in result.disks[0]["reason"]

@@ -14,7 +14,7 @@ import pytest
 
 from hvbackup.assess.policy import Policy
 from hvbackup.engine.vm_backup import RESULT_LOCKED, RESULT_OK, backup_vms
-from hvbackup.lab import LabHost
+from hvbackup.lab import LabHost, powershell_host
 from hvbackup.lab.sample import SAMPLE_VMS, build_sample
 from hvbackup.repo import Repository
 
@@ -91,7 +91,13 @@ def test_a_second_backup_of_a_vm_being_backed_up_is_refused_and_keeps_the_first_
     results = []
     first = threading.Thread(
         target=lambda: results.append(
-            backup_vms(lab, repo, [lab.get_vm("web-01")], Policy(), progress_for=lambda vm: hold)
+            backup_vms(
+                powershell_host(lab),
+                repo,
+                [powershell_host(lab).get_vm("web-01")],
+                Policy(),
+                progress_for=lambda vm: hold,
+            )
         )
     )
     first.start()
@@ -119,8 +125,9 @@ def test_a_second_backup_of_a_vm_being_backed_up_is_refused_and_keeps_the_first_
 
 
 def test_one_vm_twice_in_one_run_is_backed_up_once_and_refused_once(lab: LabHost, repo: Repository) -> None:
-    web = lab.get_vm("web-01")
-    run = backup_vms(lab, repo, [web, web], Policy(), parallel=2)
+    host = powershell_host(lab)
+    web = host.get_vm("web-01")
+    run = backup_vms(host, repo, [web, web], Policy(), parallel=2)
     assert sorted(v.result for v in run.vms) == [RESULT_LOCKED, RESULT_OK]
     assert len(repo.list_snapshots()) == 1 and not our_checkpoints(lab, "web-01")
 
@@ -165,7 +172,9 @@ def test_a_read_only_repository_is_refused_before_any_vm_is_touched(lab: LabHost
 def test_each_vm_reports_its_phases_and_one_bar_per_disk(lab: LabHost, repo: Repository) -> None:
     hold = HoldWhileReading()
     hold.go_on.set()
-    run = backup_vms(lab, repo, [lab.get_vm("app-02")], Policy(), progress_for=lambda vm: hold)
+    run = backup_vms(
+        powershell_host(lab), repo, [powershell_host(lab).get_vm("app-02")], Policy(), progress_for=lambda vm: hold
+    )
     assert run.vms[0].result == RESULT_OK
     assert hold.phases == [
         "planning (leftovers of earlier runs, the mode)",
@@ -217,7 +226,13 @@ def test_the_same_sample_vm_in_two_labs_is_not_one_vm(lab: LabHost, repo: Reposi
         assert other.get_vm("web-01").id == lab.get_vm("web-01").id  # the sample's ids are fixed
         hold = HoldWhileReading()
         first = threading.Thread(
-            target=lambda: backup_vms(lab, repo, [lab.get_vm("web-01")], Policy(), progress_for=lambda vm: hold)
+            target=lambda: backup_vms(
+                powershell_host(lab),
+                repo,
+                [powershell_host(lab).get_vm("web-01")],
+                Policy(),
+                progress_for=lambda vm: hold,
+            )
         )
         first.start()
         try:

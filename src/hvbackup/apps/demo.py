@@ -65,7 +65,7 @@ def read_guest_file(disk_path: str, guest_path: str, length: int) -> bytes:
 
 
 def run_demo(folder: Path, say: Callable[[str], None] = lambda s: None) -> DemoResult:
-    from hvbackup.lab.host import LabHost
+    from hvbackup.lab import LabHost, powershell_host
 
     if folder.exists() and any(folder.iterdir()):
         raise HvBackupError(f"demo folder {folder} is not empty: pass a new folder")
@@ -75,40 +75,41 @@ def run_demo(folder: Path, say: Callable[[str], None] = lambda s: None) -> DemoR
     t = time.monotonic()
     lab = LabHost.create(folder / "lab", sample=True, record_digests=True)
     say(f"lab host with {len(lab.inventory())} sample Linux VMs in {folder / 'lab'} ({time.monotonic() - t:.1f} s)")
+    host = powershell_host(lab)  # every step below runs the code a real host runs, through the scripts
     try:
         with Repository.init(folder / "repo", DEMO_PASSWORD) as repo:
-            result.runs["full"] = _backup(lab, repo, policy, "full backup", say).to_json()
+            result.runs["full"] = _backup(host, repo, policy, "full backup", say).to_json()
             marker = f"changed by the hvbackup demo at {datetime.now(UTC).isoformat()}".encode()
             lab.write_guest_file(DEMO_VM, CHANGED_FILE, marker)
             say(f"wrote {len(marker)} bytes into {CHANGED_FILE} inside the running VM {DEMO_VM}")
-            incremental = _backup(lab, repo, policy, "incremental backup", say)
+            incremental = _backup(host, repo, policy, "incremental backup", say)
             result.runs["incremental"] = incremental.to_json()
-            _restore_and_check(lab, repo, incremental, marker, result, say)
+            _restore_and_check(host, lab, repo, incremental, marker, result, say)
     finally:
         lab.stop_all()  # a demo leaves no VM workload running behind it
     return result
 
 
-def _backup(lab, repo: Repository, policy: Policy, label: str, say: Callable[[str], None]) -> RunResult:
+def _backup(host, repo: Repository, policy: Policy, label: str, say: Callable[[str], None]) -> RunResult:
     t = time.monotonic()
-    run = backup_vms(lab, repo, lab.inventory(), policy, parallel=2)
+    run = backup_vms(host, repo, host.inventory(), policy, parallel=2)
     say(f"{label} of {len(run.vms)} VMs in {time.monotonic() - t:.1f} s")
     return run
 
 
 def _restore_and_check(
-    lab, repo: Repository, run: RunResult, marker: bytes, result: DemoResult, say: Callable[[str], None]
+    host, lab, repo: Repository, run: RunResult, marker: bytes, result: DemoResult, say: Callable[[str], None]
 ) -> None:
     backed_up = next(v for v in run.vms if v.name == DEMO_VM)
     if backed_up.snapshot is None:
         raise HvBackupError(f"the demo's backup of {DEMO_VM} made no snapshot: {backed_up.message}")
     snapshot = repo.load_snapshot(backed_up.snapshot)
     t = time.monotonic()
-    restored = restore_vm(lab, repo, snapshot, name=f"{DEMO_VM}-restored", start=False)
+    restored = restore_vm(host, repo, snapshot, name=f"{DEMO_VM}-restored", start=False)
     result.restore = restored.to_json()
     say(f"restored {DEMO_VM} as new VM {restored.name} ({restored.vm_id}) in {time.monotonic() - t:.1f} s")
     frozen = lab.checkpoint_digests(backed_up.checkpoint)
-    new_vm = lab.get_vm(restored.vm_id)
+    new_vm = host.get_vm(restored.vm_id)
     for disk, entry in zip(new_vm.disks, manifest_of(snapshot).disks, strict=False):
         want = frozen.get(entry.path)
         same = want is not None and virtual_sha256(disk.path) == want
@@ -123,7 +124,9 @@ def _restore_and_check(
             "found": found.decode(errors="replace"),
         }
     )
-    lab.start_vm(new_vm)
-    result.checks.append({"check": f"{restored.name} starts", "ok": lab.get_vm(restored.vm_id).state.name == "Running"})
+    host.start_vm(new_vm)
+    result.checks.append(
+        {"check": f"{restored.name} starts", "ok": host.get_vm(restored.vm_id).state.name == "Running"}
+    )
     for check in result.checks:
         say(("✓ " if check["ok"] else "✗ ") + check["check"])

@@ -116,6 +116,7 @@ class Host(JsonModel):
     memory_bytes: int = 0
     supported_versions: tuple[str, ...] = ()
     default_version: str = ""
+    fqdn: str = ""  # Get-VMHost .FullyQualifiedDomainName: what tells hosts of one name apart
 
 
 @dataclass(frozen=True)

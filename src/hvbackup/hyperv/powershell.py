@@ -90,6 +90,11 @@ class PowerShellHost(HyperVHost):
     def host_info(self) -> Host:
         return host_from_json(self.call("get_host"))
 
+    def identity(self) -> str:
+        """The host's fully qualified domain name (two hosts may share a short name), else its name."""
+        info = self.host_info()
+        return info.fqdn or info.name
+
     def inventory(self) -> list[VM]:
         return [vm_from_json(v) for v in as_list(self.call("inventory").get("VMs"))]
 

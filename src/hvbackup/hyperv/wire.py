@@ -131,6 +131,7 @@ def host_from_json(d: dict[str, Any]) -> Host:
         memory_bytes=int(d.get("MemoryCapacity") or 0),
         supported_versions=tuple(str(v.get("Version")) for v in versions),
         default_version=default,
+        fqdn=str(d.get("FullyQualifiedDomainName") or ""),
     )
 
 

@@ -7,6 +7,7 @@ which the running VM's workload also takes around each write batch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -26,13 +27,16 @@ from hvbackup.hyperv.enums import (
     ConsistencyLevel,
     IntegrationServiceStatus,
     ReferencePointType,
+    SnapshotType,
     VMState,
 )
 from hvbackup.hyperv.errors import InvalidVmState, ObjectNotFound, VmNotFound, WmiJobError
 from hvbackup.hyperv.filesource import LocalFileSource
 from hvbackup.hyperv.host import ByteSource, HyperVHost
 from hvbackup.hyperv.model import (
+    CHECKPOINT_PREFIX,
     ORPHAN_AVHDX,
+    ORPHAN_CHECKPOINT,
     ORPHAN_RECOVERY_CHECKPOINT,
     VM,
     ChangeTrackingId,
@@ -53,6 +57,7 @@ from hvbackup.lab.folder import (
 )
 from hvbackup.lab.guestchannel import AgentGuest, NoGuest, StockGuest
 from hvbackup.lab.guestio import Writers, check_write, write_file
+from hvbackup.lab.locks import held
 from hvbackup.lab.newvm import build_vm_record
 from hvbackup.lab.processes import start_workload, wait_stopped, workload_alive
 from hvbackup.lab.rct import iterate_changes
@@ -64,10 +69,25 @@ JOB_FAILED = 32768  # Msvm_ConcreteJob.ErrorCode "Failed" (docs/HYPERV.md §1)
 JOB_EXCEPTION = 10  # Msvm_ConcreteJob.JobState "Exception"
 VMRS_SIZE = 4 << 20
 SUPPORTED_VERSIONS = ("8.0", "9.0", "9.1", "10.0")
+SETTINGS_LOCK = ".lab.lock"
+JOB_MODES = ("sync", "async")
+DEFAULT_BEHAVIOUR: dict[str, Any] = {
+    "jobs": "sync",
+    "job_polls": 2,
+    "failures": [],
+    "vhd_errors": {},
+    "fibre_channel": {},
+}
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def default_recovery_name(vm_name: str, when: datetime | None = None) -> str:
+    """The name Hyper-V gives a recovery checkpoint that nobody renamed (docs/LAB.md "Checkpoint names")."""
+    moment = when or datetime.now(UTC)
+    return f"{vm_name} - Backup - ({moment.strftime('%m/%d/%Y - %H:%M:%S')})"
 
 
 class LabHost(HyperVHost):
@@ -138,11 +158,125 @@ class LabHost(HyperVHost):
 
     # -- facts -------------------------------------------------------------------------------
     def host_info(self) -> Host:
-        return Host.from_json(self.settings["host"])
+        facts = dict(read_lab_file(self.directory)["host"])
+        if not facts.get("fqdn"):  # a lab made before hosts had one: its folder tells it apart
+            digest = hashlib.sha256(str(self.directory).encode()).hexdigest()[:12]
+            facts["fqdn"] = _lab_fqdn(str(facts["name"]), digest)
+        return Host.from_json(facts)
 
     def identity(self) -> str:
-        """Every lab is named LAB-HV01 and the sample's VM ids are fixed: the folder tells labs apart."""
-        return f"{self.settings['host']['name']}@{self.directory}"
+        """Every lab is named LAB-HV01 and the sample's VM ids are fixed: each lab has its own FQDN,
+        as Get-VMHost's FullyQualifiedDomainName tells real hosts of one short name apart."""
+        return self.host_info().fqdn
+
+    # -- lab settings (docs/LAB.md "Behaviours") -----------------------------------------------
+    def _update_settings(self, change: Callable[[dict[str, Any]], Any]) -> Any:
+        with held(self.directory / SETTINGS_LOCK):
+            settings = read_lab_file(self.directory)
+            answer = change(settings)
+            write_lab_file(self.directory, settings)
+        self.settings = settings
+        return answer
+
+    def behaviour(self) -> dict[str, Any]:
+        """The lab's current behaviour settings (read from lab.json on every call)."""
+        stored = read_lab_file(self.directory).get("behaviour") or {}
+        return {**DEFAULT_BEHAVIOUR, **stored}
+
+    def set_behaviour(self, *, jobs: str | None = None, job_polls: int | None = None) -> None:
+        """How WMI methods answer: `jobs="sync"` (return value 0, done at once) or `"async"` (4096:
+        a job that stays Running for `job_polls` polls of poll_job, then completes)."""
+        if jobs is not None and jobs not in JOB_MODES:
+            raise UsageError(f"jobs={jobs!r}: use one of {', '.join(JOB_MODES)}")
+        if job_polls is not None and job_polls < 0:
+            raise UsageError(f"job_polls={job_polls}: cannot be negative")
+
+        def change(settings: dict[str, Any]) -> None:
+            behaviour = settings.setdefault("behaviour", {})
+            if jobs is not None:
+                behaviour["jobs"] = jobs
+            if job_polls is not None:
+                behaviour["job_polls"] = job_polls
+
+        self._update_settings(change)
+
+    def set_host(self, **facts: Any) -> None:
+        """Change the host's facts (hyperv.model.Host fields), e.g. `os_build="9600",
+        os_version="6.3.9600"` for a Windows Server 2012 R2 host."""
+        known = set(Host.__dataclass_fields__)
+        unknown = set(facts) - known
+        if unknown:
+            raise UsageError(f"unknown host fact(s) {', '.join(sorted(unknown))}: known are {', '.join(sorted(known))}")
+
+        def change(settings: dict[str, Any]) -> None:
+            merged = {**settings["host"], **facts}
+            settings["host"] = Host.from_json(merged).to_json()
+
+        self._update_settings(change)
+
+    def fail_operation(
+        self,
+        operation: str,
+        code: int,
+        *,
+        vm: str | None = None,
+        in_job: bool = False,
+        description: str | None = None,
+        times: int = 1,
+    ) -> None:
+        """The next `times` calls of `operation` (for VM `vm`, or any VM) fail with WMI `code`: as the
+        method's return value (`in_job=False`), or as a job that ends in Exception with ErrorCode
+        `code` and ErrorDescription `description` (`in_job=True`)."""
+        vm_id = self.folder(vm).load().id.lower() if vm else None
+        failure = {
+            "operation": operation,
+            "code": code,
+            "vm": vm_id,
+            "in_job": in_job,
+            "description": description,
+            "times": times,
+        }
+        self._update_settings(lambda s: s.setdefault("behaviour", {}).setdefault("failures", []).append(failure))
+
+    def take_failure(self, operation: str, vm_id: str | None) -> dict[str, Any] | None:
+        """The failure set for this call of `operation`, if any (it is used up)."""
+
+        def change(settings: dict[str, Any]) -> dict[str, Any] | None:
+            failures = settings.setdefault("behaviour", {}).setdefault("failures", [])
+            for failure in failures:
+                if failure["operation"] == operation and failure["vm"] in (None, (vm_id or "").lower()):
+                    failure["times"] -= 1
+                    if failure["times"] <= 0:
+                        failures.remove(failure)
+                    return dict(failure)
+            return None
+
+        if not self.behaviour()["failures"]:
+            return None
+        return self._update_settings(change)
+
+    def set_vhd_error(self, vm_name: str, disk_index: int, message: str | None) -> None:
+        """Get-VHD of the VM's disk `disk_index` fails with `message` (e.g. an SMB double hop), or
+        works again (None)."""
+        vm = self.get_vm(vm_name)
+        drive = vm.disks[disk_index].instance_id or ""
+
+        def change(settings: dict[str, Any]) -> None:
+            errors = settings.setdefault("behaviour", {}).setdefault("vhd_errors", {})
+            if message is None:
+                errors.pop(drive, None)
+            else:
+                errors[drive] = message
+
+        self._update_settings(change)
+
+    def set_fibre_channel(self, vm_name: str, adapters: list[dict[str, str]]) -> None:
+        """The VM's virtual Fibre Channel adapters, as [{"Name", "SanName"}] (Get-VMFibreChannelHba)."""
+        vm_id = self.get_vm(vm_name).id.lower()
+        plain = [{"Name": str(a["Name"]), "SanName": str(a["SanName"])} for a in adapters]
+        self._update_settings(
+            lambda s: s.setdefault("behaviour", {}).setdefault("fibre_channel", {}).update({vm_id: plain})
+        )
 
     def inventory(self) -> list[VM]:
         vms = []
@@ -191,10 +325,24 @@ class LabHost(HyperVHost):
         return StockGuest([m["mountpoint"] for m in readiness.get("freeze_covers", [])] or ["/"])
 
     def _take_checkpoint(
-        self, folder: VmFolder, record: VmRecord, name: str, level: ConsistencyLevel
+        self,
+        folder: VmFolder,
+        record: VmRecord,
+        name: str,
+        level: ConsistencyLevel,
+        snapshot_type: SnapshotType = SnapshotType.Recovery,
     ) -> CheckpointRecord:
+        parent = record.checkpoints[-1].id if record.checkpoints else None
         taken = CheckpointRecord(
-            str(uuid.uuid4()).upper(), name or f"checkpoint {_now()}", _now(), int(level), {}, {}, {}
+            str(uuid.uuid4()).upper(),
+            name or default_recovery_name(record.name),
+            _now(),
+            int(level),
+            {},
+            {},
+            {},
+            int(snapshot_type),
+            parent,
         )
         for drive in record.chains:
             log = folder.change_log(drive, record)
@@ -239,6 +387,11 @@ class LabHost(HyperVHost):
             return disks
 
     def changed_ranges(self, disk_path: str, rct_id: str) -> Iterator[tuple[int, int]]:
+        changes, size = self.changes_since(disk_path, rct_id)
+        return iterate_changes(changes, size)
+
+    def changes_since(self, disk_path: str, rct_id: str) -> tuple[list[tuple[int, int]], int]:
+        """(merged ranges written to the disk of `disk_path` after `rct_id`, its virtual size)."""
         folder, drive, name = self._drive_of_file(disk_path)
         with folder.io() as record:
             until = None
@@ -246,8 +399,50 @@ class LabHost(HyperVHost):
                 until = next((c.positions[drive] for c in record.checkpoints if c.frozen.get(drive) == name), None)
             changes = folder.change_log(drive, record).changes(rct_id, until)
             with open_disk(folder.path / name) as image:
-                size = image.size
-        return iterate_changes(changes, size)
+                return changes, image.size
+
+    def vm_of_disk(self, disk_path: str) -> str:
+        """The id of the VM whose disk chain holds `disk_path` (ObjectNotFound if none)."""
+        folder, _, _ = self._drive_of_file(disk_path)
+        return folder.load().id
+
+    def rename_checkpoint(self, checkpoint: Checkpoint, name: str) -> Checkpoint:
+        """ModifySystemSettings with a new ElementName: the checkpoint keeps its id."""
+        folder, _ = self._folder_of_checkpoint(checkpoint.id)
+        with folder.operation(), folder.io() as record:
+            taken = record.checkpoint(checkpoint.id)
+            if taken is None:
+                raise ObjectNotFound(f"no checkpoint {checkpoint.id}")
+            taken.name = name
+            record.save()
+            return checkpoint_model(record, taken)
+
+    def find_checkpoint(self, checkpoint_id: str) -> Checkpoint:
+        """A checkpoint of any VM by id; ObjectNotFound if there is none."""
+        _, record = self._folder_of_checkpoint(checkpoint_id)
+        taken = record.checkpoint(checkpoint_id)
+        assert taken is not None
+        return checkpoint_model(record, taken)
+
+    def find_reference_point(self, vm_id: str, point_id: str) -> ReferencePoint:
+        for point in self.list_reference_points(self.get_vm(vm_id)):
+            if point.id.lower() == point_id.lower():
+                return point
+        raise ObjectNotFound(f"VM {vm_id} has no reference point {point_id}")
+
+    def create_user_checkpoint(self, vm_name: str, name: str) -> Checkpoint:
+        """Checkpoint-VM of a Standard checkpoint (a user's): its AVHDX stays on top of each disk."""
+        folder = self.folder(vm_name)
+        with folder.operation(), folder.io() as record:
+            taken = self._take_checkpoint(folder, record, name, ConsistencyLevel.CrashConsistent, SnapshotType.Standard)
+            return checkpoint_model(record, taken)
+
+    def create_foreign_checkpoint(self, vm_name: str) -> Checkpoint:
+        """A recovery checkpoint another backup product took and left, under Hyper-V's default name."""
+        folder = self.folder(vm_name)
+        with folder.operation(), folder.io() as record:
+            taken = self._take_checkpoint(folder, record, "", ConsistencyLevel.CrashConsistent)
+            return checkpoint_model(record, taken)
 
     def convert_to_reference_point(self, checkpoint: Checkpoint) -> ReferencePoint:
         folder, _ = self._folder_of_checkpoint(checkpoint.id)
@@ -298,6 +493,9 @@ class LabHost(HyperVHost):
             child = folder.path / files.pop()
             merged.append((child, chain.merge_into_parent(child)))
         record.checkpoints.remove(taken)
+        for newer in record.checkpoints:  # Hyper-V re-parents the children of a deleted checkpoint
+            if newer.parent == taken.id:
+                newer.parent = taken.parent
         record.generation += 1
         return taken, merged
 
@@ -381,26 +579,42 @@ class LabHost(HyperVHost):
     def list_orphans(self, vm: VM) -> list[Orphan]:
         folder = self.folder(vm)
         record = folder.load()
-        orphans = [
-            Orphan(
-                kind=ORPHAN_RECOVERY_CHECKPOINT,
-                vm_id=record.id,
-                vm_name=record.name,
-                id=c.id,
-                name=c.name,
-                created=c.created,
-                is_ours=checkpoint_model(record, c).is_ours,
-                detail="recovery checkpoint still present",
+        orphans = []
+        for c in record.checkpoints:
+            checkpoint = checkpoint_model(record, c)
+            if checkpoint.is_recovery:
+                kind = ORPHAN_RECOVERY_CHECKPOINT
+            elif c.name.startswith(CHECKPOINT_PREFIX):
+                kind = ORPHAN_CHECKPOINT
+            else:
+                continue  # a user's checkpoint is nobody's leftover (list_orphans.ps1)
+            orphans.append(
+                Orphan(
+                    kind=kind,
+                    vm_id=record.id,
+                    vm_name=record.name,
+                    id=c.id,
+                    name=c.name,
+                    created=c.created,
+                    is_ours=checkpoint.is_ours,
+                    detail=f"{checkpoint.type.name} checkpoint",
+                )
             )
-            for c in record.checkpoints
-        ]
         used = {
             (f.path / name).resolve() for f in self.folders() for files in f.load().chains.values() for name in files
         }
         for path in sorted(folder.disks_dir.glob("*.avhdx")):
             if path.resolve() not in used:
+                created = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
                 orphans.append(
-                    Orphan(ORPHAN_AVHDX, record.id, record.name, path=str(path), detail="no disk chain uses this file")
+                    Orphan(
+                        ORPHAN_AVHDX,
+                        record.id,
+                        record.name,
+                        path=str(path),
+                        created=created,
+                        detail="not part of any disk chain on this host",
+                    )
                 )
         return orphans
 
@@ -561,6 +775,10 @@ def _recorded_level(vm: VM, asked: ConsistencyLevel, asked_guest: bool, froze: b
     return ConsistencyLevel.CrashConsistent
 
 
+def _lab_fqdn(name: str, token: str) -> str:
+    return f"{name.lower()}.{token}.lab.invalid"  # .invalid: a name no real host has (RFC 2606)
+
+
 def _lab_settings(directory: Path, record_digests: bool) -> dict[str, Any]:
     vms = str(Path(directory).resolve() / "vms")
     return {
@@ -577,5 +795,6 @@ def _lab_settings(directory: Path, record_digests: bool) -> dict[str, Any]:
             memory_bytes=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
             supported_versions=SUPPORTED_VERSIONS,
             default_version="10.0",
+            fqdn=_lab_fqdn("LAB-HV01", uuid.uuid4().hex[:12]),
         ).to_json(),
     }

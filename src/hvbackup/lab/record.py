@@ -64,6 +64,8 @@ class CheckpointRecord:
     frozen: dict[str, str]  # drive instance id -> frozen file (relative)
     rct: dict[str, str]  # drive instance id -> RCT id at the checkpoint moment
     positions: dict[str, int]  # drive instance id -> change-log position at the checkpoint moment
+    type: int = 1  # SnapshotType: 1 Recovery (a backup's), 0 Standard (a user's)
+    parent: str | None = None  # ParentSnapshotId: the checkpoint the VM stood on when this one was taken
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -17,6 +17,7 @@ from typing import Any
 from hvbackup.hyperv.errors import HyperVError, ScriptOutputError, WmiJobError
 from hvbackup.hyperv.transport.base import Transport
 from hvbackup.lab.host import LabHost
+from hvbackup.lab.jobs import ScriptChangeTrackingError, ScriptWmiError
 from hvbackup.lab.operations import OPERATIONS
 
 _OPERATION = re.compile(r"^\$HvOperation = '(?P<name>[a-z_]+)'$", re.MULTILINE)
@@ -38,7 +39,8 @@ def read_call(script: str) -> tuple[str, dict[str, Any]]:
 def failure_document(exc: HyperVError, operation: str) -> dict[str, Any]:
     """What Write-HvFailure prints for an error the script raised with New-HvError."""
     if isinstance(exc, WmiJobError):
-        failure: dict[str, Any] = {"kind": "WmiJobError", "message": str(exc), "operation": exc.operation}
+        message = exc.script_message if isinstance(exc, ScriptWmiError) else str(exc)
+        failure: dict[str, Any] = {"kind": "WmiJobError", "message": message, "operation": operation}
         if exc.code is not None:
             failure["code"] = exc.code
         failure["description"] = exc.description
@@ -50,7 +52,10 @@ def failure_document(exc: HyperVError, operation: str) -> dict[str, Any]:
     prefix = f"{operation}: "
     if message.startswith(prefix):
         message = message[len(prefix) :]
-    return {"error": {"kind": kind, "message": message, "operation": operation}}
+    document: dict[str, Any] = {"kind": kind, "message": message, "operation": operation}
+    if isinstance(exc, ScriptChangeTrackingError):
+        document["code"] = exc.code
+    return {"error": document}
 
 
 class LabTransport(Transport):
@@ -58,7 +63,7 @@ class LabTransport(Transport):
 
     def __init__(self, lab: LabHost) -> None:
         self.lab = lab
-        self.host_name = str(lab.settings["host"]["name"])
+        self.host_name = lab.host_info().name
 
     def run(self, script: str, timeout: float) -> str:
         operation, params = read_call(script)

@@ -12,7 +12,9 @@ from hvbackup.lab.record import CheckpointRecord, VmRecord
 
 
 def checkpoint_model(record: VmRecord, checkpoint: CheckpointRecord) -> Checkpoint:
-    return Checkpoint(checkpoint.id, checkpoint.name, record.id, SnapshotType.Recovery, checkpoint.created)
+    return Checkpoint(
+        checkpoint.id, checkpoint.name, record.id, SnapshotType(checkpoint.type), checkpoint.created, checkpoint.parent
+    )
 
 
 def heartbeat(vm: VM) -> HeartbeatStatus:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +11,7 @@ from hvbackup.hyperv.model import VmConfig
 from hvbackup.lab import configfiles
 from hvbackup.lab.newvm import build_vm_record
 from hvbackup.lab.operations import operation
+from hvbackup.lab.shapes import vm_document
 
 if TYPE_CHECKING:
     from hvbackup.lab.host import LabHost
@@ -20,9 +20,8 @@ DEFAULT_SWITCH = "Default Switch"  # what a Windows Server/Client Hyper-V host h
 
 
 def _vm_document(lab: LabHost, vm_id: str) -> dict[str, Any]:
-    """ConvertTo-HvVm of one VM, through lab/shapes.py (engineer A's branch `labpath`)."""
-    shapes = importlib.import_module("hvbackup.lab.shapes")
-    return dict(shapes.vm_document(lab.get_vm(vm_id)))
+    """ConvertTo-HvVm of the new VM (Off: no guest items, no checkpoints)."""
+    return vm_document(lab.get_vm(vm_id))
 
 
 @operation("create_vm")
