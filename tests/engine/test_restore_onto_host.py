@@ -15,8 +15,11 @@ from hvbackup.disk import virtual_sha256
 from hvbackup.engine.disk_restore import RestoreDamaged
 from hvbackup.engine.vm_restore import restore_vm
 from hvbackup.hyperv.diskwriter import LocalDiskWriter
+from hvbackup.hyperv.filesource import LocalFileSource
+from hvbackup.hyperv.powershell import PowerShellHost
 from hvbackup.lab import LabHost
 from hvbackup.lab.sample import SAMPLE_VMS, build_sample
+from hvbackup.lab.transport import LabTransport
 from hvbackup.repo import Repository, layout
 
 from .conftest import PASSWORD, cli
@@ -58,18 +61,20 @@ def _our_temporaries() -> list[str]:
     return sorted(p.name for p in Path(tempfile.gettempdir()).glob("hvbackup-restore-*"))
 
 
+def remote(lab: LabHost, writer: UploadingWriter) -> PowerShellHost:
+    """The lab as a remote host: PowerShellHost over LabTransport, its folders reached by uploads."""
+    return PowerShellHost(LabTransport(lab), LocalFileSource, poll_interval=0.0, disk_writer=writer)
+
+
 def test_each_disk_is_uploaded_whole_and_the_vm_gets_them(lab: LabHost, repo: Path) -> None:
-    lab.disk_writer = UploadingWriter()
+    writer = UploadingWriter()
+    host = remote(lab, writer)
     before = _our_temporaries()
-    try:
-        with Repository.open(repo, PASSWORD) as opened:
-            snap = opened.load_snapshot("app-02:latest")
-            result = restore_vm(lab, opened, snap, name="app-02-uploaded", start=False)
-    finally:
-        writer = lab.disk_writer
-        del lab.disk_writer
+    with Repository.open(repo, PASSWORD) as opened:
+        snap = opened.load_snapshot("app-02:latest")
+        result = restore_vm(host, opened, snap, name="app-02-uploaded", start=False)
     assert len(writer.uploads) == 2 and result.folder == str(lab.directory / "vms" / "app-02-uploaded")
-    copy = lab.get_vm(result.vm_id)
+    copy = host.get_vm(result.vm_id)
     frozen = lab.checkpoint_digests(snap.manifest["checkpoint"]["id"])
     by_address = {d["controller"]: frozen[d["path"]] for d in snap.manifest["disks"] if d.get("controller")}
     assert {d.address: virtual_sha256(d.path) for d in copy.disks} == by_address
@@ -82,18 +87,15 @@ def test_a_failure_on_the_second_disk_removes_the_first_and_the_folder(lab: LabH
         first, second = (d["name"] for d in snap.manifest["disks"] if d.get("controller"))
         only_second = snap.index(second).stored_ids() - snap.index(first).stored_ids()
     (repo / layout.chunk(sorted(only_second)[0])).unlink()  # damage only the second disk
-    lab.disk_writer = UploadingWriter()
+    writer = UploadingWriter()
+    host = remote(lab, writer)
     folder = lab.directory / "vms" / "app-02-broken"
     before = _our_temporaries()
-    try:
-        with Repository.open(repo, PASSWORD) as opened, pytest.raises(RestoreDamaged):
-            restore_vm(lab, opened, opened.load_snapshot("app-02:latest"), name="app-02-broken", start=False)
-    finally:
-        writer = lab.disk_writer
-        del lab.disk_writer
+    with Repository.open(repo, PASSWORD) as opened, pytest.raises(RestoreDamaged):
+        restore_vm(host, opened, opened.load_snapshot("app-02:latest"), name="app-02-broken", start=False)
     assert len(writer.uploads) == 1, "the first disk was on the host before the second failed"
     assert not folder.exists(), "its disk and the folder the restore made are gone again"
-    assert "app-02-broken" not in {vm.name for vm in lab.inventory()}
+    assert "app-02-broken" not in {vm.name for vm in host.inventory()}
     assert _our_temporaries() == before
 
 

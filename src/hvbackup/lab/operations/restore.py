@@ -54,6 +54,9 @@ def list_switches(lab: LabHost, params: dict[str, Any]) -> dict[str, Any]:
 def checkpoint_files(lab: LabHost, params: dict[str, Any]) -> dict[str, Any]:
     vm = lab.get_vm(str(params["VmId"]))
     checkpoint_id = str(params["CheckpointId"])
+    failure = lab.take_failure("checkpoint_files", vm.id)
+    if failure is not None:  # a lab behaviour: the settings' files cannot be found (lab.fail_operation)
+        raise ObjectNotFound(f"the configuration files of checkpoint {checkpoint_id} (error {failure['code']})")
     if not any(c.id.lower() == checkpoint_id.lower() for c in vm.checkpoints):
         raise ObjectNotFound(f"VM {vm.id} has no checkpoint {checkpoint_id}")
     files = configfiles.checkpoint_files(lab.folder(vm.id).path, vm, checkpoint_id)
