@@ -191,6 +191,7 @@ class VmManifest(_Record):
         "disks": DiskEntry,
         "config_files": ConfigFileEntry,
     }
+    OMITTED_WHEN_NONE: ClassVar[frozenset[str]] = frozenset({"config_files"})
     ENUMS: ClassVar[dict[str, type[StrEnum]]] = {"mode": BackupMode, "consistency": Consistency}
 
     source: str
@@ -205,14 +206,14 @@ class VmManifest(_Record):
     reference_point: ReferencePointEntry | None = None
     warnings: tuple[str, ...] = ()
     disks: tuple[DiskEntry, ...] = ()
-    config_files: tuple[ConfigFileEntry, ...] = ()  # the captured ones; none recorded = none captured
+    config_files: tuple[ConfigFileEntry, ...] | None = None  # the captured ones; absent: none captured
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def disk_named(self, name: str) -> DiskEntry | None:
         return next((d for d in self.disks if d.name == name), None)
 
     def config_file(self, kind: str) -> ConfigFileEntry | None:
-        return next((c for c in self.config_files if c.kind == kind), None)
+        return next((c for c in self.config_files or () if c.kind == kind), None)
 
 
 @dataclass(frozen=True)

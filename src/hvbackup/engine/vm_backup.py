@@ -397,7 +397,7 @@ class VmBackup:
             reference_point=ReferencePointEntry(self._new_reference_point()),
             warnings=tuple(self.result.warnings),
             disks=tuple(entry for _, entry, _ in disks),
-            config_files=tuple(self.config_files),
+            config_files=tuple(self.config_files) or None,
         )
         return self.repo.commit_snapshot(manifest.to_json(), {name: result.index for name, _, result in disks})
 

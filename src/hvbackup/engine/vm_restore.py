@@ -287,7 +287,9 @@ def _config_items(snapshot: Snapshot) -> list[_Item]:
     """The captured configuration files, .vmcx first, under their recorded file names."""
     manifest = manifest_of(snapshot)
     assert isinstance(manifest, VmManifest)
-    ordered = sorted(manifest.config_files, key=lambda c: CONFIG_KINDS.index(c.kind) if c.kind in CONFIG_KINDS else 9)
+    ordered = sorted(
+        manifest.config_files or (), key=lambda c: CONFIG_KINDS.index(c.kind) if c.kind in CONFIG_KINDS else 9
+    )
     return [_Item(c.disk, _base_name(c.path) or f"{c.disk}", "raw") for c in ordered]
 
 
