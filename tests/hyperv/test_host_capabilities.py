@@ -1,4 +1,5 @@
-"""The capabilities a host may offer (HyperVHost.directory, guest_readiness, guest_report): each is
+"""The capabilities a host may offer (HyperVHost.disk_writer, list_switches, checkpoint_files,
+guest_readiness, guest_report): each is
 declared on the interface with its "not offered" answer, and each host answers in the documented way."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from hvbackup.hyperv.host import HyperVHost
 from hvbackup.lab import LabHost
 from hvbackup.lab.sample import SAMPLE_VMS, build_sample
 
-CAPABILITIES = ("directory", "guest_readiness", "guest_report")
+CAPABILITIES = ("disk_writer", "list_switches", "checkpoint_files", "guest_readiness", "guest_report")
 UNKNOWN_CHECKPOINT = "00000000-0000-0000-0000-000000000000"
 
 
@@ -27,12 +28,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHost]:
 @pytest.mark.parametrize("name", CAPABILITIES)
 def test_the_interface_declares_each_capability_and_what_none_means(name: str) -> None:
     assert hasattr(HyperVHost, name)
-    documented = HyperVHost.__doc__ if name == "directory" else getattr(HyperVHost, name).__doc__
+    documented = HyperVHost.__doc__ if name == "disk_writer" else getattr(HyperVHost, name).__doc__
     assert f"`{name}`" in HyperVHost.__doc__ and "None" in documented
 
 
 def test_the_powershell_host_reads_the_guest_through_kvp(ps_host, replay) -> None:
-    assert ps_host.directory is None
+    assert ps_host.disk_writer is None  # its disk opener (a test stub) is neither local files nor SMB
     assert ps_host.guest_report(UNKNOWN_CHECKPOINT) is None, "a checkpoint it announced nothing for"
     assert replay.calls == []
     replay.queue("guest_items", "guest_items_none.json")

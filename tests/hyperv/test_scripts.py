@@ -69,6 +69,16 @@ ALLOWED_CMDLETS = {
     "ForEach-Object": (PS51.format("Microsoft.PowerShell.Core/ForEach-Object"), "docset"),
     "Start-Sleep": (PS51.format("Microsoft.PowerShell.Utility/Start-Sleep"), "docset"),
     "Get-ChildItem": (PS51.format("Microsoft.PowerShell.Management/Get-ChildItem"), "docset"),
+    # restoring a VM onto a host (docs/HYPERV.md §14)
+    "Get-VMSwitch": (PSD.format("Get-VMSwitch"), "docs/HYPERV.md §14"),
+    "Compare-VM": (PSD.format("Compare-VM"), "docs/HYPERV.md §14"),
+    "Import-VM": (PSD.format("Import-VM"), "docs/HYPERV.md §14"),
+    "Rename-VM": (PSD.format("Rename-VM"), "docs/HYPERV.md §14"),
+    "Set-VMHardDiskDrive": (PSD.format("Set-VMHardDiskDrive"), "docs/HYPERV.md §14"),
+    "Connect-VMNetworkAdapter": (PSD.format("Connect-VMNetworkAdapter"), "docs/HYPERV.md §14"),
+    "Set-VMNetworkAdapter": (PSD.format("Set-VMNetworkAdapter"), "docs/HYPERV.md §14"),
+    "Get-Item": (PS51.format("Microsoft.PowerShell.Management/Get-Item"), "docset"),
+    "Join-Path": (PS51.format("Microsoft.PowerShell.Management/Join-Path"), "docset"),
 }
 
 # Every WMI class a script may name, with its page (docs/HYPERV.md §1 unless noted).
@@ -112,6 +122,12 @@ OPERATIONS = {
 }
 # The capabilities a host may offer (HyperVHost.guest_readiness, guest_report) and their scripts.
 CAPABILITIES = {"guest_readiness": ["guest_items"], "guest_report": ["guest_items"]}
+# Capabilities a host may offer (not abstract): the scripts of PowerShellHost's answers.
+RESTORE_CAPABILITIES = {
+    "list_switches": ["list_switches"],
+    "checkpoint_files": ["checkpoint_files"],
+    "import_vm": ["import_vm"],
+}
 
 
 def all_scripts() -> list[str]:
@@ -153,7 +169,11 @@ def test_every_host_operation_has_its_scripts():
     for scripts in OPERATIONS.values():
         for name in scripts:
             assert (SCRIPTS / f"{name}.ps1").is_file(), name
-    used = {name for scripts in [*OPERATIONS.values(), *CAPABILITIES.values()] for name in scripts}
+    used = {
+        name
+        for scripts in (*OPERATIONS.values(), *CAPABILITIES.values(), *RESTORE_CAPABILITIES.values())
+        for name in scripts
+    }
     assert used == set(operation_names()), "a script no operation uses, or an operation without script"
 
 

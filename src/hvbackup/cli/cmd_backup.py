@@ -251,6 +251,23 @@ def restore_cmd(
         bool, typer.Option(help="Keep the original MAC addresses (refused while a VM on the host uses one).")
     ] = False,
     no_start: Annotated[bool, typer.Option("--no-start", help="Leave the new VM off.")] = False,
+    destination: Annotated[
+        str | None,
+        typer.Option(
+            help="Host folder for the new VM's disks: D:\\VMs\\x (written over \\\\HOST\\D$) or \\\\server\\share\\dir "
+            "(default: the VM's original folder when free, else the host's virtual disk folder\\NAME)."
+        ),
+    ] = None,
+    switch: Annotated[
+        str | None, typer.Option(help="Connect every network adapter to this virtual switch of the host.")
+    ] = None,
+    import_config: Annotated[
+        bool,
+        typer.Option(
+            help="Build the VM with Import-VM (a copy, new id) from the configuration files the snapshot "
+            "captured (.vmcx, .vmgs: NVRAM and vTPM kept), instead of from the recorded settings."
+        ),
+    ] = False,
     disk: DiskOpt = None,
     to: ToOpt = None,
     fmt: FormatOpt = None,
@@ -305,6 +322,9 @@ def restore_cmd(
                 keep_macs=keep_macs,
                 start=not no_start,
                 allow_damaged=allow_damaged,
+                destination=destination,
+                switch=switch,
+                import_config=import_config,
                 progress=_Summed(bar),
             )
     emit({"snapshot": snap.info.id, "short_id": snap.info.short_id, **result.to_json()}, as_json, _render_vm_restore)

@@ -164,6 +164,21 @@ class CheckpointEntry(_Record):
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+CONFIG_KINDS = ("vmcx", "vmgs", "vmrs")
+
+
+@dataclass(frozen=True)
+class ConfigFileEntry(_Record):
+    """One configuration file of the checkpoint (.vmcx, .vmgs, .vmrs): where it was on the host and
+    which entry of `disks` holds its bytes (a raw image named `config.KIND`, no controller)."""
+
+    kind: str
+    path: str = ""
+    size: int = 0
+    disk: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class VmManifest(_Record):
     """A whole VM's snapshot (`hvbackup backup`)."""
@@ -174,7 +189,9 @@ class VmManifest(_Record):
         "checkpoint": CheckpointEntry,
         "reference_point": ReferencePointEntry,
         "disks": DiskEntry,
+        "config_files": ConfigFileEntry,
     }
+    OMITTED_WHEN_NONE: ClassVar[frozenset[str]] = frozenset({"config_files"})
     ENUMS: ClassVar[dict[str, type[StrEnum]]] = {"mode": BackupMode, "consistency": Consistency}
 
     source: str
@@ -189,10 +206,14 @@ class VmManifest(_Record):
     reference_point: ReferencePointEntry | None = None
     warnings: tuple[str, ...] = ()
     disks: tuple[DiskEntry, ...] = ()
+    config_files: tuple[ConfigFileEntry, ...] | None = None  # the captured ones; absent: none captured
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def disk_named(self, name: str) -> DiskEntry | None:
         return next((d for d in self.disks if d.name == name), None)
+
+    def config_file(self, kind: str) -> ConfigFileEntry | None:
+        return next((c for c in self.config_files or () if c.kind == kind), None)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from hvbackup.engine.disk_backup import DiskBackup, DiskBackupResult, NoProgress
 from hvbackup.engine.image_backup import disk_entry
 from hvbackup.engine.manifest import (
     CheckpointEntry,
+    ConfigFileEntry,
     DiskEntry,
     GuestFreezeReport,
     ReferencePointEntry,
@@ -134,6 +135,7 @@ class VmBackup:
         self.checkpoint_id: str | None = None
         self.checkpoint_name = ""
         self.new_rp: ReferencePoint | None = None
+        self.config_files: list[ConfigFileEntry] = []
         self.committed = False
         self.paused_at: float | None = None
         self.host_key = host.identity()  # journal and lock key: two lab folders both call themselves LAB-HV01
@@ -202,7 +204,7 @@ class VmBackup:
         self.checkpoint_id = self.result.checkpoint = self._held_checkpoint().id
         self._collect_host_warnings()
         faults.point("after-checkpoint")
-        disks = self._read_disks(previous)
+        disks = self._read_disks(previous) + self._capture_config_files()
         faults.point("after-read")
         self.progress.phase("converting to a reference point")
         self.new_rp = self.host.convert_to_reference_point(self._held_checkpoint())
@@ -418,6 +420,33 @@ class VmBackup:
             entry = disk_entry(disk_name(disk), disk.path, image, result)
         return dataclasses.replace(entry, controller=disk.address, virtual_disk=disk.to_json()), result
 
+    def _capture_config_files(self) -> list[tuple[str, DiskEntry, DiskBackupResult]]:
+        """The checkpoint's configuration files, read like disks (raw, deduplicated) when the host names
+        them; one that cannot be read is a warning, never a failed backup. A Generation 2 VM without its
+        .vmgs loses its NVRAM boot entries and vTPM state on restore (docs/HYPERV.md §14): said too."""
+        out = []
+        try:
+            files = self.host.checkpoint_files(self._held_checkpoint()) or []
+        except HyperVError as exc:
+            files = []
+            self.result.warnings.append(f"configuration files not captured: {exc}")
+        for item in files:
+            name = f"config.{item.kind}"
+            try:
+                with open_disk(self.host.open_disk_source(item.path)) as image:
+                    result = DiskBackup(self.repo, image).run(progress=_Cancellable(self.progress, self.cancel))
+                    out.append((name, disk_entry(name, item.path, image, result), result))
+            except (HyperVError, OSError) as exc:
+                self.result.warnings.append(f"configuration file {item.path} not captured: {exc}")
+                continue
+            self.config_files.append(ConfigFileEntry(item.kind, item.path, result.stats.size, name))
+        if self.vm.generation == 2 and not any(f.kind == "vmgs" for f in self.config_files):
+            self.result.warnings.append(
+                "the VM's guest state file (.vmgs) was not captured: a restore gets fresh NVRAM "
+                "(boot entries) and no vTPM state"
+            )
+        return out
+
     def _achieved_consistency(self) -> Consistency:
         if self.result.mode in (BackupMode.offline, BackupMode.shutdown):
             return Consistency.offline
@@ -449,6 +478,7 @@ class VmBackup:
             reference_point=ReferencePointEntry(self._new_reference_point()),
             warnings=tuple(self.result.warnings),
             disks=tuple(entry for _, entry, _ in disks),
+            config_files=tuple(self.config_files) or None,
         )
         return self.repo.commit_snapshot(manifest.to_json(), {name: result.index for name, _, result in disks})
 

@@ -8,12 +8,15 @@ docs/HYPERV.md.
 
 from __future__ import annotations
 
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from hvbackup.errors import UsageError
 from hvbackup.hyperv.enums import ConsistencyLevel, VMState
 from hvbackup.hyperv.errors import OperationTimeout, VmNotFound
 from hvbackup.hyperv.model import (
@@ -39,17 +42,79 @@ class ByteSource(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class ConfigFile:
+    """One configuration file of a checkpoint: `kind` is its extension ("vmcx", "vmgs", "vmrs")."""
+
+    kind: str
+    path: str
+    size: int = 0
+
+
+class DiskWriter(Protocol):
+    """Writes whole files into a host's folders, named by host path (D:\\VMs\\x, \\\\server\\share\\x, or
+    a local path on the host this process runs on). A file is written under a temporary name and
+    renamed when complete; a failed write removes what it wrote and never replaces a file."""
+
+    def exists(self, path: str) -> bool: ...
+
+    def make_folder(self, path: str) -> None:
+        """Create `path` and its parents (no error if it exists)."""
+
+    def local_folder(self, path: str) -> Path | None:
+        """`path` as a folder of this machine, when a restore can write straight into it; else None."""
+
+    def upload(self, local: Path, path: str) -> None:
+        """Copy the finished local file `local` to `path`; refused (FileExistsError) if `path` exists."""
+
+    def remove(self, path: str) -> None:
+        """Remove a file written earlier; no error if it is gone."""
+
+    def remove_folder(self, path: str) -> None:
+        """Remove a folder made earlier if it is empty; no error if it is gone or not empty."""
+
+
 class HyperVHost(ABC):
     """One Hyper-V host. Methods raise `hvbackup.hyperv.errors.HyperVError` subclasses.
 
-    Besides the operations every host has, a host may offer three capabilities; each says
+    Besides the operations every host has, a host may offer these capabilities; each says
     "not offered by this host" with None (the defaults here), and the engine then does without:
-    `directory` (restore staging), `guest_readiness` (assessment input) and `guest_report`
-    (application consistency)."""
+    `disk_writer` (writing restored disks onto the host), `list_switches` (switch names checked
+    before a restore), `checkpoint_files` (the configuration files of a checkpoint),
+    `guest_readiness` (assessment input) and `guest_report` (application consistency)."""
 
-    directory: Path | None = None
-    """A folder on this machine that the host reads VM files from: a whole-VM restore writes its
-    disks below it before `create_vm` takes them. None: not offered (whole-VM restore refused)."""
+    disk_writer: DiskWriter | None = None
+    """Writes files into the host's folders, by host path (what `create_vm` is then given): over
+    SMB for a remote host (hyperv/smb_writer.py), local files for the host this process runs on
+    and for the lab. A whole-VM restore writes its disks through it before `create_vm` takes them.
+    None: not offered (whole-VM restore refused)."""
+
+    def restore_folder(self, name: str) -> str:
+        """The host folder a restored VM named `name` gets when the administrator names none and its
+        original folder is not free: `<VirtualHardDiskPath>\\<name>` (Get-VMHost, docs/HYPERV.md §14)."""
+        info = self.host_info()
+        base = info.vhd_path or info.vm_path
+        if not base:
+            raise UsageError(f"host {info.name} names no default folder for virtual disks: give --destination")
+        return join_host_path(base, name)
+
+    def list_switches(self) -> list[str] | None:
+        """The names of the host's virtual switches (Get-VMSwitch), which a restored VM's network
+        adapters may connect to. None: not offered by this host (the names are then not checked)."""
+        return None
+
+    def checkpoint_files(self, checkpoint: Checkpoint) -> list[ConfigFile] | None:
+        """The configuration files of a checkpoint (.vmcx, .vmgs, and .vmrs for a saved VM) as host
+        paths that `open_disk_source` reads. None: not offered by this host (a backup then records
+        that none were captured)."""
+        return None
+
+    def import_vm(self, vmcx_path: str, folder: str, name: str, config: VmConfig, disk_paths: Sequence[str]) -> VM:
+        """Import a copy of a VM from its configuration file with a new id (Compare-VM, then Import-VM
+        -Copy -GenerateNewId), its files under `folder`, named `name`, its drives at `config.disks`'
+        addresses pointed at `disk_paths`, its adapters on `config`'s switches with a new MAC where
+        `config` asks for one; left Off. Raises UsageError when this host does not offer it."""
+        raise UsageError(f"host {self.host_info().name} cannot import a VM from its configuration files")
 
     @abstractmethod
     def host_info(self) -> Host:
@@ -214,3 +279,22 @@ class HyperVHost(ABC):
 def checkpoint_name(stamp: str) -> str:
     """The name this tool gives its checkpoints, e.g. 'hvbackup-20260101T120000Z'."""
     return f"{CHECKPOINT_PREFIX}{stamp}"
+
+
+_WINDOWS_PATH = re.compile(r"^([A-Za-z]:[\\/]|\\\\|//)")
+
+
+def is_windows_path(path: str) -> bool:
+    return bool(_WINDOWS_PATH.match(path)) or ("\\" in path and "/" not in path)
+
+
+def join_host_path(folder: str, name: str) -> str:
+    """`folder`/`name` in the host's own path style: backslashes for Windows paths, else slashes."""
+    separator = "\\" if is_windows_path(folder) else "/"
+    return folder.rstrip("\\/") + separator + name
+
+
+def host_path_folder(path: str) -> str:
+    """The folder part of a host path, in either style."""
+    cut = max(path.rfind("\\"), path.rfind("/"))
+    return path[:cut] if cut > 0 else path

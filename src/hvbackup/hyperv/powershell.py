@@ -17,9 +17,10 @@ from typing import Any
 
 from hvbackup import kvpreport
 from hvbackup.hyperv import kvp
+from hvbackup.hyperv.diskwriter import writer_for
 from hvbackup.hyperv.enums import ConsistencyLevel
 from hvbackup.hyperv.errors import ChangeTrackingUnavailable, HyperVError, OperationTimeout, VmNotFound
-from hvbackup.hyperv.host import ByteSource, HyperVHost
+from hvbackup.hyperv.host import ByteSource, ConfigFile, DiskWriter, HyperVHost, host_path_folder
 from hvbackup.hyperv.model import (
     CHECKPOINT_PREFIX,
     VM,
@@ -59,9 +60,11 @@ class PowerShellHost(HyperVHost):
         poll_interval: float = 1.0,
         ranges_per_call: int = 20000,
         report_wait: float = 30.0,
+        disk_writer: DiskWriter | None = None,
     ) -> None:
         self.transport = transport
         self.disk_opener = disk_opener
+        self.disk_writer = disk_writer if disk_writer is not None else writer_for(disk_opener)
         self.call_timeout = call_timeout
         self.job_timeout = job_timeout
         self.job_wait = job_wait
@@ -286,7 +289,28 @@ class PowerShellHost(HyperVHost):
             raise ValueError(
                 f"create_vm: {len(config.disks)} disks in the configuration, {len(disk_paths)} paths given"
             )
-        document = self.call("create_vm", Name=name, Config=config.to_json(), DiskPaths=list(disk_paths))
+        folder = host_path_folder(disk_paths[0]) if disk_paths else ""
+        document = self.call("create_vm", Name=name, Path=folder, Config=config.to_json(), DiskPaths=list(disk_paths))
+        return vm_from_json(document["VM"])
+
+    def list_switches(self) -> list[str] | None:
+        return [str(s["Name"]) for s in as_list(self.call("list_switches").get("Switches"))]
+
+    def checkpoint_files(self, checkpoint: Checkpoint) -> list[ConfigFile] | None:
+        document = self.call("checkpoint_files", VmId=checkpoint.vm_id, CheckpointId=checkpoint.id)
+        return [
+            ConfigFile(str(f["Kind"]), str(f["Path"]), int(f.get("Size") or 0)) for f in as_list(document.get("Files"))
+        ]
+
+    def import_vm(self, vmcx_path: str, folder: str, name: str, config: VmConfig, disk_paths: Sequence[str]) -> VM:
+        document = self.call(
+            "import_vm",
+            Path=vmcx_path,
+            Destination=folder,
+            Name=name,
+            Config=config.to_json(),
+            DiskPaths=list(disk_paths),
+        )
         return vm_from_json(document["VM"])
 
     def open_disk_source(self, path: str) -> ByteSource:

@@ -22,6 +22,7 @@ from hvbackup import kvpreport
 from hvbackup.disk import open_disk, virtual_sha256
 from hvbackup.errors import UsageError
 from hvbackup.guest import kvp
+from hvbackup.hyperv.diskwriter import LocalDiskWriter
 from hvbackup.hyperv.enums import (
     CheckpointType,
     ConsistencyLevel,
@@ -94,6 +95,7 @@ class LabHost(HyperVHost):
     """A lab host in `directory` (made by `LabHost.create`)."""
 
     directory: Path  # always a folder here; the interface allows None for hosts without one
+    disk_writer = LocalDiskWriter()  # restored disks are local files of the lab folder
 
     def __init__(self, directory: Path | str) -> None:
         self.directory = Path(directory).resolve()

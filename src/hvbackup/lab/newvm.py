@@ -16,7 +16,7 @@ from hvbackup.hyperv.model import VM, IntegrationService, NetworkAdapter, Virtua
 from hvbackup.lab.disks import drive_instance_id
 from hvbackup.lab.folder import DISKS_DIR, VmFolder
 from hvbackup.lab.rct import ChangeLog
-from hvbackup.lab.record import GUEST_KINDS, VmRecord, WritableFile
+from hvbackup.lab.record import GUEST_KINDS, VM_FILE, VmRecord, WritableFile
 
 SERVICE_NAMES = (
     "Guest Service Interface",
@@ -46,12 +46,26 @@ def services(enabled: tuple[str, ...], status: IntegrationServiceStatus) -> tupl
     )
 
 
-def folder_for(directory: Path, name: str, vm_id: str) -> Path:
-    """The new VM's folder under DIR/vms: never built from a name that could be a path."""
+def folder_for(directory: Path, name: str, vm_id: str, incoming: tuple[Path, ...] = ()) -> Path:
+    """The new VM's folder under DIR/vms: never built from a name that could be a path. A folder that
+    holds nothing but the disks being moved in (a restore's destination) becomes the VM's folder."""
     check_vm_name(name)
     base = directory / "vms"
+    parents = {f.resolve().parent for f in incoming}
+    if len(parents) == 1:
+        (given,) = parents
+        if given.parent == base.resolve() and _only_holds(given, incoming):
+            return given  # a restore's destination folder under DIR/vms
     candidate = base / name
-    return candidate if not candidate.exists() else base / f"{name}-{vm_id[:8].lower()}"
+    if not candidate.exists() or _only_holds(candidate, incoming):
+        return candidate
+    return base / f"{name}-{vm_id[:8].lower()}"
+
+
+def _only_holds(folder: Path, files: tuple[Path, ...]) -> bool:
+    if not folder.is_dir() or (folder / VM_FILE).exists():
+        return False
+    return {p.resolve() for p in folder.iterdir()} <= {f.resolve() for f in files}
 
 
 def check_vm_name(name: str) -> None:
@@ -72,7 +86,7 @@ def make_vm_folder(
     """A VM folder for `vm`; `disk_files` maps each file disk's instance id to its VHDX, moved (or copied) in."""
     if guest not in GUEST_KINDS:
         raise UsageError(f"guest kind {guest!r}: use one of {', '.join(GUEST_KINDS)}")
-    folder = VmFolder(folder_for(directory, vm.name, vm.id))
+    folder = VmFolder(folder_for(directory, vm.name, vm.id, tuple(disk_files.values())))
     folder.disks_dir.mkdir(parents=True)
     for sub in ("hooks.d", "run", "app"):
         (folder.guest_dir / sub).mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,7 @@
 # Operation: build a new VM from a saved configuration (for a restore); it is left Off.
-# Parameters: Name, Path (optional), Config (hvbackup VmConfig JSON), DiskPaths (same order as Config.disks).
+# Parameters: Name, Path (the folder of the restored disks; optional), Config (hvbackup VmConfig JSON, its version
+#   already chosen among the host's supported ones and, for Secure Boot, the template by name: docs/HYPERV.md §14),
+#   DiskPaths (same order as Config.disks).
 # Docs [windows-powershell-docs docset/winserver2022-ps/hyper-v/<Cmdlet>.md]: New-VM -Name -Generation -NoVHD
 #   -Version -MemoryStartupBytes [-Path]; Set-VM -ProcessorCount -CheckpointType; Set-VMMemory
 #   -DynamicMemoryEnabled -MinimumBytes -MaximumBytes; Set-VMFirmware -EnableSecureBoot -SecureBootTemplate;
