@@ -21,6 +21,9 @@ SHARE_ACCESS = "rwd"
 STATUS_SHARING_VIOLATION = 0xC0000043
 STATUS_LOGON_FAILURE = 0xC000006D
 STATUS_ACCESS_DENIED = 0xC0000022
+# Session setups run one at a time: several at once in one process sometimes never got their
+# answer (measured against samba, docs/HYPERV.md §16).
+_SESSION_SETUP = threading.Lock()
 _DRIVE_PATH = re.compile(r"^([A-Za-z]):[\\/](.*)$")
 
 
@@ -176,14 +179,15 @@ class SmbFileSource:
 
         cache: dict[str, Any] = {}
         try:
-            handle = smbclient.open_file(
-                self.name,
-                mode="rb",
-                buffering=0,
-                share_access=SHARE_ACCESS,
-                connection_cache=cache,
-                **self._session,
-            )
+            with _SESSION_SETUP:
+                handle = smbclient.open_file(
+                    self.name,
+                    mode="rb",
+                    buffering=0,
+                    share_access=SHARE_ACCESS,
+                    connection_cache=cache,
+                    **self._session,
+                )
         except BaseException:
             _disconnect(cache)
             raise
