@@ -270,6 +270,8 @@ def map_smb_error(exc: BaseException, unc: str) -> HyperVError:
         return exc
     if isinstance(exc, smb_errors.SMBAuthenticationError):
         return AuthenticationError(f"{unc}: SMB authentication failed: {_first_line(exc)}")
+    if getattr(exc, "ntstatus", None) == STATUS_LOGON_FAILURE:  # smbclient's open wraps the session's answer
+        return AuthenticationError(f"{unc}: SMB logon failed (user name or password wrong)")
     if getattr(exc, "ntstatus", None) == STATUS_SHARING_VIOLATION:
         return TransportError(f"{unc}: the file is open in another process that does not share it")
     if isinstance(exc, OSError) and exc.errno == errno.ENOENT:
