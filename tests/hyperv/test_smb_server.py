@@ -8,10 +8,6 @@ smbclient's default (exclusive) open is refused with a sharing violation.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -19,91 +15,15 @@ import pytest
 from hvbackup.hyperv.errors import AuthenticationError, ObjectNotFound, TransportError
 from hvbackup.hyperv.smb import SmbCredentials, SmbDiskOpener
 
+from .samba import PASSWORD, run_samba
+
 pytestmark = [pytest.mark.root, pytest.mark.slow]
-
-PASSWORD = "hvbackup-test-pw"
-CONF = """\
-[global]
-  workgroup = HVTEST
-  server role = standalone server
-  smb ports = {port}
-  interfaces = lo
-  bind interfaces only = yes
-  private dir = {d}/private
-  lock directory = {d}/lock
-  state directory = {d}/state
-  cache directory = {d}/cache
-  pid directory = {d}/pid
-  ncalrpc dir = {d}/ncalrpc
-  log file = {d}/log.smbd
-  passdb backend = tdbsam:{d}/private/passdb.tdb
-  load printers = no
-  printing = bsd
-  printcap name = /dev/null
-  disable spoolss = yes
-  server min protocol = SMB2_10
-  map to guest = never
-  kernel oplocks = no
-
-[C$]
-  path = {d}/share
-  read only = no
-  valid users = root
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_port(port: int, process: subprocess.Popen, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"smbd exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("smbd did not start listening")
 
 
 @pytest.fixture(scope="module")
 def smb_server(tmp_path_factory):
-    smbd = shutil.which("smbd") or ("/usr/sbin/smbd" if os.path.exists("/usr/sbin/smbd") else None)
-    if smbd is None:
-        pytest.skip("samba (smbd) is not installed: scripts/debian-packages.txt installs it")
-    root = tmp_path_factory.mktemp("smb")
-    for sub in ("private", "lock", "state", "cache", "pid", "ncalrpc", "share/VMs"):
-        (root / sub).mkdir(parents=True)
-    port = _free_port()
-    conf = root / "smb.conf"
-    conf.write_text(CONF.format(port=port, d=root))
-    subprocess.run(
-        ["pdbedit", "-s", str(conf), "-a", "-u", "root", "-t"],
-        input=f"{PASSWORD}\n{PASSWORD}\n",
-        text=True,
-        check=True,
-        capture_output=True,
-    )
-    # In the foreground smbd makes its own session (setsid), so stopping it cannot reach pytest.
-    process = subprocess.Popen(
-        [smbd, "--foreground", "-s", str(conf)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for_port(port, process, time.monotonic() + 30)
-        yield root / "share", port
-    finally:
-        import smbclient
-
-        smbclient.reset_connection_cache()
-        process.terminate()
-        process.wait(timeout=20)
+    with run_samba(tmp_path_factory.mktemp("smb")) as samba:
+        yield samba.share, samba.port
 
 
 @pytest.fixture
