@@ -70,7 +70,7 @@ def test_assess_host_over_the_documented_inventory():
     report = assess_host(host, Policy())
     by_name = {a.vm.name: a for a in report.vms}
     assert [a.vm.name for a in report.vms] == sorted(by_name)
-    assert replay.operations() == ["inventory", *["guest_items", "list_orphans"] * 3, "get_host"]
+    assert replay.operations() == ["get_host", "inventory", *["guest_items", "list_orphans"] * 3]
     web = by_name["web01"]
     assert web.verdict.summary == "live, filesystem-consistent (unknown guest: assumed stock daemon)"
     assert {f.id for f in web.findings} >= {"orphan-checkpoint", "guest-unknown"}
@@ -100,6 +100,7 @@ def test_one_unreadable_disk_is_reported_on_that_disk_not_as_a_failed_inventory(
     replay = ReplayTransport()
     replay.queue("get_host", "get_host.json")
     replay.queue("inventory", "inventory_degraded.json")
+    replay.queue("guest_items", "guest_items_none.json")
     replay.queue("list_orphans", "list_orphans.json")
     report = assess_host(PowerShellHost(replay, lambda path: None, poll_interval=0.0), Policy())
     (web,) = report.vms
@@ -117,6 +118,7 @@ def test_a_2012_r2_host_is_named_as_unable_to_take_a_live_backup():
     replay.queue("get_host", "get_host_2012r2.json")
     replay.queue("inventory", "inventory.json")
     for _ in range(3):
+        replay.queue("guest_items", "guest_items_none.json")
         replay.queue("list_orphans", "list_orphans.json")
     report = assess_host(PowerShellHost(replay, lambda path: None, poll_interval=0.0), Policy())
     for assessment in report.vms:
