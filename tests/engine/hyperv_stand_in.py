@@ -198,6 +198,15 @@ class StandInHost(Transport):
         self.reference_points = [p for p in self.reference_points if p["InstanceID"] != params["ReferencePointId"]]
         return {"Done": True}
 
+    def _guest_items(self, params: dict[str, Any]) -> dict[str, Any]:
+        return fixture("guest_items_none.json")  # a guest that publishes nothing over KVP
+
+    def _set_guest_item(self, params: dict[str, Any]) -> dict[str, Any]:
+        return fixture("set_guest_item.json")
+
+    def _checkpoint_files(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"Files": []}  # the stand-in keeps no configuration files
+
     def _changed_ranges(self, params: dict[str, Any]) -> dict[str, Any]:
         size = self.disk.stat().st_size
         return {

@@ -194,4 +194,5 @@ def test_a_2012_r2_host_is_named_as_unable_and_no_wmi_call_is_made(windows, repo
     assert result.result == RESULT_FAILED
     assert "build 9600, older than Windows Server 2016" in result.message
     assert "no recovery checkpoints, reference points or resilient change tracking" in result.message
-    assert set(windows.operations()) == {"get_host", "inventory"}
+    # Only reads (the guest's Data Exchange items are read for the verdict): no checkpoint, no orphan cleanup.
+    assert set(windows.operations()) == {"get_host", "inventory", "guest_items"}

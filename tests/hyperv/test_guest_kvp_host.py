@@ -126,3 +126,17 @@ def test_a_crash_consistent_checkpoint_asks_the_guest_nothing(replay, ps_host) -
     checkpoint = ps_host.create_recovery_checkpoint(_vm(), ConsistencyLevel.CrashConsistent, "hvbackup-x")
     assert ps_host.guest_report(checkpoint.id) is None
     assert replay.operations() == ["create_checkpoint", "name_checkpoint"]
+
+
+def test_no_waiting_for_a_guest_that_never_published_readiness(replay, ps_host) -> None:
+    """A guest with no hvbackup items before the backup has no agent (it publishes readiness when it
+    starts): the freeze report is read once, so a stock-daemon guest does not cost `report_wait`."""
+    ps_host.report_wait = 30.0
+    ps_host.poll_interval = 0.5
+    replay.answers["guest_items"].append(_items_document({}))
+    assert ps_host.guest_readiness(_vm().name) is None
+    checkpoint, _ = _take_checkpoint(replay, ps_host)
+    replay.answers["guest_items"].append(_items_document({}))
+    started = time.monotonic()
+    assert ps_host.guest_report(checkpoint.id) is None
+    assert time.monotonic() - started < 0.4

@@ -90,6 +90,11 @@ def read_report(items: dict[str, str], kind: str, token: str | None = None) -> R
     return ReportRead(published.report)
 
 
+def has_report(items: dict[str, str], kind: str) -> bool:
+    """Whether the guest ever published a report of this kind (whole or not)."""
+    return kvpreport.header_key(kind) in items
+
+
 def agent_absent(items: dict[str, str]) -> bool:
     """True when the items show that no hvbackup agent runs in the guest: no freeze report was ever
     published and the readiness report names the VSS daemons running, the agent not among them."""

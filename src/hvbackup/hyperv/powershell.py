@@ -72,9 +72,12 @@ class PowerShellHost(HyperVHost):
         self.ranges_per_call = ranges_per_call
         self._local = threading.local()
         self.report_wait = report_wait  # how long guest_report polls for the agent's freeze report
-        self.requests: dict[str, tuple[str, str]] = {}  # checkpoint id -> (VM id, token announced for it)
+        self.requests: dict[str, tuple[str, str, str]] = {}  # checkpoint id -> (VM id, token announced, VM name)
         self.reports: dict[str, dict[str, Any] | None] = {}  # checkpoint id -> the report counted, once read
         self.guest_notes: list[str] = []  # why a guest report was not counted, newest last
+        # VMs (by name) whose guest published no readiness report: no hvbackup agent has started there
+        # (it publishes one when it starts), so a checkpoint of theirs is not waited for.
+        self.silent_guests: set[str] = set()
 
     def call(self, operation: str, **params: Any) -> dict[str, Any]:
         """Run one operation script and return its JSON document (errors raised typed); the
@@ -150,7 +153,7 @@ class PowerShellHost(HyperVHost):
         if on_created is not None:
             on_created(checkpoint)
         if token is not None:
-            self.requests[checkpoint.id.upper()] = (vm.id, token)
+            self.requests[checkpoint.id.upper()] = (vm.id, token, vm.name)
         if name and checkpoint.name != name:
             checkpoint = self._name_checkpoint(checkpoint, name)
         return checkpoint
@@ -184,9 +187,12 @@ class PowerShellHost(HyperVHost):
         return kvp.parse_exchange_items(as_list(document.get("GuestExchangeItems")))
 
     def guest_readiness(self, vm_name: str) -> dict[str, Any] | None:
-        read = kvp.read_report(self.guest_items(vm_name), kvpreport.READINESS)
+        items = self.guest_items(vm_name)
+        read = kvp.read_report(items, kvpreport.READINESS)
         if read.report is None:
             self.guest_notes.append(f"{vm_name}: no readiness report ({read.reason})")
+        if not kvp.has_report(items, kvpreport.READINESS) and not kvp.has_report(items, kvpreport.FREEZE):
+            self.silent_guests.add(vm_name)
         return read.report
 
     def guest_report(self, checkpoint_id: str) -> dict[str, Any] | None:
@@ -198,14 +204,14 @@ class PowerShellHost(HyperVHost):
         request = self.requests.get(key)
         if request is None:
             return None
-        read = self._poll_freeze_report(*request)
+        read = self._poll_freeze_report(*request[:2], wait=request[2] not in self.silent_guests)
         if read.report is None:
             self.guest_notes.append(f"checkpoint {checkpoint_id}: guest report not counted ({read.reason})")
         self.reports[key] = read.report
         return read.report
 
-    def _poll_freeze_report(self, vm_id: str, token: str) -> kvp.ReportRead:
-        deadline = time.monotonic() + self.report_wait
+    def _poll_freeze_report(self, vm_id: str, token: str, *, wait: bool = True) -> kvp.ReportRead:
+        deadline = time.monotonic() + (self.report_wait if wait else 0.0)
         while True:
             items = self.guest_items(vm_id)
             read = kvp.read_report(items, kvpreport.FREEZE, token)
