@@ -68,7 +68,7 @@ class HoldWhileReading:
 
     def phase(self, text: str) -> None:
         self.phases.append(text)
-        if text.startswith("reading disk"):
+        if text.startswith("reading"):  # a disk or a configuration file: a bar of its own
             self.totals.append(0)
             self.advanced.append(0)
             self.reading.set()
@@ -181,6 +181,8 @@ def test_each_vm_reports_its_phases_and_one_bar_per_disk(lab: LabHost, repo: Rep
         "checkpoint (the guest freezes)",
         "reading disk 1 of 2",
         "reading disk 2 of 2",
+        "reading the configuration file (vmcx)",  # a Generation 2 VM: its configuration and guest state
+        "reading the configuration file (vmgs)",
         "converting to a reference point",
         "committing",
     ]

@@ -432,6 +432,7 @@ class VmBackup:
             self.result.warnings.append(f"configuration files not captured: {exc}")
         for item in files:
             name = f"config.{item.kind}"
+            self.progress.phase(f"reading the configuration file ({item.kind})")
             try:
                 with open_disk(self.host.open_disk_source(item.path)) as image:
                     result = DiskBackup(self.repo, image).run(progress=_Cancellable(self.progress, self.cancel))
