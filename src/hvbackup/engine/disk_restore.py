@@ -220,14 +220,18 @@ def _open_target(target: Path, fmt: str, disk: DiskEntry, block_size: int | None
 
 
 def find_disk(snapshot: Snapshot, name: str | None) -> DiskEntry:
-    disks = manifest_of(snapshot).disks
+    manifest = manifest_of(snapshot)
+    disks = manifest.disks
     if name is None:
-        if len(disks) != 1:
-            names = ", ".join(d.name for d in disks)
+        # The captured configuration files (config.vmcx, ...) are entries too, but not virtual disks.
+        config = {c.disk for c in getattr(manifest, "config_files", None) or ()}
+        virtual = [d for d in disks if d.name not in config]
+        if len(virtual) != 1:
+            names = ", ".join(d.name for d in virtual)
             raise UsageError(
-                f"snapshot {snapshot.info.id[:12]} has {len(disks)} disks ({names}): choose one with --disk"
+                f"snapshot {snapshot.info.id[:12]} has {len(virtual)} disks ({names}): choose one with --disk"
             )
-        return disks[0]
+        return virtual[0]
     for n, disk in enumerate(disks):
         if name in (disk.name, str(n)):
             return disk
